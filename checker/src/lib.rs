@@ -1,0 +1,1 @@
+//! Linearizability checker (filled in by the checker issue).

@@ -1,0 +1,17 @@
+//! # aver-core: the pure protocol cores
+//!
+//! Every protocol in aver is written exactly once, here, as a deterministic state machine:
+//! inputs go in through `on_*` methods, and everything the protocol wants done in the world
+//! comes out as one [`contract::Ready`] value. The cores never touch clocks, sockets, files,
+//! threads or ambient randomness: time arrives as named timer events whose durations the
+//! driver chooses, and randomness is the driver's business too.
+//!
+//! Three drivers run the same cores: the Stateright models (`models/`), the deterministic
+//! simulator (`tests/`) and the real runtime (`impl/runtime`). Invariants are plain
+//! functions (see [`raft::invariants`]) so that all three check the same thing.
+#![deny(missing_docs)]
+
+pub mod contract;
+pub mod raft;
+
+pub use contract::{Core, NodeId, Ready, TimerCmd, Violation};

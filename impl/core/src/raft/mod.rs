@@ -1,0 +1,482 @@
+//! # Raft, as a pure state machine
+//!
+//! This module is the one implementation of Raft in aver (Ongaro & Ousterhout, "In Search of an
+//! Understandable Consensus Algorithm", extended version; section numbers below refer to it).
+//! It guarantees the safety properties of Figure 3 — Election Safety, Leader Append-Only, Log
+//! Matching, Leader Completeness, State Machine Safety — which `specs/invariants.md` catalogues
+//! as `RAFT-1`…`RAFT-5` and [`invariants`] implements as plain functions.
+//!
+//! ## Roles and message flow
+//!
+//! * **Follower** answers `RequestVote` and `AppendEntries`/`InstallSnapshot`; when its
+//!   `Election` timer fires it becomes a candidate ([`election`]).
+//! * **Candidate** increments its term, votes for itself (durably) and asks every peer for a
+//!   vote; a majority makes it leader.
+//! * **Leader** replicates its log with `AppendEntries` ([`replication`]), sends heartbeats on
+//!   its `Heartbeat` timer, advances the commit index by counting replicas of entries *from its
+//!   own term* (§5.4.2, Figure 8), and sends its snapshot to followers that need entries it
+//!   has discarded ([`snapshot`]).
+//!
+//! Every message first goes through [`Raft::on_message`]'s shared term check: a higher term
+//! turns any server into a follower of that term; a lower term is answered (requests) or
+//! dropped (replies).
+//!
+//! ## Contract with the driver
+//!
+//! Inputs: [`Raft::new`] (start or restart from [`Durable`] state), [`Raft::on_message`],
+//! [`Raft::on_timeout`], [`Raft::propose`], [`Raft::snapshot`]. After each input the driver
+//! drains [`Raft::take_ready`] and carries it out in the order documented on
+//! [`crate::contract::Ready`]: persist (durably) BEFORE sending. The apply stream is ordered
+//! and gap-free: after a `Snapshot` at index `s` the next `Entry` has index `s + 1`.
+//!
+//! ## Deviations from the paper, and why
+//!
+//! * Replies are messages, not RPC returns; they echo what is needed to spot stale ones.
+//! * No no-op entry on election: the 6.5840 tests require the first command at index 1. (A
+//!   read path that needs one — ReadIndex — will add it behind configuration.)
+//! * Replication is pipelined per follower: after a success the leader advances `next_index`
+//!   optimistically as it sends; after a rejection it probes with one message per heartbeat
+//!   (the etcd `Probe`/`Replicate` idea), so an entry normally crosses the network once.
+//! * Fast backtracking uses the lab's XTerm/XIndex/XLen hints.
+
+pub mod bugs;
+mod election;
+pub mod invariants;
+pub mod log;
+pub mod message;
+mod replication;
+mod snapshot;
+pub mod types;
+
+pub use bugs::{Bug, Bugs};
+pub use log::{Durable, Log, PersistOp};
+pub use message::{
+    AppendEntries, AppendEntriesReply, AppendResult, InstallSnapshot, InstallSnapshotReply,
+    Message, RequestVote, RequestVoteReply,
+};
+pub use types::{Command, Entry, HardState, LogIndex, Snapshot, SnapshotMeta, Term};
+
+use crate::contract::{self, NodeId, TimerCmd, Violation};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Raft's named timers. The driver picks durations: a randomized election timeout, a fixed
+/// heartbeat interval shorter than the smallest election timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Timer {
+    /// Followers and candidates: no word from a leader for a while; start an election.
+    Election,
+    /// Leaders: time to send heartbeats (and retry stalled replication).
+    Heartbeat,
+}
+
+/// What Raft hands to the service above it, in log order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Apply<C> {
+    /// A committed entry.
+    Entry {
+        /// Its index.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+        /// The command to execute.
+        command: C,
+    },
+    /// Replace the service state with this snapshot (on restart, or sent by the leader).
+    Snapshot(Snapshot),
+}
+
+/// The `Ready` type of the Raft core.
+pub type RaftReady<C> = contract::Ready<PersistOp<C>, Message<C>, Apply<C>, Timer>;
+
+/// Static configuration of one server.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Config {
+    /// This server.
+    pub id: NodeId,
+    /// Every voting member, this server included, sorted. At most 64.
+    pub voters: Vec<NodeId>,
+    /// The most entries one AppendEntries carries (a limit on message size and on the work
+    /// one message causes).
+    pub entries_per_message_max: usize,
+    /// Seeded bugs (see [`bugs`]); empty for a correct server.
+    pub bugs: Bugs,
+}
+
+impl Config {
+    /// The correct protocol for server `id` of `voters`, with default limits.
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
+        let mut voters = voters;
+        voters.sort();
+        voters.dedup();
+        assert!(
+            voters.contains(&id),
+            "{id} is not among the voters {voters:?}"
+        );
+        assert!(voters.len() <= 64, "at most 64 voters");
+        Config {
+            id,
+            voters,
+            entries_per_message_max: 64,
+            bugs: Bugs::NONE,
+        }
+    }
+
+    /// Votes (or replicas) needed for a majority.
+    pub fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    fn position(&self, id: NodeId) -> Option<usize> {
+        self.voters.binary_search(&id).ok()
+    }
+}
+
+/// The role a server plays in its current term, with the data only that role needs.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Passive: answers leaders and candidates.
+    Follower,
+    /// Campaigning in the current term.
+    Candidate {
+        /// Voters that granted their vote, as a bitset over `Config::voters` positions.
+        votes: u64,
+    },
+    /// Leading the current term.
+    Leader {
+        /// Replication progress, one entry per position in `Config::voters` (own entry too).
+        progress: Vec<Progress>,
+    },
+}
+
+/// Kind of role, without its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RoleKind {
+    /// See [`Role::Follower`].
+    Follower,
+    /// See [`Role::Candidate`].
+    Candidate,
+    /// See [`Role::Leader`].
+    Leader,
+}
+
+/// What a leader knows about one follower's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Progress {
+    /// Highest index known to match the leader's log.
+    pub match_index: LogIndex,
+    /// Next index to send.
+    pub next_index: LogIndex,
+    /// `true`: the follower accepted recently; send new entries eagerly and advance
+    /// `next_index` optimistically. `false`: probing; one message per heartbeat or reply.
+    pub replicating: bool,
+    /// Probing and a probe is outstanding: wait for its reply or the next heartbeat.
+    pub paused: bool,
+}
+
+/// `propose` was refused: this server does not lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NotLeader {
+    /// The leader this server last heard from in its current term, if any.
+    pub leader_hint: Option<NodeId>,
+    /// This server's term.
+    pub term: Term,
+}
+
+/// One Raft server. `Clone + Eq + Hash + Debug` so the model checker can store it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Raft<C> {
+    config: Arc<Config>,
+    /// Persistent state; changed only via [`Raft::persist`].
+    durable: Durable<C>,
+    role: Role,
+    /// Leader of the current term, when known.
+    leader: Option<NodeId>,
+    /// Highest index known committed. Invariant: `base ≤ commit ≤ last_index`.
+    commit: LogIndex,
+    /// Highest index handed to the apply stream. Invariant: `base ≤ applied ≤ commit`.
+    applied: LogIndex,
+    /// The first invariant violation this server's own step checks found (only recorded when
+    /// bugs are seeded; a correct server panics instead).
+    violation: Option<Violation>,
+    /// Outputs not yet drained.
+    ready: RaftReady<C>,
+}
+
+impl<C: Command> Raft<C> {
+    /// Starts a server from its durable state (`Durable::default()` for a brand-new one).
+    /// The first `Ready` sets the election timer and, if there is a snapshot, applies it.
+    pub fn new(config: Config, durable: Durable<C>) -> Raft<C> {
+        let base = durable.log.base();
+        assert_eq!(
+            durable.snapshot.as_ref().map(|s| s.meta),
+            (base.index.0 > 0).then_some(base),
+            "durable snapshot must match the log's base"
+        );
+        let mut raft = Raft {
+            config: Arc::new(config),
+            durable,
+            role: Role::Follower,
+            leader: None,
+            commit: base.index,
+            applied: base.index,
+            violation: None,
+            ready: RaftReady::default(),
+        };
+        if let Some(s) = &raft.durable.snapshot {
+            raft.ready.apply.push(Apply::Snapshot(s.clone()));
+        }
+        raft.ready.timers.push(TimerCmd::Set(Timer::Election));
+        raft.check_after_input(&raft.summary());
+        raft
+    }
+
+    // ---- inputs ---------------------------------------------------------------------------
+
+    /// A message from `from` arrived.
+    pub fn on_message(&mut self, from: NodeId, msg: Message<C>) {
+        let before = self.summary();
+        if self.config.position(from).is_some() && from != self.config.id {
+            self.step(from, msg);
+        }
+        self.check_after_input(&before);
+    }
+
+    /// The named timer fired.
+    pub fn on_timeout(&mut self, timer: Timer) {
+        let before = self.summary();
+        match timer {
+            Timer::Election => self.on_election_timeout(),
+            Timer::Heartbeat => self.on_heartbeat_timeout(),
+        }
+        self.check_after_input(&before);
+    }
+
+    /// Start agreement on `command` (the lab's `Start`). On a leader, returns the index and
+    /// term the entry will have if it commits; it may never commit.
+    pub fn propose(&mut self, command: C) -> Result<(LogIndex, Term), NotLeader> {
+        let before = self.summary();
+        let result = self.propose_entry(command);
+        self.check_after_input(&before);
+        result
+    }
+
+    /// The service has captured its state through `index` (which it has applied) in `data`:
+    /// compact the log. Returns `false` (and does nothing) if `index` is not applied yet or is
+    /// already covered by a snapshot.
+    pub fn snapshot(&mut self, index: LogIndex, data: Arc<[u8]>) -> bool {
+        let before = self.summary();
+        let taken = self.take_snapshot(index, data);
+        self.check_after_input(&before);
+        taken
+    }
+
+    /// Drains the outputs accumulated since the last call.
+    pub fn take_ready(&mut self) -> RaftReady<C> {
+        std::mem::take(&mut self.ready)
+    }
+
+    // ---- queries --------------------------------------------------------------------------
+
+    /// This server's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// Current term.
+    pub fn term(&self) -> Term {
+        self.durable.hard.term
+    }
+    /// Vote cast in the current term.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.durable.hard.voted_for
+    }
+    /// True if this server believes it leads its current term.
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader { .. })
+    }
+    /// The role and its data.
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+    /// The kind of role.
+    pub fn role_kind(&self) -> RoleKind {
+        match self.role {
+            Role::Follower => RoleKind::Follower,
+            Role::Candidate { .. } => RoleKind::Candidate,
+            Role::Leader { .. } => RoleKind::Leader,
+        }
+    }
+    /// Leader of the current term, when known.
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader
+    }
+    /// Commit index.
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit
+    }
+    /// Index of the last entry handed to the apply stream.
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied
+    }
+    /// The log.
+    pub fn log(&self) -> &Log<C> {
+        &self.durable.log
+    }
+    /// Everything this server believes it has persisted.
+    pub fn durable(&self) -> &Durable<C> {
+        &self.durable
+    }
+    /// The first invariant violation this server's own step checks recorded (seeded bugs
+    /// only; a correct server panics instead).
+    pub fn violation(&self) -> Option<&Violation> {
+        self.violation.as_ref()
+    }
+
+    // ---- shared step ----------------------------------------------------------------------
+
+    /// The term check every message goes through (§5.1), then dispatch by message.
+    fn step(&mut self, from: NodeId, msg: Message<C>) {
+        let term = msg.term();
+        if term > self.term() {
+            let ignore = self.config.bugs.has(Bug::LeaderIgnoresHigherTerm)
+                && self.is_leader()
+                && !msg.is_request();
+            if ignore {
+                // Seeded bug: adopt the term but keep leading it, unelected.
+                self.set_hard_state(HardState {
+                    term,
+                    voted_for: None,
+                });
+            } else {
+                let leader = match msg {
+                    Message::AppendEntries(_) | Message::InstallSnapshot(_) => Some(from),
+                    _ => None,
+                };
+                self.become_follower(term, leader);
+            }
+        }
+        let stale = term < self.term();
+        match msg {
+            Message::RequestVote(m) => self.on_request_vote(from, m),
+            Message::RequestVoteReply(m) if !stale => self.on_request_vote_reply(from, m),
+            Message::AppendEntries(m) => {
+                if stale && !self.config.bugs.has(Bug::AcceptStaleTerm) {
+                    self.reject_stale_append(from, &m);
+                } else {
+                    self.on_append_entries(from, m);
+                }
+            }
+            Message::AppendEntriesReply(m) if !stale => self.on_append_entries_reply(from, m),
+            Message::InstallSnapshot(m) => self.on_install_snapshot(from, m),
+            Message::InstallSnapshotReply(m) if !stale => self.on_install_snapshot_reply(from, m),
+            _ => {} // a stale reply: its sender has moved on; so have we.
+        }
+    }
+
+    /// Becomes a follower of `term` (which may be the current one).
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        let was_leader = self.is_leader();
+        if term > self.term() {
+            self.set_hard_state(HardState {
+                term,
+                voted_for: None,
+            });
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        if was_leader {
+            self.ready.timers.push(TimerCmd::Cancel(Timer::Heartbeat));
+            self.ready.timers.push(TimerCmd::Set(Timer::Election));
+        }
+    }
+
+    /// Changes durable state: applies `op` to our copy and emits it for the driver.
+    fn persist(&mut self, op: PersistOp<C>) {
+        self.durable.apply(&op);
+        self.ready.persist.push(op);
+    }
+
+    fn set_hard_state(&mut self, hard: HardState) {
+        if hard != self.durable.hard {
+            self.persist(PersistOp::HardState(hard));
+        }
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message<C>) {
+        debug_assert_ne!(to, self.config.id);
+        self.ready.messages.push((to, msg));
+    }
+
+    /// Hands newly committed entries to the apply stream, in order.
+    fn apply_committed(&mut self) {
+        while self.applied < self.commit {
+            let index = self.applied.next();
+            let entry = self
+                .durable
+                .log
+                .entry(index)
+                .expect("committed entry must be held");
+            let (term, command) = (entry.term, entry.command.clone());
+            self.ready.apply.push(Apply::Entry {
+                index,
+                term,
+                command,
+            });
+            self.applied = index;
+        }
+    }
+
+    /// Every voter but this server.
+    fn peers(&self) -> Vec<NodeId> {
+        self.config
+            .voters
+            .iter()
+            .copied()
+            .filter(|&p| p != self.config.id)
+            .collect()
+    }
+
+    // ---- self-checks ----------------------------------------------------------------------
+
+    fn summary(&self) -> invariants::StepSummary {
+        invariants::StepSummary::of(self)
+    }
+
+    /// Re-checks the cheap local invariants after every input. A correct server panics on a
+    /// violation (it is a bug in this file); with seeded bugs the first violation is recorded
+    /// for the driver's checkers to report.
+    fn check_after_input(&mut self, before: &invariants::StepSummary) {
+        let result =
+            invariants::check_step(before, self).and_then(|()| invariants::check_node(self));
+        if let Err(v) = result {
+            if self.config.bugs.is_empty() {
+                panic!("{} ({}): {v}", self.config.id, self.term());
+            }
+            self.violation.get_or_insert(v);
+        }
+    }
+}
+
+impl<C: Command> contract::Core for Raft<C> {
+    type Persist = PersistOp<C>;
+    type Msg = Message<C>;
+    type Apply = Apply<C>;
+    type Timer = Timer;
+
+    fn on_message(&mut self, from: NodeId, msg: Message<C>) {
+        Raft::on_message(self, from, msg)
+    }
+    fn on_timeout(&mut self, timer: Timer) {
+        Raft::on_timeout(self, timer)
+    }
+    fn take_ready(&mut self) -> RaftReady<C> {
+        Raft::take_ready(self)
+    }
+}
+
+#[cfg(test)]
+mod tests;

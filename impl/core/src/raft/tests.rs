@@ -1,0 +1,189 @@
+//! Unit scenarios on a tiny in-memory cluster: messages are delivered in FIFO order unless a
+//! test drops them; "crash" rebuilds a server from the durable state its outputs produced.
+
+use super::*;
+use crate::contract::NodeId;
+use std::collections::VecDeque;
+
+struct Cluster {
+    nodes: Vec<Raft<u32>>,
+    disks: Vec<Durable<u32>>,
+    applied: Vec<Vec<(LogIndex, u32)>>,
+    queue: VecDeque<(NodeId, NodeId, Message<u32>)>,
+    down: Vec<bool>,
+}
+
+impl Cluster {
+    fn new(n: u32) -> Cluster {
+        let voters: Vec<NodeId> = (0..n).map(NodeId).collect();
+        let nodes = voters
+            .iter()
+            .map(|&id| Raft::new(Config::new(id, voters.clone()), Durable::default()))
+            .collect();
+        let mut c = Cluster {
+            nodes,
+            disks: vec![Durable::default(); n as usize],
+            applied: vec![Vec::new(); n as usize],
+            queue: VecDeque::new(),
+            down: vec![false; n as usize],
+        };
+        for i in 0..n as usize {
+            c.drain(i);
+        }
+        c
+    }
+
+    fn drain(&mut self, i: usize) {
+        let ready = self.nodes[i].take_ready();
+        self.disks[i].apply_all(&ready.persist);
+        for (to, m) in ready.messages {
+            self.queue.push_back((self.nodes[i].id(), to, m));
+        }
+        for a in ready.apply {
+            match a {
+                Apply::Entry { index, command, .. } => self.applied[i].push((index, command)),
+                Apply::Snapshot(s) => self.applied[i].retain(|(ix, _)| *ix <= s.meta.index),
+            }
+        }
+    }
+
+    fn timeout(&mut self, i: usize, t: Timer) {
+        self.nodes[i].on_timeout(t);
+        self.drain(i);
+    }
+
+    fn deliver_all(&mut self) {
+        while let Some((from, to, m)) = self.queue.pop_front() {
+            let j = to.0 as usize;
+            if self.down[j] || self.down[from.0 as usize] {
+                continue;
+            }
+            self.nodes[j].on_message(from, m);
+            self.drain(j);
+            self.check();
+        }
+    }
+
+    fn check(&self) {
+        let refs: Vec<&Raft<u32>> = self.nodes.iter().collect();
+        invariants::check_cluster(&refs).unwrap();
+    }
+
+    fn restart(&mut self, i: usize) {
+        let cfg = self.nodes[i].config().clone();
+        self.nodes[i] = Raft::new(cfg, self.disks[i].clone());
+        self.applied[i].clear();
+        self.drain(i);
+    }
+}
+
+#[test]
+fn election_then_replication_commits_everywhere() {
+    let mut c = Cluster::new(3);
+    c.timeout(0, Timer::Election);
+    c.deliver_all();
+    assert!(c.nodes[0].is_leader());
+    assert_eq!(c.nodes[0].term(), Term(1));
+    for v in [10, 20, 30] {
+        c.nodes[0].propose(v).unwrap();
+        c.drain(0);
+    }
+    c.deliver_all();
+    assert_eq!(c.nodes[0].commit_index(), LogIndex(3));
+    c.timeout(0, Timer::Heartbeat);
+    c.deliver_all();
+    for i in 0..3 {
+        assert_eq!(
+            c.applied[i],
+            vec![(LogIndex(1), 10), (LogIndex(2), 20), (LogIndex(3), 30)],
+            "node {i}"
+        );
+    }
+}
+
+#[test]
+fn lagging_follower_backtracks_and_overwrites_stale_entries() {
+    let mut c = Cluster::new(3);
+    c.timeout(0, Timer::Election);
+    c.deliver_all();
+    // Leader 0 appends entries that never leave it.
+    c.down[0] = true;
+    for v in [1, 2, 3] {
+        c.nodes[0].propose(v).unwrap();
+        c.drain(0);
+    }
+    c.queue.clear();
+    // Node 1 takes over in term 2 and commits with node 2.
+    c.timeout(1, Timer::Election);
+    c.deliver_all();
+    assert!(c.nodes[1].is_leader());
+    for v in [7, 8] {
+        c.nodes[1].propose(v).unwrap();
+        c.drain(1);
+    }
+    c.deliver_all();
+    c.down[0] = false;
+    c.timeout(1, Timer::Heartbeat);
+    c.deliver_all();
+    c.timeout(1, Timer::Heartbeat);
+    c.deliver_all();
+    assert_eq!(c.nodes[0].log().last_index(), LogIndex(2));
+    assert_eq!(c.applied[0], vec![(LogIndex(1), 7), (LogIndex(2), 8)]);
+}
+
+#[test]
+fn snapshot_install_and_restart_replay() {
+    let mut c = Cluster::new(3);
+    c.timeout(0, Timer::Election);
+    c.deliver_all();
+    c.down[2] = true;
+    for v in 1..=12 {
+        c.nodes[0].propose(v).unwrap();
+        c.drain(0);
+        c.deliver_all();
+    }
+    c.timeout(0, Timer::Heartbeat);
+    c.deliver_all();
+    assert!(c.nodes[0].snapshot(LogIndex(10), Arc::from(&b"ten"[..])));
+    c.drain(0);
+    assert_eq!(c.nodes[0].log().base().index, LogIndex(10));
+    c.down[2] = false;
+    c.queue.clear();
+    c.timeout(0, Timer::Heartbeat);
+    c.deliver_all();
+    c.timeout(0, Timer::Heartbeat);
+    c.deliver_all();
+    assert_eq!(c.nodes[2].log().base().index, LogIndex(10));
+    assert_eq!(c.nodes[2].commit_index(), LogIndex(12));
+    assert_eq!(c.applied[2], vec![(LogIndex(11), 11), (LogIndex(12), 12)]);
+    // Restart node 2: it comes back with its snapshot and log.
+    c.restart(2);
+    assert_eq!(c.nodes[2].term(), Term(1));
+    assert_eq!(c.nodes[2].log().last_index(), LogIndex(12));
+    assert_eq!(c.nodes[2].applied_index(), LogIndex(10));
+    c.timeout(0, Timer::Heartbeat);
+    c.deliver_all();
+    assert_eq!(c.applied[2], vec![(LogIndex(11), 11), (LogIndex(12), 12)]);
+}
+
+#[test]
+fn vote_is_durable_before_the_reply() {
+    let mut c = Cluster::new(3);
+    c.nodes[1].on_message(
+        NodeId(0),
+        Message::RequestVote(RequestVote {
+            term: Term(1),
+            last_log_index: LogIndex(0),
+            last_log_term: Term(0),
+        }),
+    );
+    let ready = c.nodes[1].take_ready();
+    assert!(ready.persist.contains(&PersistOp::HardState(HardState {
+        term: Term(1),
+        voted_for: Some(NodeId(0))
+    })));
+    assert!(matches!(
+        ready.messages[0].1,
+        Message::RequestVoteReply(RequestVoteReply { granted: true, .. })
+    ));
+}

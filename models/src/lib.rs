@@ -1,0 +1,1 @@
+//! Stateright models of the aver cores (filled in by the model-checking issue).

@@ -12,7 +12,7 @@
 //! state included) and returns the first violation found.
 
 use super::types::{Command, LogIndex, Term};
-use super::{NodeId, Raft, Role};
+use super::{Durable, NodeId, Raft, Role};
 use crate::contract::Violation;
 
 /// RAFT-1 Election Safety: at most one leader per term.
@@ -39,6 +39,10 @@ pub const SNAPSHOT_LOG_CONSISTENCY: &str = "RAFT-9";
 /// RAFT-10 Monotonicity: term, commit index and applied index never decrease on a running
 /// server, and a vote, once cast in a term, never changes.
 pub const MONOTONIC: &str = "RAFT-10";
+
+/// RAFT-11 Persisted State: what a server holds as durable equals what its storage holds after
+/// folding every persist operation the server emitted (nothing is "persisted" only in memory).
+pub const PERSISTED_STATE: &str = "RAFT-11";
 
 /// The few facts about a server that the step invariants compare across one input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,6 +203,34 @@ pub fn snapshot_consistency<C: Command>(node: &Raft<C>) -> Result<(), Violation>
         prev = e.term;
     }
     Ok(())
+}
+
+/// RAFT-11: `node`'s durable state equals `storage`, the driver's fold of its persist ops.
+pub fn persisted_state<C: Command>(node: &Raft<C>, storage: &Durable<C>) -> Result<(), Violation> {
+    let held = node.durable();
+    if held == storage {
+        return Ok(());
+    }
+    let what = if held.hard != storage.hard {
+        format!(
+            "hard state {:?} in memory, {:?} on disk",
+            held.hard, storage.hard
+        )
+    } else if held.log != storage.log {
+        format!(
+            "log ends at ({}, {}) in memory, ({}, {}) on disk",
+            held.log.last_index(),
+            held.log.last_term(),
+            storage.log.last_index(),
+            storage.log.last_term()
+        )
+    } else {
+        "snapshots differ".to_string()
+    };
+    Err(Violation::new(
+        PERSISTED_STATE,
+        format!("{}: {what}", node.id()),
+    ))
 }
 
 /// RAFT-1: no two servers lead the same term.

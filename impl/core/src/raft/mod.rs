@@ -400,10 +400,18 @@ impl<C: Command> Raft<C> {
         self.ready.persist.push(op);
     }
 
+    /// Persists a new hard state. Several changes in one input (step down to a new term, then
+    /// vote in it) become one write: only the last hard state of a `Ready` matters.
     fn set_hard_state(&mut self, hard: HardState) {
-        if hard != self.durable.hard {
-            self.persist(PersistOp::HardState(hard));
+        if hard == self.durable.hard {
+            return;
         }
+        if let Some(PersistOp::HardState(pending)) = self.ready.persist.last_mut() {
+            *pending = hard;
+            self.durable.hard = hard;
+            return;
+        }
+        self.persist(PersistOp::HardState(hard));
     }
 
     fn send(&mut self, to: NodeId, msg: Message<C>) {

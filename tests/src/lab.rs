@@ -29,6 +29,11 @@ pub const FULL_CHECK_EVERY: u64 = 256;
 pub const ELECTION_TIMEOUT: Micros = 1_000 * MS;
 /// The tester's per-test limit.
 pub const TEST_LIMIT: Micros = 120_000 * MS;
+/// Most events one virtual instant may hold: more means nodes ping-pong without time
+/// passing (a livelock; seen only with seeded bugs), which would otherwise hang the run.
+pub const EVENTS_PER_INSTANT_MAX: u64 = 100_000;
+/// Most events one run may hold (the busiest scenario needs about 60 000).
+pub const EVENTS_PER_RUN_MAX: u64 = 50_000_000;
 /// The 3D tester's snapshot interval.
 pub const SNAPSHOT_INTERVAL: u64 = 10;
 
@@ -130,6 +135,8 @@ pub struct Lab {
     error: Option<String>,
     tasks: Vec<Option<Box<dyn Task>>>,
     next_full_check: u64,
+    /// `(instant, events at it)`, for the livelock limit.
+    instant: (Micros, u64),
 }
 
 impl Lab {
@@ -147,6 +154,7 @@ impl Lab {
             error: None,
             tasks: Vec::new(),
             next_full_check: FULL_CHECK_EVERY,
+            instant: (0, 0),
         };
         lab.connect_all();
         lab.sim.net_mut().reliable = reliable;
@@ -198,9 +206,28 @@ impl Lab {
                 Processed::Wake(t) => self.run_task(t)?,
             }
             self.check_error()?;
+            self.check_limits()?;
         }
         if self.sim.now() > TEST_LIMIT {
             return self.fail("test took longer than 120 seconds");
+        }
+        Ok(())
+    }
+
+    fn check_limits(&mut self) -> Outcome<()> {
+        let now = self.sim.now();
+        if self.instant.0 == now {
+            self.instant.1 += 1;
+        } else {
+            self.instant = (now, 1);
+        }
+        if self.instant.1 > EVENTS_PER_INSTANT_MAX {
+            return self.fail(format!(
+                "livelock: more than {EVENTS_PER_INSTANT_MAX} events at one virtual instant"
+            ));
+        }
+        if self.sim.events() > EVENTS_PER_RUN_MAX {
+            return self.fail(format!("more than {EVENTS_PER_RUN_MAX} events in one run"));
         }
         Ok(())
     }
@@ -324,7 +351,7 @@ impl Lab {
         }
         ap.logs[ix] = Some(cmd);
         ap.last_applied = index.0;
-        if self.snapshot_mode && (index.0 + 1) % SNAPSHOT_INTERVAL == 0 {
+        if self.snapshot_mode && (index.0 + 1).is_multiple_of(SNAPSHOT_INTERVAL) {
             let data = postcard::to_allocvec(&(index.0, &ap.logs[..=ix])).expect("encodes");
             self.sim.input(i, |r| r.snapshot(index, Arc::from(data)));
             // Snapshot emits no applies, but drain in case.

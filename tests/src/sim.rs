@@ -41,7 +41,7 @@
 //! generation, so a stale firing is ignored.
 
 use aver_core::contract::NodeId;
-use aver_core::raft::{Apply, Config, Durable, Message, PersistOp, Raft, Timer};
+use aver_core::raft::{Apply, Bugs, Config, Durable, Message, PersistOp, Raft, Timer};
 use aver_runtime::driver::{Driver, Environment};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -354,6 +354,13 @@ pub enum Processed {
 
 thread_local! {
     static TRACE_NEXT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static BUGS: std::cell::Cell<Bugs> = const { std::cell::Cell::new(Bugs::NONE) };
+}
+
+/// Every [`Sim`] created on this thread from now on runs servers with these seeded bugs
+/// (`aver sim --bug NAME`: proof that the checkers catch them). `Bugs::NONE` to stop.
+pub fn seed_bugs(bugs: Bugs) {
+    BUGS.with(|b| b.set(bugs));
 }
 
 /// The next [`Sim`] created on this thread prints one line per event (`aver sim --trace`).
@@ -483,7 +490,8 @@ impl Sim {
             return;
         }
         let voters = (0..self.n() as u32).map(NodeId).collect();
-        let config = Config::new(NodeId(i as u32), voters);
+        let mut config = Config::new(NodeId(i as u32), voters);
+        config.bugs = BUGS.with(|b| b.get());
         let durable = self.world.disks[i].synced.clone();
         let mut driver = Driver::new(Raft::new(config, durable));
         let w = &mut self.world;
@@ -561,7 +569,7 @@ impl Sim {
             link.bytes += bytes;
         }
         if w.trace {
-            w.line(format_args!("n{from}->n{to} {:?}", short(&msg)));
+            w.line(format_args!("n{from}->n{to} {}", short(&msg)));
         }
         let env = &mut SimEnv { world: w, node: to };
         driver.on_message(env, NodeId(from as u32), msg);

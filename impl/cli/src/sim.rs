@@ -37,6 +37,10 @@ pub struct SimArgs {
     /// Print one line per simulated event.
     #[arg(long)]
     trace: bool,
+    /// Run the servers with a seeded bug (e.g. `figure8-commit`) to see the checkers catch
+    /// it; repeatable.
+    #[arg(long = "bug")]
+    bugs: Vec<aver_core::raft::Bug>,
 }
 
 /// Arguments of `aver bench sim`.
@@ -124,6 +128,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
         );
         aver_sim::sim::trace_next_run();
     }
+    let bugs = args
+        .bugs
+        .iter()
+        .fold(aver_core::raft::Bugs::NONE, |b, &bug| b.with(bug));
+    aver_sim::sim::seed_bugs(bugs);
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
         None => (args.first_seed..args.first_seed + args.seeds).collect(),
@@ -139,8 +148,16 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
         failures.len(),
         t.elapsed().as_secs_f64()
     );
+    let flags: String = args.bugs.iter().map(|b| format!(" --bug {b}")).collect();
     for f in &failures {
-        println!("\nFAIL {f}");
+        println!(
+            "\nFAIL {} seed={} at {:.3}s: {}",
+            f.test,
+            f.seed,
+            f.at as f64 / 1e6,
+            f.message
+        );
+        println!("  replay: {}{flags}", f.replay());
     }
     Ok(u8::from(!failures.is_empty()))
 }

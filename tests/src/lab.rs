@@ -431,6 +431,18 @@ impl Lab {
         }
     }
 
+    /// `Partition(p1, p2)`: each side connected within itself, cut off from the other.
+    pub fn partition(&mut self, p1: &[usize], p2: &[usize]) {
+        for &i in p1 {
+            self.disconnect(i, p2);
+            self.connect(i, p1);
+        }
+        for &i in p2 {
+            self.disconnect(i, p1);
+            self.connect(i, p2);
+        }
+    }
+
     /// `IsConnected(i)`.
     pub fn is_connected(&self, i: usize) -> bool {
         self.connected[i]

@@ -180,6 +180,10 @@ struct World {
     timer_generation: Vec<[u64; 2]>,
     incarnation: Vec<u64>,
     up: Vec<bool>,
+    /// Armed: the node's next write is torn off by a crash before its sync.
+    torn: Vec<bool>,
+    /// The node is crashing inside the current input: its Ready is not carried out.
+    dying: Vec<bool>,
     applied: Vec<Applied>,
     events: u64,
     hash: u64,
@@ -238,10 +242,17 @@ struct SimEnv<'a> {
 
 impl Environment<Node> for SimEnv<'_> {
     fn persist(&mut self, ops: &[PersistOp<Cmd>]) {
-        self.world.disks[self.node].unsynced.extend_from_slice(ops);
+        let node = self.node;
+        if std::mem::take(&mut self.world.torn[node]) {
+            self.world.dying[node] = true;
+        }
+        self.world.disks[node].unsynced.extend_from_slice(ops);
     }
 
     fn sync(&mut self) {
+        if self.world.dying[self.node] {
+            return;
+        }
         let disk = &mut self.world.disks[self.node];
         disk.synced.apply_all(&disk.unsynced);
         disk.unsynced.clear();
@@ -249,6 +260,9 @@ impl Environment<Node> for SimEnv<'_> {
     }
 
     fn send(&mut self, to: NodeId, msg: Message<Cmd>) {
+        if self.world.dying[self.node] {
+            return;
+        }
         let to = to.0 as usize;
         if msg.is_request() {
             self.send_request(to, msg);
@@ -258,6 +272,9 @@ impl Environment<Node> for SimEnv<'_> {
     }
 
     fn apply(&mut self, output: Apply<Cmd>) {
+        if self.world.dying[self.node] {
+            return;
+        }
         self.world.applied.push(Applied {
             node: self.node,
             apply: output,
@@ -265,6 +282,9 @@ impl Environment<Node> for SimEnv<'_> {
     }
 
     fn set_timer(&mut self, timer: Timer) {
+        if self.world.dying[self.node] {
+            return;
+        }
         let w = &mut *self.world;
         let slot = &mut w.timer_generation[self.node][timer_slot(timer)];
         *slot += 1;
@@ -282,6 +302,9 @@ impl Environment<Node> for SimEnv<'_> {
     }
 
     fn cancel_timer(&mut self, timer: Timer) {
+        if self.world.dying[self.node] {
+            return;
+        }
         self.world.timer_generation[self.node][timer_slot(timer)] += 1;
     }
 }
@@ -398,6 +421,8 @@ impl Sim {
             timer_generation: vec![[0; 2]; n],
             incarnation: vec![0; n],
             up: vec![false; n],
+            torn: vec![false; n],
+            dying: vec![false; n],
             applied: Vec::new(),
             events: 0,
             hash: 0xcbf2_9ce4_8422_2325 ^ seed,
@@ -475,6 +500,7 @@ impl Sim {
         self.frozen[i] = Some(driver.into_core());
         let w = &mut self.world;
         w.up[i] = false;
+        w.torn[i] = false;
         w.incarnation[i] += 1;
         w.disks[i].unsynced.clear();
         for g in &mut w.timer_generation[i] {
@@ -512,7 +538,23 @@ impl Sim {
         let world = &mut self.world;
         world.events += 1;
         world.mix(&[9, i as u64, world.now]);
-        Some(driver.input(&mut SimEnv { world, node: i }, f))
+        let r = driver.input(&mut SimEnv { world, node: i }, f);
+        self.reap(i);
+        Some(r)
+    }
+
+    /// Arms a torn write on node `i`: its next `Ready` with writes crashes it after the write
+    /// and before the sync, so the write is lost and none of that `Ready`'s messages,
+    /// applies or timers happen. The node stays down until restarted.
+    pub fn crash_at_next_write(&mut self, i: usize) {
+        self.world.torn[i] = true;
+    }
+
+    /// Completes a crash that happened inside the last input of node `i`.
+    fn reap(&mut self, i: usize) {
+        if std::mem::take(&mut self.world.dying[i]) {
+            self.crash(i);
+        }
     }
 
     /// Schedules harness task `task` to wake after `delay`.
@@ -573,6 +615,7 @@ impl Sim {
         }
         let env = &mut SimEnv { world: w, node: to };
         driver.on_message(env, NodeId(from as u32), msg);
+        self.reap(to);
         Processed::Node(to)
     }
 
@@ -585,6 +628,7 @@ impl Sim {
         w.mix(&[2, node as u64, timer_slot(timer) as u64]);
         w.line(format_args!("n{node} timeout {timer:?}"));
         driver.on_timeout(&mut SimEnv { world: w, node }, timer);
+        self.reap(node);
         Processed::Node(node)
     }
 

@@ -319,12 +319,17 @@ impl SimEnv<'_> {
         link.sent += 1;
         link.bytes += bytes;
         if !w.net.enabled[from][to] || !w.up[to] {
+            w.line(format_args!("n{from}=>n{to} {} unreachable", msg.kind()));
             return;
         }
         let mut delay = 0;
         if !w.net.reliable {
             delay = w.rng.random_range(0..27u64) * MS;
             if w.rng.random_range(0..1000u32) < 100 {
+                w.line(format_args!(
+                    "n{from}=>n{to} {} request dropped",
+                    msg.kind()
+                ));
                 return;
             }
         }
@@ -343,15 +348,23 @@ impl SimEnv<'_> {
         w.net.links[from][to].sent += 1;
         // labrpc's "dead" check after the handler: the caller's end must still be enabled.
         if !w.net.enabled[to][from] {
+            w.line(format_args!("n{from}=>n{to} {} suppressed", msg.kind()));
             return;
         }
         if !w.net.reliable && w.rng.random_range(0..1000u32) < 100 {
+            w.line(format_args!("n{from}=>n{to} {} reply dropped", msg.kind()));
             return;
         }
         let mut delay = 0;
         if w.net.long_reordering && w.rng.random_range(0..900u32) < 600 {
-            let upper = w.rng.random_range(0..=2000u64);
+            // labrpc: 200 + rand.Intn(1 + rand.Intn(2000)) ms, i.e. 200..=2199, skewed low.
+            let upper = w.rng.random_range(0..2000u64);
             delay = (200 + w.rng.random_range(0..=upper)) * MS;
+            w.line(format_args!(
+                "n{from}=>n{to} {} reordered +{}ms",
+                msg.kind(),
+                delay / MS
+            ));
         }
         let incarnation = w.incarnation[to];
         let event = Event::Deliver {

@@ -70,9 +70,18 @@ scenarios! {
     raft_3cd::snapshot_init_3d = "TestSnapshotInit3D",
 }
 
-/// Finds a scenario by our name or the lab's.
+/// Scenarios beyond the lab's 28 (`aver sim raft --extra`): extra faults.
+pub const EXTRA: &[Scenario] = &[Scenario {
+    name: "figure8_torn_writes",
+    lab_name: "(none: Figure 8 with crashes between write and sync)",
+    run: raft_3cd::figure8_torn_writes,
+}];
+
+/// Finds a scenario (lab or extra) by our name or the lab's.
 pub fn find(name: &str) -> Option<&'static Scenario> {
-    RAFT.iter().find(|s| s.name == name || s.lab_name == name)
+    RAFT.iter()
+        .chain(EXTRA)
+        .find(|s| s.name == name || s.lab_name == name)
 }
 
 /// Runs one scenario on one seed; a panic (a core assertion) becomes a [`Failure`] too.

@@ -186,6 +186,7 @@ struct World {
     dying: Vec<bool>,
     applied: Vec<Applied>,
     events: u64,
+    torn_crashes: u64,
     hash: u64,
     trace: bool,
 }
@@ -438,6 +439,7 @@ impl Sim {
             dying: vec![false; n],
             applied: Vec::new(),
             events: 0,
+            torn_crashes: 0,
             hash: 0xcbf2_9ce4_8422_2325 ^ seed,
             trace: TRACE_NEXT.with(|t| t.replace(false)),
         };
@@ -475,6 +477,10 @@ impl Sim {
     /// Events processed so far.
     pub fn events(&self) -> u64 {
         self.world.events
+    }
+    /// Crashes that tore a write off before its sync.
+    pub fn torn_crashes(&self) -> u64 {
+        self.world.torn_crashes
     }
     /// The network.
     pub fn net(&self) -> &Net {
@@ -563,9 +569,15 @@ impl Sim {
         self.world.torn[i] = true;
     }
 
+    /// Disarms a torn write armed by [`Sim::crash_at_next_write`].
+    pub fn cancel_torn_write(&mut self, i: usize) {
+        self.world.torn[i] = false;
+    }
+
     /// Completes a crash that happened inside the last input of node `i`.
     fn reap(&mut self, i: usize) {
         if std::mem::take(&mut self.world.dying[i]) {
+            self.world.torn_crashes += 1;
             self.crash(i);
         }
     }

@@ -51,3 +51,9 @@ fn reliable_churn_3c() {
 fn unreliable_churn_3c() {
     aver_sim::check("unreliable_churn_3c", SEED);
 }
+
+/// Not a lab test: Figure 8 with crashes between a write and its sync (durable before send).
+#[test]
+fn figure8_torn_writes() {
+    aver_sim::check("figure8_torn_writes", SEED);
+}

@@ -6,7 +6,7 @@
 //! virtual time, wall time) and every failure with the command that replays it; exit code 1 on
 //! any failure. `--trace` prints one line per event (use with one test and one seed).
 
-use aver_sim::{Failure, RAFT, Scenario, find, run_one};
+use aver_sim::{EXTRA, Failure, RAFT, Scenario, find, run_one};
 use clap::{Args, ValueEnum};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,9 @@ pub struct SimArgs {
     /// Run exactly this seed (replay).
     #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
     seed: Option<u64>,
+    /// Also run the extra (non-lab) scenarios, e.g. `figure8_torn_writes`.
+    #[arg(long)]
+    extra: bool,
     /// Print one line per simulated event.
     #[arg(long)]
     trace: bool,
@@ -61,8 +64,9 @@ struct Row {
     wall: Duration,
 }
 
-fn selected(test: Option<&str>) -> anyhow::Result<Vec<&'static Scenario>> {
+fn selected(test: Option<&str>, extra: bool) -> anyhow::Result<Vec<&'static Scenario>> {
     match test {
+        None if extra => Ok(RAFT.iter().chain(EXTRA).collect()),
         None => Ok(RAFT.iter().collect()),
         Some(name) => match find(name) {
             Some(s) => Ok(vec![s]),
@@ -120,7 +124,7 @@ fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
 /// Runs `aver sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<u8> {
     let Suite::Raft = args.suite;
-    let scenarios = selected(args.test.as_deref())?;
+    let scenarios = selected(args.test.as_deref(), args.extra)?;
     if args.trace {
         anyhow::ensure!(
             scenarios.len() == 1 && args.seed.is_some(),

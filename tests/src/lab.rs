@@ -89,6 +89,8 @@ pub struct Report {
     pub rpcs: u64,
     /// Bytes (labrpc accounting).
     pub bytes: u64,
+    /// Largest persisted Raft state the test measured with `log_size` (3D), in bytes.
+    pub log_size_max: usize,
 }
 
 /// The result of a scenario.
@@ -139,6 +141,7 @@ pub struct Lab {
     next_full_check: u64,
     /// `(instant, events at it)`, for the livelock limit.
     instant: (Micros, u64),
+    log_size_max: usize,
 }
 
 impl Lab {
@@ -157,6 +160,7 @@ impl Lab {
             tasks: Vec::new(),
             next_full_check: FULL_CHECK_EVERY,
             instant: (0, 0),
+            log_size_max: 0,
         };
         lab.connect_all();
         lab.sim.net_mut().reliable = reliable;
@@ -630,11 +634,13 @@ impl Lab {
     }
 
     /// `LogSize()`: the largest persisted Raft state (hard state + log) over all servers.
-    pub fn log_size(&self) -> usize {
-        (0..self.n())
+    pub fn log_size(&mut self) -> usize {
+        let size = (0..self.n())
             .map(|i| self.sim.raft_state_size(i))
             .max()
-            .unwrap_or(0)
+            .unwrap_or(0);
+        self.log_size_max = self.log_size_max.max(size);
+        size
     }
 
     /// `RpcCount(i)` summed over servers.
@@ -655,6 +661,7 @@ impl Lab {
             trace_hash: self.sim.trace_hash(),
             rpcs: self.sim.net().total_count,
             bytes: self.sim.net().bytes,
+            log_size_max: self.log_size_max,
         })
     }
 }

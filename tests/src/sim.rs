@@ -32,7 +32,11 @@
 //!
 //! Each node has a disk with written-but-unsynced ops and a synced [`Durable`], folded with
 //! the core's own [`Durable::apply`]. A crash keeps only what was synced; a restart builds a
-//! fresh `Raft::new(config, synced.clone())` behind a fresh `Driver`.
+//! fresh `Raft::new(config, synced.clone())` behind a fresh `Driver`. The driver syncs every
+//! `Ready` right after writing it, so the lab's crashes (between inputs) never find unsynced
+//! writes; [`Sim::crash_at_next_write`] injects the one crash that does — after a `Ready`'s
+//! write, before its sync — losing the write and every message, apply and timer of that
+//! `Ready` (the "durable before send" fault).
 //!
 //! # Timers
 //!

@@ -62,6 +62,7 @@ struct Row {
     virtual_us: u64,
     events: u64,
     wall: Duration,
+    log_size_max: usize,
 }
 
 fn selected(test: Option<&str>, extra: bool) -> anyhow::Result<Vec<&'static Scenario>> {
@@ -90,6 +91,7 @@ fn run_suite(scenarios: &[&Scenario], seeds: &[u64]) -> (Vec<Row>, Vec<Failure>)
                 Ok(r) => {
                     row.virtual_us += r.virtual_us;
                     row.events += r.events;
+                    row.log_size_max = row.log_size_max.max(r.log_size_max);
                 }
                 Err(f) => {
                     row.failures += 1;
@@ -104,21 +106,27 @@ fn run_suite(scenarios: &[&Scenario], seeds: &[u64]) -> (Vec<Row>, Vec<Failure>)
 
 fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
     println!(
-        "{:<32} {:>6} {:>8} {:>12} {:>12} {:>10}",
-        "test", "runs", "failures", "virtual s", "events", "wall ms"
+        "{:<32} {:>6} {:>8} {:>11} {:>11} {:>9} {:>10}",
+        "test", "runs", "failures", "virtual s", "events", "state B", "wall ms"
     );
     for (s, r) in scenarios.iter().zip(rows) {
         let ok = (r.runs - r.failures).max(1);
+        let state = match r.log_size_max {
+            0 => "-".to_string(),
+            b => b.to_string(),
+        };
         println!(
-            "{:<32} {:>6} {:>8} {:>12.1} {:>12} {:>10.1}",
+            "{:<32} {:>6} {:>8} {:>11.1} {:>11} {:>9} {:>10.1}",
             s.name,
             r.runs,
             r.failures,
             r.virtual_us as f64 / 1e6 / ok as f64,
             r.events,
+            state,
             r.wall.as_secs_f64() * 1e3
         );
     }
+    println!("(virtual s: mean per passing run; state B: largest persisted Raft state, 3D)");
 }
 
 /// Runs `aver sim`.

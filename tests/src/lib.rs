@@ -10,6 +10,8 @@
 //! A run is a function of its seed: same seed, same event trace (see [`lab::Report`]'s
 //! `trace_hash`). A failure names its seed and the command that replays it.
 
+#![warn(missing_docs)]
+
 pub mod lab;
 pub mod raft_3ab;
 pub mod raft_3cd;

@@ -23,6 +23,9 @@
 //! effect on a message-based core: the request is simply lost, and the core never blocks on
 //! it. They are therefore modelled as loss.
 //!
+//! Every delivery takes at least [`LATENCY_MIN`] (10 µs), standing for the real cost of a Go
+//! RPC; see its docs for the zero-time livelock this floor rules out.
+//!
 //! Accounting as labrpc: `rpc_count[b]` counts requests dispatched to `b`'s current
 //! incarnation (reset on restart, as `GetCount`); `bytes` adds the postcard size of every
 //! request sent (even to a disabled end) and of every reply when it is delivered. Per-link
@@ -59,6 +62,14 @@ pub type Micros = u64;
 
 /// One millisecond of virtual time.
 pub const MS: Micros = 1_000;
+
+/// Every delivered message takes at least this long (per direction). labrpc adds no delay on
+/// a reliable network, but a Go RPC still costs real time (labrpc's `TestBenchmark`: ≈22 µs
+/// per round trip). Without a floor, zero-latency delivery lets a test loop that never
+/// sleeps — a churn client re-proposing to a stale leader whose next index is always already
+/// committed elsewhere — spin forever at one virtual instant (Zeno), which Go's real clock
+/// rules out.
+pub const LATENCY_MIN: Micros = 10;
 
 /// Heartbeat interval (at most 10 per second, as the lab requires).
 pub const HEARTBEAT_MS: u64 = 100;
@@ -345,7 +356,7 @@ impl SimEnv<'_> {
             incarnation,
             msg,
         };
-        w.schedule(w.now + delay, event);
+        w.schedule(w.now + LATENCY_MIN + delay, event);
     }
 
     fn send_reply(&mut self, to: usize, msg: Message<Cmd>) {
@@ -378,7 +389,7 @@ impl SimEnv<'_> {
             incarnation,
             msg,
         };
-        w.schedule(w.now + delay, event);
+        w.schedule(w.now + LATENCY_MIN + delay, event);
     }
 }
 

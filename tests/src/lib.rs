@@ -1,1 +1,116 @@
-//! The deterministic simulator (filled in by the foundation issue).
+//! `aver-sim`: the deterministic simulator and the ported 6.5840 Raft suite.
+//!
+//! * [`sim`]: virtual time, the labrpc-equivalent network, simulated disks; nodes run through
+//!   the runtime's [`aver_runtime::driver::Driver`] over a simulated environment.
+//! * [`lab`]: the 6.5840 Raft tester (`one`, `wait`, `checkOneLeader`, appliers, crash and
+//!   restart) with its checkers outside the nodes.
+//! * [`raft_3ab`], [`raft_3cd`]: the 28 lab tests, one function `fn(seed) -> Outcome<Report>`
+//!   each, run both by `cargo test` (`tests/raft_3*.rs`) and by `aver sim raft --seeds N`.
+//!
+//! A run is a function of its seed: same seed, same event trace (see [`lab::Report`]'s
+//! `trace_hash`). A failure names its seed and the command that replays it.
+
+#![warn(missing_docs)]
+
+pub mod lab;
+pub mod raft_3ab;
+pub mod raft_3cd;
+pub mod sim;
+
+pub use lab::{Failure, Outcome, Report};
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// A scenario: the lab test it ports and its function.
+#[derive(Clone, Copy)]
+pub struct Scenario {
+    /// Our name (`figure8_unreliable_3c`).
+    pub name: &'static str,
+    /// The lab's name (`TestFigure8Unreliable3C`).
+    pub lab_name: &'static str,
+    /// The scenario.
+    pub run: fn(u64) -> Outcome<Report>,
+}
+
+macro_rules! scenarios {
+    ($($module:ident :: $name:ident = $lab:literal),* $(,)?) => {
+        /// Every Raft scenario, in the lab's order (3A, 3B, 3C, 3D).
+        pub const RAFT: &[Scenario] = &[
+            $(Scenario { name: stringify!($name), lab_name: $lab, run: $module::$name }),*
+        ];
+    };
+}
+
+scenarios! {
+    raft_3ab::initial_election_3a = "TestInitialElection3A",
+    raft_3ab::re_election_3a = "TestReElection3A",
+    raft_3ab::many_elections_3a = "TestManyElections3A",
+    raft_3ab::basic_agree_3b = "TestBasicAgree3B",
+    raft_3ab::rpc_bytes_3b = "TestRPCBytes3B",
+    raft_3ab::follower_failure_3b = "TestFollowerFailure3B",
+    raft_3ab::leader_failure_3b = "TestLeaderFailure3B",
+    raft_3ab::fail_agree_3b = "TestFailAgree3B",
+    raft_3ab::fail_no_agree_3b = "TestFailNoAgree3B",
+    raft_3ab::concurrent_starts_3b = "TestConcurrentStarts3B",
+    raft_3ab::rejoin_3b = "TestRejoin3B",
+    raft_3ab::backup_3b = "TestBackup3B",
+    raft_3ab::count_3b = "TestCount3B",
+    raft_3cd::persist1_3c = "TestPersist13C",
+    raft_3cd::persist2_3c = "TestPersist23C",
+    raft_3cd::persist3_3c = "TestPersist33C",
+    raft_3cd::figure8_3c = "TestFigure83C",
+    raft_3cd::unreliable_agree_3c = "TestUnreliableAgree3C",
+    raft_3cd::figure8_unreliable_3c = "TestFigure8Unreliable3C",
+    raft_3cd::reliable_churn_3c = "TestReliableChurn3C",
+    raft_3cd::unreliable_churn_3c = "TestUnreliableChurn3C",
+    raft_3cd::snapshot_basic_3d = "TestSnapshotBasic3D",
+    raft_3cd::snapshot_install_3d = "TestSnapshotInstall3D",
+    raft_3cd::snapshot_install_unreliable_3d = "TestSnapshotInstallUnreliable3D",
+    raft_3cd::snapshot_install_crash_3d = "TestSnapshotInstallCrash3D",
+    raft_3cd::snapshot_install_uncrash_3d = "TestSnapshotInstallUnCrash3D",
+    raft_3cd::snapshot_all_crash_3d = "TestSnapshotAllCrash3D",
+    raft_3cd::snapshot_init_3d = "TestSnapshotInit3D",
+}
+
+/// Scenarios beyond the lab's 28 (`aver sim raft --extra`): extra faults.
+pub const EXTRA: &[Scenario] = &[Scenario {
+    name: "figure8_torn_writes",
+    lab_name: "(none: Figure 8 with crashes between write and sync)",
+    run: raft_3cd::figure8_torn_writes,
+}];
+
+/// Finds a scenario (lab or extra) by our name or the lab's.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    RAFT.iter()
+        .chain(EXTRA)
+        .find(|s| s.name == name || s.lab_name == name)
+}
+
+/// Runs one scenario on one seed; a panic (a core assertion) becomes a [`Failure`] too.
+pub fn run_one(scenario: &Scenario, seed: u64) -> Outcome<Report> {
+    match catch_unwind(AssertUnwindSafe(|| (scenario.run)(seed))) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".to_string());
+            Err(Failure {
+                test: scenario.name.to_string(),
+                seed,
+                at: 0,
+                message: format!("panicked: {message}"),
+            })
+        }
+    }
+}
+
+/// For `#[test]`s: runs `name` on `seed` and panics with the replay command on failure.
+pub fn check(name: &str, seed: u64) -> Report {
+    let scenario = find(name).unwrap_or_else(|| panic!("no scenario {name}"));
+    match run_one(scenario, seed) {
+        Ok(report) => report,
+        Err(f) => panic!("{f}"),
+    }
+}

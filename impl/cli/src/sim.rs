@@ -111,6 +111,7 @@ fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
     );
     for (s, r) in scenarios.iter().zip(rows) {
         let ok = (r.runs - r.failures).max(1);
+        let runs = r.runs.max(1);
         let state = match r.log_size_max {
             0 => "-".to_string(),
             b => b.to_string(),
@@ -121,12 +122,15 @@ fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
             r.runs,
             r.failures,
             r.virtual_us as f64 / 1e6 / ok as f64,
-            r.events,
+            r.events / runs as u64,
             state,
-            r.wall.as_secs_f64() * 1e3
+            r.wall.as_secs_f64() * 1e3 / runs as f64
         );
     }
-    println!("(virtual s: mean per passing run; state B: largest persisted Raft state, 3D)");
+    println!(
+        "(virtual s: mean per passing run; events, wall ms: mean per run; \
+         state B: largest persisted Raft state, 3D)"
+    );
 }
 
 /// Runs `aver sim`.

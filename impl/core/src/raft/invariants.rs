@@ -254,24 +254,34 @@ fn common_range<C: Command>(a: &Raft<C>, b: &Raft<C>) -> (LogIndex, LogIndex) {
 }
 
 /// Compares the entries of `a` and `b` at `(lo, hi]` plus the term at `lo`; returns the first
-/// index where they differ.
+/// index where they differ. Both logs must hold `(lo, hi]` (see [`common_range`]).
 fn first_difference<C: Command>(
     a: &Raft<C>,
     b: &Raft<C>,
     lo: LogIndex,
     hi: LogIndex,
 ) -> Option<LogIndex> {
-    if lo <= hi && a.log().term_at(lo) != b.log().term_at(lo) {
+    if lo > hi {
+        return None;
+    }
+    if a.log().term_at(lo) != b.log().term_at(lo) {
         return Some(lo);
     }
-    let mut i = lo.next();
-    while i <= hi {
-        if a.log().entry(i) != b.log().entry(i) {
-            return Some(i);
-        }
-        i = i.next();
+    // Whole-slice comparison first: the common case is equality, and it is a tight loop.
+    let len = (hi.0 - lo.0) as usize;
+    let (xs, ys) = (
+        a.log().entries_from(lo.next(), len),
+        b.log().entries_from(lo.next(), len),
+    );
+    if xs == ys {
+        return None;
     }
-    None
+    let k = xs
+        .iter()
+        .zip(ys)
+        .position(|(x, y)| x != y)
+        .unwrap_or(xs.len().min(ys.len()));
+    Some(LogIndex(lo.0 + 1 + k as u64))
 }
 
 /// RAFT-3: if two logs hold an entry with the same index and term, they are identical up to it.

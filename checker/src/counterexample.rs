@@ -1,0 +1,1 @@
+//! Counterexamples (filled in below).

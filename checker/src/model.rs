@@ -16,8 +16,9 @@ use std::hash::Hash;
 pub trait Model: Sync {
     /// A state of the specified object.
     type State: Clone + Eq + Hash;
-    /// An operation's input (what was asked).
-    type Input: Sync;
+    /// An operation's input (what was asked). Equal inputs must mean equal operations: the
+    /// search treats never-returned operations with equal inputs as interchangeable.
+    type Input: Sync + PartialEq;
     /// An operation's output (what was observed).
     type Output: Sync;
 
@@ -52,8 +53,8 @@ pub trait Model: Sync {
 pub trait NondeterministicModel: Sync {
     /// A state; `Ord` gives sets of states one canonical order.
     type State: Clone + Eq + Hash + Ord;
-    /// An operation's input.
-    type Input: Sync;
+    /// An operation's input (see [`Model::Input`]).
+    type Input: Sync + PartialEq;
     /// An operation's output.
     type Output: Sync;
 

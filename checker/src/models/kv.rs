@@ -1,9 +1,10 @@
 //! A string key/value store with get, put and append (6.5840 kvraft; Porcupine's kv
 //! histories). Every key starts as the empty string. Partitioned by key.
 //!
-//! States are `Arc<str>` so that a get (which keeps the state) and a put (whose state is
-//! its argument) cost a reference-count bump, not a copy of a long appended value.
+//! States are [`KvValue`]s, so that a get (which keeps the state), a put (whose state is its
+//! argument) and an append cost no copy of a long appended value.
 
+use super::KvValue;
 use crate::Model;
 use std::sync::Arc;
 
@@ -54,31 +55,25 @@ impl KvInput {
 }
 
 impl Model for Kv {
-    type State = Arc<str>;
+    type State = KvValue;
     type Input = KvInput;
     type Output = KvOutput;
 
-    fn init(&self) -> Arc<str> {
-        Arc::from("")
+    fn init(&self) -> KvValue {
+        KvValue::new(Arc::from(""))
     }
 
-    fn step(
-        &self,
-        state: &Arc<str>,
-        input: &KvInput,
-        output: Option<&KvOutput>,
-    ) -> Option<Arc<str>> {
+    fn step(&self, state: &KvValue, input: &KvInput, output: Option<&KvOutput>) -> Option<KvValue> {
         match (input, output) {
             (KvInput::Get { .. }, None) => Some(state.clone()),
             (KvInput::Get { .. }, Some(KvOutput::Value(v))) => {
-                (**v == **state).then(|| state.clone())
+                state.equals(v).then(|| state.clone())
             }
-            (KvInput::Put { value, .. }, None | Some(KvOutput::Done)) => Some(value.clone()),
+            (KvInput::Put { value, .. }, None | Some(KvOutput::Done)) => {
+                Some(KvValue::new(value.clone()))
+            }
             (KvInput::Append { value, .. }, None | Some(KvOutput::Done)) => {
-                let mut next = String::with_capacity(state.len() + value.len());
-                next.push_str(state);
-                next.push_str(value);
-                Some(Arc::from(next))
+                Some(state.append(value))
             }
             _ => None,
         }
@@ -101,7 +96,7 @@ impl Model for Kv {
         }
     }
 
-    fn describe_state(&self, state: &Arc<str>) -> String {
+    fn describe_state(&self, state: &KvValue) -> String {
         format!("{state:?}")
     }
 }

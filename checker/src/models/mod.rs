@@ -13,10 +13,12 @@
 //! `PowerSet(YourModel)`.
 
 mod kv;
+mod kv_value;
 mod register;
 mod versioned_kv;
 
 pub use kv::{Kv, KvInput, KvOutput};
+pub use kv_value::KvValue;
 pub use register::{CasRegister, Register, RegisterInput, RegisterOutput};
 pub use versioned_kv::{VersionedInput, VersionedKv, VersionedOutput, VersionedState};
 

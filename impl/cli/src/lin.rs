@@ -252,6 +252,9 @@ pub struct BenchArgs {
     /// Runs per file; the median is reported.
     #[arg(long, default_value_t = 5)]
     repeat: usize,
+    /// Only files whose path contains this text.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// Porcupine's CPU time on the files the issue names (ms), for comparison.
@@ -276,6 +279,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         let (name, expected) = row
             .split_once('\t')
             .context("expected.tsv: path<TAB>verdict")?;
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|only| !name.contains(only.as_str()))
+        {
+            continue;
+        }
         let (ops, verdict, cpu, wall) = bench_file(&dir.join(name), name, repeat)?;
         let verdict = if verdict == CheckResult::Ok {
             "linearizable"

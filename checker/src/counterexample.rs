@@ -12,6 +12,15 @@
 //!    illegal (1-minimal). Every candidate is re-checked, so the result is illegal by
 //!    construction; a budget bounds the time, and running out is reported, not hidden.
 //!
+//! Shrinking alone tends to a useless answer: remove every `write(2)` and a lone
+//! `read() -> 2` is illegal, and 1-minimal. So when the partition could be linearized if
+//! real-time order were ignored (all intervals stretched to overlap), shrinking keeps that
+//! property too: each step must leave a sub-history that is illegal *because of the order*
+//! of its operations, with the writes that explain every value still in it. That check can
+//! be expensive (every order is possible), so it runs under a small budget per candidate;
+//! when it cannot be decided on the whole partition, shrinking falls back to illegality
+//! alone and says so ([`Counterexample::order_only`]).
+//!
 //! [`timeline`] draws operations as an ASCII timeline, one row per client.
 
 use crate::{Analysis, CheckResult, Model, Operation, check_operations};
@@ -29,7 +38,16 @@ pub struct Counterexample {
     pub minimal: Vec<usize>,
     /// False when the budget ran out before `minimal` was 1-minimal (it is still illegal).
     pub is_minimal: bool,
+    /// True when `minimal` would be linearizable if real-time order were ignored: the
+    /// violation is about order, and every observed value is explained by an operation in it.
+    pub order_only: bool,
 }
+
+/// Longest the first check with real-time order ignored (the whole partition) may take.
+const ORDERLESS_START_BUDGET: Duration = Duration::from_secs(1);
+
+/// Longest a check of a candidate with real-time order ignored may take.
+const ORDERLESS_BUDGET: Duration = Duration::from_millis(20);
 
 /// Builds the counterexample of an `Illegal` analysis (`None` otherwise); `budget` bounds
 /// the shrinking time.
@@ -53,14 +71,32 @@ where
         let sub: Vec<_> = ops.iter().map(|&i| history[i].clone()).collect();
         !left.is_zero() && check_operations(model, &sub, Some(left)) == CheckResult::Illegal
     };
-    let shortest = shortest_illegal_prefix(&partition.operations, &illegal);
-    let (minimal, is_minimal) = remove_one_at_a_time(shortest, &illegal, deadline);
+    let orderless_ok_within = |ops: &[usize], budget: Duration| {
+        let sub: Vec<_> = ops.iter().map(|&i| without_order(&history[i])).collect();
+        check_operations(model, &sub, Some(budget)) == CheckResult::Ok
+    };
+    let orderless_ok = |ops: &[usize]| orderless_ok_within(ops, ORDERLESS_BUDGET);
+    let order_only = orderless_ok_within(&partition.operations, ORDERLESS_START_BUDGET.min(budget));
+    let keep = |ops: &[usize]| illegal(ops) && (!order_only || orderless_ok(ops));
+    let shortest = shortest_illegal_prefix(&partition.operations, &keep);
+    let (minimal, is_minimal) = remove_one_at_a_time(shortest, &keep, deadline);
     Some(Counterexample {
         partition: partition.key.clone(),
         prefix: partition.linearization.clone(),
         minimal,
         is_minimal,
+        order_only,
     })
+}
+
+/// The operation with its interval stretched to overlap every other one.
+fn without_order<I: Clone, O: Clone>(op: &Operation<I, O>) -> Operation<I, O> {
+    let ret = op.ret.map(|_| 1);
+    Operation {
+        call: 0,
+        ret,
+        ..op.clone()
+    }
 }
 
 /// The shortest prefix (in call order) that is illegal, by binary search; the whole list is

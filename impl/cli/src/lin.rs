@@ -219,6 +219,12 @@ fn print_counterexample<M: Model>(
             model.describe_state(state)
         );
     }
+    if !cx.order_only {
+        println!(
+            "\n(the partition stays illegal even with real-time order ignored: some observed \
+             value is explained by no operation, so the sub-history below may be a lone read)"
+        );
+    }
     let how = if cx.is_minimal {
         "minimal"
     } else {

@@ -25,9 +25,20 @@ pub fn render<M: Model>(
         .unwrap_or_default();
     let mut partitions: Vec<&PartitionAnalysis> = analysis.partitions.iter().collect();
     partitions.sort_by_key(|p| p.result != CheckResult::Illegal);
+    let minimal: Vec<Value> = counterexample
+        .map(|cx| cx.minimal.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|&i| {
+            let op = &history[i];
+            let label = model.describe_operation(&op.input, op.output.as_ref());
+            json!({ "client": op.client, "call": op.call, "ret": op.ret, "label": label })
+        })
+        .collect();
     let data = json!({
         "verdict": format!("{:?}", analysis.result),
         "operations": history.len(),
+        "counterexample": counterexample.map(|cx| json!({ "partition": cx.partition, "ops": minimal })),
         "partitions": partitions
             .iter()
             .map(|p| partition_json(model, history, p, &highlighted))
@@ -148,6 +159,7 @@ h2 { font-size: 1.05em; margin-top: 1.6em; }
 <p class="legend"><span>bar: call to return</span><span>&#9679; linearization point</span>
 <span style="color:#c00">red: minimal non-linearizable sub-history</span>
 <span>hatched: not linearized</span></p>
+<div id="counterexample"></div>
 <div id="partitions"></div>
 <script>
 const data = /*DATA*/null;
@@ -197,6 +209,17 @@ function renderOp(o, p) {
 document.getElementById("title").textContent =
   "aver lin: " + data.verdict + " (" + data.operations + " operations, " + data.partitions.length + " partitions)";
 document.getElementById("title").className = "verdict-" + data.verdict;
+if (data.counterexample) {
+  const cx = document.getElementById("counterexample");
+  cx.appendChild(el("h2", "verdict-Illegal",
+    "minimal non-linearizable sub-history of partition " + JSON.stringify(data.counterexample.partition)));
+  const list = el("ol");
+  for (const o of data.counterexample.ops) {
+    const ret = o.ret === null ? "never" : o.ret;
+    list.appendChild(el("li", "cx-op", "client " + o.client + ": " + o.label + "  [call " + o.call + ", return " + ret + "]"));
+  }
+  cx.appendChild(list);
+}
 const root = document.getElementById("partitions");
 for (const p of data.partitions) root.appendChild(renderPartition(p));
 </script>

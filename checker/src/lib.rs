@@ -73,6 +73,9 @@ pub struct Operation<I, O> {
     pub ret: Option<u64>,
 }
 
+/// A history of operations checked against model `M`.
+pub type History<M> = Vec<Operation<<M as Model>::Input, <M as Model>::Output>>;
+
 /// One event of a history given as an ordered sequence of calls and returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event<I, O> {

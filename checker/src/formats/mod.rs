@@ -13,7 +13,7 @@ mod jsonl;
 
 pub use decode::Decode;
 
-use crate::Operation;
+use crate::{History, Operation};
 use serde_json::Value;
 use std::fmt;
 use std::path::Path;
@@ -25,7 +25,7 @@ pub enum Format {
     Jsonl,
     /// Porcupine's kv logs (`{:process 4, :type :invoke, :f :get, :key "3", :value nil}`).
     PorcupineKv,
-    /// Jepsen's etcd logs (`INFO  jepsen.util - 4	:invoke	:read	nil`).
+    /// Jepsen's etcd logs (`INFO  jepsen.util - 4 :invoke :read nil`, tab or space separated).
     Jepsen,
 }
 
@@ -148,7 +148,7 @@ pub fn parse_records(
 pub fn decode<M: Decode>(
     file: &str,
     records: &[Record],
-) -> Result<Vec<Operation<M::Input, M::Output>>, ParseError> {
+) -> Result<History<M>, ParseError> {
     records
         .iter()
         .map(|r| {
@@ -168,7 +168,7 @@ pub fn decode<M: Decode>(
 pub fn read_history<M: Decode>(
     path: &Path,
     format: Option<Format>,
-) -> Result<Vec<Operation<M::Input, M::Output>>, ParseError> {
+) -> Result<History<M>, ParseError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ParseError {
         file: file.clone(),

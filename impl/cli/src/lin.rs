@@ -401,3 +401,95 @@ fn cpu_time() -> Duration {
     assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(file: &str) -> PathBuf {
+        let path = default_corpus().join(file);
+        assert!(
+            path.is_file(),
+            "the Porcupine corpus is missing: {}",
+            path.display()
+        );
+        path
+    }
+
+    fn args(file: PathBuf) -> LinArgs {
+        LinArgs {
+            file,
+            model: None,
+            format: FormatArg::Auto,
+            timeout: None,
+            html: None,
+        }
+    }
+
+    fn temp(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("aver-lin-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).expect("write temp file");
+        path
+    }
+
+    #[test]
+    fn exit_codes_are_0_linearizable_1_illegal_2_unknown() {
+        assert_eq!(run(args(corpus("kv/c10-ok.txt"))).unwrap(), 0);
+        assert_eq!(run(args(corpus("jepsen/etcd_057.log"))).unwrap(), 1);
+        let slow = LinArgs {
+            timeout: Some(1e-9),
+            ..args(corpus("jepsen/etcd_002.log"))
+        };
+        assert_eq!(run(slow).unwrap(), 2);
+    }
+
+    #[test]
+    fn bad_input_exits_3() {
+        assert_eq!(
+            run(args(PathBuf::from("/nonexistent/history.jsonl"))).unwrap(),
+            3
+        );
+        assert_eq!(
+            run(args(temp("bad.jsonl", "{\"client\": 1,\n"))).unwrap(),
+            3
+        );
+        let no_timeout = LinArgs {
+            timeout: Some(-1.0),
+            ..args(corpus("kv/c01-ok.txt"))
+        };
+        assert_eq!(run(no_timeout).unwrap(), 3);
+        let wrong_model = LinArgs {
+            model: Some(ModelArg::Register),
+            ..args(corpus("jepsen/etcd_057.log"))
+        };
+        assert_eq!(run(wrong_model).unwrap(), 3, "a plain register has no cas");
+        let wrong_format = LinArgs {
+            format: FormatArg::Jepsen,
+            ..args(corpus("kv/c01-ok.txt"))
+        };
+        assert_eq!(run(wrong_format).unwrap(), 3);
+    }
+
+    #[test]
+    fn the_model_is_implied_by_the_operations() {
+        let versioned = "{\"client\": 1, \"call\": 0, \"return\": 1, \"f\": \"put\", \"key\": \"k\", \
+                         \"value\": \"a\", \"version\": 0, \"output\": \"OK\"}\n";
+        assert_eq!(run(args(temp("v.jsonl", versioned))).unwrap(), 0);
+        let stale = "{\"client\": 1, \"call\": 0, \"return\": 1, \"f\": \"write\", \"value\": 1, \"output\": \"ok\"}\n\
+                     {\"client\": 2, \"call\": 2, \"return\": 3, \"f\": \"read\", \"output\": null}\n";
+        assert_eq!(run(args(temp("r.jsonl", stale))).unwrap(), 1);
+    }
+
+    #[test]
+    fn html_is_written_when_asked() {
+        let out = std::env::temp_dir().join(format!("aver-lin-{}.html", std::process::id()));
+        let with_html = LinArgs {
+            html: Some(out.clone()),
+            ..args(corpus("kv/c01-bad.txt"))
+        };
+        assert_eq!(run(with_html).unwrap(), 1);
+        let page = std::fs::read_to_string(&out).expect("page written");
+        let _ = std::fs::remove_file(&out);
+        assert!(page.contains("\"verdict\":\"Illegal\"") && page.contains("<script>"));
+    }
+}

@@ -38,8 +38,51 @@
 //! assert_eq!(check_operations(&Register, &history, None), CheckResult::Ok);
 //! ```
 //!
-//! Your own system's model is a type implementing [`Model`] (or [`NondeterministicModel`]
-//! wrapped in [`PowerSet`]); see `models` for four complete examples.
+//! # Your own model
+//!
+//! A model is a type implementing [`Model`] (or [`NondeterministicModel`], checked through
+//! [`PowerSet`]); [`models`] has four complete ones. A counter, for example:
+//!
+//! ```
+//! use aver_checker::{check_operations, CheckResult, Model, Operation};
+//!
+//! #[derive(PartialEq)]
+//! enum Op { Add(u64), Get }
+//!
+//! struct Counter;
+//!
+//! impl Model for Counter {
+//!     type State = u64;
+//!     type Input = Op;
+//!     type Output = u64; // the value after the operation
+//!
+//!     fn init(&self) -> u64 { 0 }
+//!
+//!     fn step(&self, state: &u64, input: &Op, output: Option<&u64>) -> Option<u64> {
+//!         let next = match input { Op::Add(n) => state + n, Op::Get => *state };
+//!         // `None`: the output is unknown, anything goes.
+//!         output.is_none_or(|&seen| seen == next).then_some(next)
+//!     }
+//!
+//!     fn describe_operation(&self, input: &Op, output: Option<&u64>) -> String {
+//!         let call = match input { Op::Add(n) => format!("add({n})"), Op::Get => "get()".into() };
+//!         format!("{call} -> {output:?}")
+//!     }
+//!
+//!     fn describe_state(&self, state: &u64) -> String { state.to_string() }
+//! }
+//!
+//! let op = |client, input, call, output, ret| Operation { client, input, call, output, ret };
+//! let history = vec![
+//!     op(0, Op::Add(2), 0, Some(2), Some(10)),
+//!     op(1, Op::Get, 20, Some(0), Some(30)), // reads 0 after the add completed
+//! ];
+//! assert_eq!(check_operations(&Counter, &history, None), CheckResult::Illegal);
+//! ```
+//!
+//! To read your own histories in our JSON Lines format, also implement
+//! [`formats::Decode`] and use [`formats::read_history`]. `partition` (a key per operation)
+//! lets independent parts of the state be checked separately and in parallel.
 #![deny(missing_docs)]
 
 mod check;

@@ -193,3 +193,63 @@ fn timeline_draws_one_row_per_client_in_event_order() {
     );
     assert_eq!(CasRegister.describe_state(&Some(4)), "4");
 }
+
+#[test]
+fn the_first_illegal_partition_stops_the_others() {
+    use aver_checker::models::{Kv, KvInput, KvOutput};
+    use std::sync::Arc;
+    // Key "slow": 16 concurrent appends and a get no order explains: without the stop this
+    // explores every subset in every order (far beyond the minute allowed below).
+    let mut history: Vec<Operation<KvInput, KvOutput>> = (0..16)
+        .map(|c| Operation {
+            client: c,
+            input: KvInput::Append {
+                key: "slow".into(),
+                value: Arc::from(format!("<{c}>")),
+            },
+            call: 0,
+            output: Some(KvOutput::Done),
+            ret: Some(100),
+        })
+        .collect();
+    history.push(Operation {
+        client: 99,
+        input: KvInput::Get { key: "slow".into() },
+        call: 1,
+        output: Some(KvOutput::Value("nothing appended this".into())),
+        ret: Some(100),
+    });
+    // Key "a": a put that completed, then a get that does not see it.
+    let put = KvInput::Put {
+        key: "a".into(),
+        value: Arc::from("x"),
+    };
+    history.push(Operation {
+        client: 20,
+        input: put,
+        call: 0,
+        output: Some(KvOutput::Done),
+        ret: Some(1),
+    });
+    let get = KvInput::Get { key: "a".into() };
+    history.push(Operation {
+        client: 21,
+        input: get,
+        call: 2,
+        output: Some(KvOutput::Value(String::new())),
+        ret: Some(3),
+    });
+    let started = std::time::Instant::now();
+    let analysis = check_operations_verbose(&Kv, &history, Some(Duration::from_secs(60)));
+    assert_eq!(analysis.result, CheckResult::Illegal);
+    let slow = analysis
+        .partitions
+        .iter()
+        .find(|p| p.key == "slow")
+        .expect("partition");
+    assert!(
+        slow.stopped && slow.result == CheckResult::Unknown,
+        "stopped, not timed out"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "stopped early");
+}

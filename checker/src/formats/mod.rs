@@ -145,10 +145,7 @@ pub fn parse_records(
 }
 
 /// Decodes records into operations of model `M`.
-pub fn decode<M: Decode>(
-    file: &str,
-    records: &[Record],
-) -> Result<History<M>, ParseError> {
+pub fn decode<M: Decode>(file: &str, records: &[Record]) -> Result<History<M>, ParseError> {
     records
         .iter()
         .map(|r| {

@@ -216,7 +216,7 @@ fn print_counterexample<M: Model>(
             "  {:>4}. client {:<3} {what:<40} state: {}",
             k + 1,
             op.client,
-            model.describe_state(state)
+            clip(&model.describe_state(state))
         );
     }
     if !cx.order_only {
@@ -246,6 +246,19 @@ fn print_counterexample<M: Model>(
             op.client, op.call, ret
         );
     }
+}
+
+/// Longest state description printed in the terminal (the HTML page has them whole).
+const STATE_SHOWN_CHARS_MAX: usize = 60;
+
+/// Shortens long state descriptions to their end, where consecutive states differ.
+fn clip(text: &str) -> String {
+    let chars = text.chars().count();
+    if chars <= STATE_SHOWN_CHARS_MAX {
+        return text.to_string();
+    }
+    let tail: String = text.chars().skip(chars - STATE_SHOWN_CHARS_MAX).collect();
+    format!("…{tail}")
 }
 
 /// Arguments of `aver bench lin`.

@@ -13,17 +13,18 @@
 //!    construction; a budget bounds the time, and running out is reported, not hidden.
 //!
 //! Shrinking alone tends to a useless answer: remove every `write(2)` and a lone
-//! `read() -> 2` is illegal, and 1-minimal. So when the partition could be linearized if
-//! real-time order were ignored (all intervals stretched to overlap), shrinking keeps that
-//! property too: each step must leave a sub-history that is illegal *because of the order*
-//! of its operations, with the writes that explain every value still in it. That check can
-//! be expensive (every order is possible), so it runs under a small budget per candidate;
-//! when it cannot be decided on the whole partition, shrinking falls back to illegality
-//! alone and says so ([`Counterexample::order_only`]).
+//! `read() -> 2` is illegal, and 1-minimal. So shrinking also keeps the sub-history
+//! *explained*: some operation of it (the witness, typically the read that saw a stale
+//! value) makes it linearizable when that one operation may take effect at any time. The
+//! violation is then about *when* the witness took effect, and the operations that explain
+//! what it observed stay in. When no explained start can be found in time (each check has a
+//! small budget), shrinking falls back to illegality alone and says so
+//! ([`Counterexample::explained`]).
 //!
 //! [`timeline`] draws operations as an ASCII timeline, one row per client.
 
 use crate::{Analysis, CheckResult, Model, Operation, check_operations};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -38,16 +39,13 @@ pub struct Counterexample {
     pub minimal: Vec<usize>,
     /// False when the budget ran out before `minimal` was 1-minimal (it is still illegal).
     pub is_minimal: bool,
-    /// True when `minimal` would be linearizable if real-time order were ignored: the
-    /// violation is about order, and every observed value is explained by an operation in it.
-    pub order_only: bool,
+    /// True when `minimal` is explained: letting one of its operations take effect at any
+    /// time makes it linearizable (see the module documentation).
+    pub explained: bool,
 }
 
-/// Longest the first check with real-time order ignored (the whole partition) may take.
-const ORDERLESS_START_BUDGET: Duration = Duration::from_secs(1);
-
-/// Longest a check of a candidate with real-time order ignored may take.
-const ORDERLESS_BUDGET: Duration = Duration::from_millis(20);
+/// Longest one check of a candidate with one operation's interval stretched may take.
+const STRETCHED_BUDGET: Duration = Duration::from_millis(50);
 
 /// Builds the counterexample of an `Illegal` analysis (`None` otherwise); `budget` bounds
 /// the shrinking time.
@@ -71,32 +69,75 @@ where
         let sub: Vec<_> = ops.iter().map(|&i| history[i].clone()).collect();
         !left.is_zero() && check_operations(model, &sub, Some(left)) == CheckResult::Illegal
     };
-    let orderless_ok_within = |ops: &[usize], budget: Duration| {
-        let sub: Vec<_> = ops.iter().map(|&i| without_order(&history[i])).collect();
-        check_operations(model, &sub, Some(budget)) == CheckResult::Ok
+    let witness = Cell::new(None);
+    let explained = |ops: &[usize]| {
+        Instant::now() < deadline && explained_by_one(model, history, ops, &witness)
     };
-    let orderless_ok = |ops: &[usize]| orderless_ok_within(ops, ORDERLESS_BUDGET);
-    let order_only = orderless_ok_within(&partition.operations, ORDERLESS_START_BUDGET.min(budget));
-    let keep = |ops: &[usize]| illegal(ops) && (!order_only || orderless_ok(ops));
-    let shortest = shortest_illegal_prefix(&partition.operations, &keep);
-    let (minimal, is_minimal) = remove_one_at_a_time(shortest, &keep, deadline);
+    let keep = |ops: &[usize]| illegal(ops) && explained(ops);
+    let plain = shortest_illegal_prefix(&partition.operations, &illegal);
+    let start = [&plain, &partition.operations]
+        .into_iter()
+        .find(|ops| explained(ops));
+    let (minimal, is_minimal, explained) = match start {
+        Some(start) => {
+            let shortest = shortest_illegal_prefix(start, &keep);
+            let (minimal, is_minimal) = remove_one_at_a_time(shortest, &keep, deadline);
+            (minimal, is_minimal, true)
+        }
+        None => {
+            let (minimal, is_minimal) = remove_one_at_a_time(plain, &illegal, deadline);
+            (minimal, is_minimal, false)
+        }
+    };
     Some(Counterexample {
         partition: partition.key.clone(),
         prefix: partition.linearization.clone(),
         minimal,
         is_minimal,
-        order_only,
+        explained,
     })
 }
 
-/// The operation with its interval stretched to overlap every other one.
-fn without_order<I: Clone, O: Clone>(op: &Operation<I, O>) -> Operation<I, O> {
-    let ret = op.ret.map(|_| 1);
-    Operation {
-        call: 0,
-        ret,
-        ..op.clone()
+/// Whether letting one operation of `ops` take effect at any time makes them linearizable.
+/// Tries the previous witness first, then later-called operations first (where violations
+/// are usually observed); remembers the one that worked.
+fn explained_by_one<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    ops: &[usize],
+    witness: &Cell<Option<usize>>,
+) -> bool
+where
+    M::Input: Clone,
+    M::Output: Clone,
+{
+    let fixes = |w: usize| {
+        let sub: Vec<_> = ops
+            .iter()
+            .map(|&i| stretched_if(&history[i], i == w))
+            .collect();
+        check_operations(model, &sub, Some(STRETCHED_BUDGET)) == CheckResult::Ok
+    };
+    let previous = witness.get().filter(|w| ops.contains(w));
+    let found = previous.filter(|&w| fixes(w)).or_else(|| {
+        ops.iter()
+            .rev()
+            .copied()
+            .filter(|&o| Some(o) != previous)
+            .find(|&o| fixes(o))
+    });
+    witness.set(found.or(previous));
+    found.is_some()
+}
+
+/// The operation, with its interval stretched over all time when `stretch`.
+fn stretched_if<I: Clone, O: Clone>(op: &Operation<I, O>, stretch: bool) -> Operation<I, O> {
+    let mut op = op.clone();
+    if stretch {
+        op.call = 0;
+        op.ret = op.ret.map(|_| u64::MAX);
     }
+    op
 }
 
 /// The shortest prefix (in call order) that is illegal, by binary search; the whole list is

@@ -117,7 +117,7 @@ fn counterexample_of_etcd_057_is_a_minimal_ordering_violation() {
         read_history::<CasRegister>(&corpus("jepsen/etcd_057.log"), None).expect("parses");
     let analysis = check_operations_verbose(&CasRegister, &history, None);
     let cx = find(&CasRegister, &history, &analysis, Duration::from_secs(10)).expect("illegal");
-    assert!(cx.is_minimal && cx.order_only);
+    assert!(cx.is_minimal && cx.explained);
     let sub = |ops: &[usize]| ops.iter().map(|&i| history[i].clone()).collect::<Vec<_>>();
     assert_eq!(
         check_operations(&CasRegister, &sub(&cx.minimal), None),
@@ -252,4 +252,25 @@ fn the_first_illegal_partition_stops_the_others() {
         "stopped, not timed out"
     );
     assert!(started.elapsed() < Duration::from_secs(30), "stopped early");
+}
+
+#[test]
+fn kv_counterexample_keeps_the_appends_that_explain_the_get() {
+    use aver_checker::models::{Kv, KvInput};
+    let history = read_history::<Kv>(&corpus("kv/c10-bad.txt"), None).expect("parses");
+    let analysis = check_operations_verbose(&Kv, &history, None);
+    let cx = find(&Kv, &history, &analysis, Duration::from_secs(10)).expect("illegal");
+    assert!(cx.explained, "a witness was found");
+    let gets = cx
+        .minimal
+        .iter()
+        .filter(|&&i| matches!(history[i].input, KvInput::Get { .. }))
+        .count();
+    assert!(
+        gets >= 1 && cx.minimal.len() > gets,
+        "the get comes with its appends: {:?}",
+        cx.minimal
+    );
+    let sub: Vec<_> = cx.minimal.iter().map(|&i| history[i].clone()).collect();
+    assert_eq!(check_operations(&Kv, &sub, None), CheckResult::Illegal);
 }

@@ -219,10 +219,11 @@ fn print_counterexample<M: Model>(
             clip(&model.describe_state(state))
         );
     }
-    if !cx.order_only {
+    if !cx.explained {
         println!(
-            "\n(the partition stays illegal even with real-time order ignored: some observed \
-             value is explained by no operation, so the sub-history below may be a lone read)"
+            "\n(no operation could be found whose timing alone explains the violation, so the \
+             sub-history below was shrunk for illegality only and may lack the operations \
+             that explain its values)"
         );
     }
     let how = if cx.is_minimal {

@@ -1,0 +1,236 @@
+//! The public entry points: partition, check partitions in parallel, combine.
+//!
+//! Partitions are ordered by key (a `BTreeMap`), so reports do not depend on hash order.
+//! Workers take the largest partitions first, which keeps both cores busy on skewed
+//! histories. When one partition is illegal the others are told to stop: the verdict cannot
+//! change, and on big histories this is most of the win of partitioning.
+
+use crate::search::{Limits, Outcome, check_partition};
+use crate::{Event, EventKind, Model, Operation};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The verdict on a history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CheckResult {
+    /// Linearizable.
+    Ok,
+    /// Not linearizable.
+    Illegal,
+    /// The timeout expired before a verdict (never reported as `Ok`).
+    Unknown,
+}
+
+/// The verdict with what the search learned about each partition.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    /// The verdict on the whole history.
+    pub result: CheckResult,
+    /// One entry per partition, ordered by key.
+    pub partitions: Vec<PartitionAnalysis>,
+}
+
+/// What the search learned about one partition.
+#[derive(Clone, Debug)]
+pub struct PartitionAnalysis {
+    /// The partition key ([`Model::partition`]).
+    pub key: String,
+    /// Indices into the history of the partition's operations, ordered by call.
+    pub operations: Vec<usize>,
+    /// This partition's verdict (`Unknown` also when stopped because another was illegal).
+    pub result: CheckResult,
+    /// True when the search was stopped because another partition was illegal.
+    pub stopped: bool,
+    /// History indices in linearization order: a whole linearization when `Ok`, the longest
+    /// partial linearization found when `Illegal` or `Unknown`. Operations that never
+    /// returned and are absent here never took effect.
+    pub linearization: Vec<usize>,
+}
+
+/// Checks a history of operations; `timeout: None` waits for a verdict.
+pub fn check_operations<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    timeout: Option<Duration>,
+) -> CheckResult {
+    analyse(model, history, timeout, false).result
+}
+
+/// Like [`check_operations`], and also returns per-partition linearizations for
+/// counterexamples and visualisation.
+pub fn check_operations_verbose<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    timeout: Option<Duration>,
+) -> Analysis {
+    analyse(model, history, timeout, true)
+}
+
+/// Checks a history of events (calls and returns in real-time order). Fails when a return
+/// has no earlier call with the same id or an id is called twice.
+pub fn check_events<M: Model>(
+    model: &M,
+    events: &[Event<M::Input, M::Output>],
+    timeout: Option<Duration>,
+) -> Result<CheckResult, String>
+where
+    M::Input: Clone,
+    M::Output: Clone,
+{
+    let history = operations_from_events(events)?;
+    Ok(check_operations(model, &history, timeout))
+}
+
+/// Converts events to operations, with each event's position as its time.
+pub(crate) fn operations_from_events<I: Clone, O: Clone>(
+    events: &[Event<I, O>],
+) -> Result<Vec<Operation<I, O>>, String> {
+    let mut ops: Vec<Operation<I, O>> = Vec::new();
+    let mut open: BTreeMap<u64, usize> = BTreeMap::new();
+    for (time, event) in events.iter().enumerate() {
+        let time = time as u64;
+        match &event.kind {
+            EventKind::Call(input) => {
+                if open.insert(event.id, ops.len()).is_some() {
+                    return Err(format!("event {time}: id {} called twice", event.id));
+                }
+                let (client, input) = (event.client, input.clone());
+                ops.push(Operation {
+                    client,
+                    input,
+                    call: time,
+                    output: None,
+                    ret: None,
+                });
+            }
+            EventKind::Return(output) => {
+                let Some(i) = open.remove(&event.id) else {
+                    return Err(format!(
+                        "event {time}: return of id {} without a call",
+                        event.id
+                    ));
+                };
+                ops[i].output = output.clone();
+                ops[i].ret = Some(time);
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// Groups operation indices by partition key, each group ordered by call time.
+pub(crate) fn partitions<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+) -> Vec<(String, Vec<usize>)> {
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, op) in history.iter().enumerate() {
+        groups
+            .entry(model.partition(&op.input))
+            .or_default()
+            .push(i);
+    }
+    let mut groups: Vec<(String, Vec<usize>)> = groups.into_iter().collect();
+    for (_, ops) in &mut groups {
+        ops.sort_by_key(|&i| (history[i].call, i));
+    }
+    groups
+}
+
+fn analyse<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    timeout: Option<Duration>,
+    track: bool,
+) -> Analysis {
+    let groups = partitions(model, history);
+    let stop = AtomicBool::new(false);
+    let limits = Limits {
+        deadline: timeout.map(|t| Instant::now() + t),
+        stop: &stop,
+        track,
+    };
+    let outcomes = run_all(model, history, &groups, &limits);
+    let partitions: Vec<PartitionAnalysis> = groups
+        .into_iter()
+        .zip(outcomes)
+        .map(|((key, operations), outcome)| PartitionAnalysis {
+            key,
+            result: outcome.result,
+            stopped: outcome.stopped,
+            linearization: outcome
+                .linearization
+                .iter()
+                .map(|&k| operations[k])
+                .collect(),
+            operations,
+        })
+        .collect();
+    Analysis {
+        result: combine(&partitions),
+        partitions,
+    }
+}
+
+fn combine(partitions: &[PartitionAnalysis]) -> CheckResult {
+    let results = partitions.iter().map(|p| p.result);
+    if results.clone().any(|r| r == CheckResult::Illegal) {
+        CheckResult::Illegal
+    } else if results.clone().any(|r| r == CheckResult::Unknown) {
+        CheckResult::Unknown
+    } else {
+        CheckResult::Ok
+    }
+}
+
+/// Runs every partition, on as many threads as there are cores (none for one partition).
+fn run_all<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    groups: &[(String, Vec<usize>)],
+    limits: &Limits,
+) -> Vec<Outcome> {
+    let run_one = |g: usize| {
+        if limits.stop.load(Ordering::Relaxed) {
+            let linearization = Vec::new();
+            return Outcome {
+                result: CheckResult::Unknown,
+                stopped: true,
+                linearization,
+            };
+        }
+        let ops: Vec<&Operation<M::Input, M::Output>> =
+            groups[g].1.iter().map(|&i| &history[i]).collect();
+        let outcome = check_partition(model, &ops, limits);
+        if outcome.result == CheckResult::Illegal {
+            limits.stop.store(true, Ordering::Relaxed);
+        }
+        outcome
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = workers.min(groups.len());
+    if workers <= 1 {
+        return (0..groups.len()).map(run_one).collect();
+    }
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by_key(|&g| (std::cmp::Reverse(groups[g].1.len()), g));
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..groups.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                while let Some(&g) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let outcome = run_one(g);
+                    slots.lock().unwrap_or_else(|e| e.into_inner())[g] = Some(outcome);
+                }
+            });
+        }
+    });
+    let slots = slots.into_inner().unwrap_or_else(|e| e.into_inner());
+    slots
+        .into_iter()
+        .map(|o| o.expect("every partition ran"))
+        .collect()
+}

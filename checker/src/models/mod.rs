@@ -1,0 +1,28 @@
+//! Ready-made models, and examples of how to write your own.
+//!
+//! | model | operations | partitioned by |
+//! | --- | --- | --- |
+//! | [`Register`] | read, write of an `i64` (initially absent) | nothing |
+//! | [`CasRegister`] | read, write, compare-and-set (Jepsen's etcd tests) | nothing |
+//! | [`Kv`] | get, put, append on string keys (6.5840 kvraft) | key |
+//! | [`VersionedKv`] | get, versioned put (6.5840 kvsrv1), via [`crate::PowerSet`] | key |
+//!
+//! A model of your own is a type implementing [`crate::Model`]; copy [`Register`] (30 lines)
+//! as a start. If one operation can have several effects, implement
+//! [`crate::NondeterministicModel`] as [`VersionedKv`] does and check with
+//! `PowerSet(YourModel)`.
+
+mod kv;
+mod kv_value;
+mod register;
+mod versioned_kv;
+
+pub use kv::{Kv, KvInput, KvOutput};
+pub use kv_value::KvValue;
+pub use register::{CasRegister, Register, RegisterInput, RegisterOutput};
+pub use versioned_kv::{VersionedInput, VersionedKv, VersionedOutput, VersionedState};
+
+/// Renders an optional register value the way Jepsen does (`nil` when absent).
+fn show(value: Option<i64>) -> String {
+    value.map_or_else(|| "nil".to_string(), |v| v.to_string())
+}

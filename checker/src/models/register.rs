@@ -1,0 +1,136 @@
+//! Registers holding an `i64`, initially absent (`nil`): Jepsen's etcd histories read `nil`
+//! before the first write, so absence is a value of its own.
+
+use super::show;
+use crate::Model;
+
+/// A register operation's input.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RegisterInput {
+    /// Read the value.
+    Read,
+    /// Overwrite the value.
+    Write(i64),
+    /// Set to `new` if the value is `expected` (only [`CasRegister`] has it).
+    Cas {
+        /// The value the register must hold for the swap to happen.
+        expected: i64,
+        /// The value written when it does.
+        new: i64,
+    },
+}
+
+/// A register operation's output.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RegisterOutput {
+    /// The value read (`None`: never written).
+    Read(Option<i64>),
+    /// The write completed.
+    Write,
+    /// Whether the compare-and-set swapped.
+    Cas(bool),
+}
+
+/// A read/write register. A `Cas` input is not part of its vocabulary and is never legal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Register;
+
+/// A read/write/compare-and-set register, as in Jepsen's etcd tests.
+///
+/// A cas with an unknown outcome that is linearized takes effect when `expected` matches
+/// (Porcupine's etcd model); one that never returned may also never take effect.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CasRegister;
+
+fn step_register(
+    state: &Option<i64>,
+    input: &RegisterInput,
+    output: Option<&RegisterOutput>,
+    with_cas: bool,
+) -> Option<Option<i64>> {
+    use RegisterInput as In;
+    use RegisterOutput as Out;
+    match (input, output) {
+        (In::Read, None) => Some(*state),
+        (In::Read, Some(Out::Read(v))) => (v == state).then_some(*state),
+        (In::Write(v), None | Some(Out::Write)) => Some(Some(*v)),
+        (In::Cas { expected, new }, out) if with_cas => {
+            let swaps = *state == Some(*expected);
+            match out {
+                None => Some(if swaps { Some(*new) } else { *state }),
+                Some(Out::Cas(ok)) if *ok == swaps => Some(if swaps { Some(*new) } else { *state }),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn describe(input: &RegisterInput, output: Option<&RegisterOutput>) -> String {
+    let call = match input {
+        RegisterInput::Read => "read()".to_string(),
+        RegisterInput::Write(v) => format!("write({v})"),
+        RegisterInput::Cas { expected, new } => format!("cas({expected}, {new})"),
+    };
+    let ret = match output {
+        None => "?".to_string(),
+        Some(RegisterOutput::Read(v)) => show(*v),
+        Some(RegisterOutput::Write) => "ok".to_string(),
+        Some(RegisterOutput::Cas(ok)) => if *ok { "ok" } else { "fail" }.to_string(),
+    };
+    format!("{call} -> {ret}")
+}
+
+impl Model for Register {
+    type State = Option<i64>;
+    type Input = RegisterInput;
+    type Output = RegisterOutput;
+
+    fn init(&self) -> Option<i64> {
+        None
+    }
+
+    fn step(
+        &self,
+        s: &Option<i64>,
+        i: &RegisterInput,
+        o: Option<&RegisterOutput>,
+    ) -> Option<Option<i64>> {
+        step_register(s, i, o, false)
+    }
+
+    fn describe_operation(&self, input: &RegisterInput, output: Option<&RegisterOutput>) -> String {
+        describe(input, output)
+    }
+
+    fn describe_state(&self, state: &Option<i64>) -> String {
+        show(*state)
+    }
+}
+
+impl Model for CasRegister {
+    type State = Option<i64>;
+    type Input = RegisterInput;
+    type Output = RegisterOutput;
+
+    fn init(&self) -> Option<i64> {
+        None
+    }
+
+    fn step(
+        &self,
+        s: &Option<i64>,
+        i: &RegisterInput,
+        o: Option<&RegisterOutput>,
+    ) -> Option<Option<i64>> {
+        step_register(s, i, o, true)
+    }
+
+    fn describe_operation(&self, input: &RegisterInput, output: Option<&RegisterOutput>) -> String {
+        describe(input, output)
+    }
+
+    fn describe_state(&self, state: &Option<i64>) -> String {
+        show(*state)
+    }
+}

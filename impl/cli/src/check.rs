@@ -148,12 +148,15 @@ struct Row {
     expectation: Expectation,
     /// Length of the discovery path, if any.
     discovery: Option<usize>,
+    /// False when the bounds make this `sometimes` property unreachable by construction.
+    reachable: bool,
 }
 
 impl Row {
     fn verdict(&self, complete: bool) -> (&'static str, bool) {
         match (&self.expectation, self.discovery) {
             (Expectation::Sometimes, Some(_)) => ("example found", true),
+            (Expectation::Sometimes, None) if !self.reachable => ("n/a (bounds)", true),
             (Expectation::Sometimes, None) if complete => ("NO EXAMPLE", false),
             (Expectation::Sometimes, None) => ("not reached", true),
             (_, Some(_)) => ("VIOLATED", false),
@@ -259,6 +262,7 @@ fn collect<C: Checker<RaftModel>>(checker: C, model: &RaftModel, start: Instant)
             property: p.name,
             expectation: p.expectation.clone(),
             discovery: path.map(|path| path.clone().into_actions().len()),
+            reachable: model.cfg.can_reach(p.name),
         });
         if let (Expectation::Always, Some(path)) = (&p.expectation, path) {
             paths.push((p.name, path.clone().into_vec(), Some(path.encode(model))));
@@ -302,79 +306,33 @@ fn progress<C: Checker<RaftModel>>(checker: C, start: Instant) -> C {
     checker
 }
 
-type Found = (
-    &'static str,
-    Vec<(RaftState, Option<RaftAction>)>,
-    Option<String>,
-);
+type Found = (&'static str, raft::StatePath, Option<String>);
 
-/// `runs` random walks from the initial state, each until no enabled action is left in the
-/// boundary or 1,000 steps; properties are checked at every state.
-#[allow(clippy::type_complexity)]
+/// Random walks (see `aver_models::raft::random_walks`), with a progress line.
 fn simulate(model: &RaftModel, runs: u64) -> Collected {
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    let mut discovered: Vec<Option<Vec<(RaftState, Option<RaftAction>)>>> =
-        vec![None; PROPERTIES.len()];
-    let (mut total, mut depth) = (0usize, 0usize);
-    for run in 0..runs {
-        let mut path: Vec<(RaftState, Option<RaftAction>)> =
-            vec![(model.init_states().remove(0), None)];
-        for _ in 0..1000 {
-            let state = &path.last().unwrap().0;
-            total += 1;
-            for (k, p) in PROPERTIES.iter().enumerate() {
-                let hit = match p.expectation {
-                    Expectation::Sometimes => (p.condition)(model, state),
-                    _ => !(p.condition)(model, state),
-                };
-                if hit && discovered[k].is_none() {
-                    discovered[k] = Some(path.clone());
-                }
-            }
-            let mut actions = Vec::new();
-            model.actions(state, &mut actions);
-            let steps: Vec<_> = actions
-                .into_iter()
-                .filter_map(|a| {
-                    let s = model.next_state(state, a.clone())?;
-                    model.within_boundary(&s).then_some((a, s))
-                })
-                .collect();
-            if steps.is_empty() {
-                break;
-            }
-            let (a, s) = steps[(next() % steps.len() as u64) as usize].clone();
-            path.last_mut().unwrap().1 = Some(a);
-            path.push((s, None));
-        }
-        depth = depth.max(path.len());
-        if run % 100 == 99 {
-            eprint!("\r  runs={} states={total} depth={depth}   ", run + 1);
-        }
-    }
-    eprintln!("\r  runs={runs} states={total} depth={depth}   ");
+    const WALK_STEPS_MAX: usize = 60;
+    let report = raft::random_walks(model, runs, WALK_STEPS_MAX, 0x9E37_79B9_7F4A_7C15);
+    eprintln!(
+        "  runs={} states={} depth={}",
+        report.runs, report.states, report.depth
+    );
     let rows = PROPERTIES
         .iter()
-        .zip(&discovered)
+        .zip(&report.discoveries)
         .map(|(p, d)| Row {
             property: p.name,
             expectation: p.expectation.clone(),
             discovery: d.as_ref().map(|d| d.len() - 1),
+            reachable: model.cfg.can_reach(p.name),
         })
         .collect();
     let found = PROPERTIES
         .iter()
-        .zip(discovered)
+        .zip(report.discoveries)
         .filter(|(p, _)| matches!(p.expectation, Expectation::Always))
         .filter_map(|(p, d)| Some((p.name, d?, None)))
         .collect();
-    (rows, total, total, depth, found)
+    (rows, report.states, report.states, report.depth, found)
 }
 
 /// Prints a counterexample as readable steps and writes it as JSON.

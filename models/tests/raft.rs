@@ -38,16 +38,20 @@ impl Walk {
             .filter(|a| pred(a))
             .find_map(|a| self.model.next_state(&self.state, a))
             .unwrap_or_else(|| panic!("step {}: no enabled action {what}", self.steps + 1));
-        assert!(self.model.within_boundary(&next), "{what} leaves the bounds");
+        assert!(
+            self.model.within_boundary(&next),
+            "{what} leaves the bounds"
+        );
         self.state = next;
         self.steps += 1;
         self
     }
 
     fn timeout(&mut self, n: usize, t: ModelTimer) -> &mut Walk {
-        self.take(&format!("timeout n{n} {t:?}"), |a| {
-            matches!(a, ActorModelAction::Timeout(id, tt) if *id == Id::from(n) && *tt == t)
-        })
+        self.take(
+            &format!("timeout n{n} {t:?}"),
+            |a| matches!(a, ActorModelAction::Timeout(id, tt) if *id == Id::from(n) && *tt == t),
+        )
     }
 
     fn deliver(&mut self, src: usize, dst: usize, kind: &str) -> &mut Walk {
@@ -58,7 +62,10 @@ impl Walk {
     }
 
     fn crash(&mut self, n: usize) -> &mut Walk {
-        self.take("crash", |a| matches!(a, ActorModelAction::Crash(id) if *id == Id::from(n)))
+        self.take(
+            "crash",
+            |a| matches!(a, ActorModelAction::Crash(id) if *id == Id::from(n)),
+        )
     }
 
     /// n0 wins term 1 with n1's vote.
@@ -155,7 +162,7 @@ fn witness_new_leader_after_crash() {
 
 /// Unique states of [`RaftModelCfg::ci`] (DFS, one thread: deterministic). A change here means
 /// the state space changed: review why before updating it.
-const CI_UNIQUE_STATES: usize = 239_306;
+const CI_UNIQUE_STATES: usize = 1_965_698;
 
 #[test]
 fn ci_config_is_exhaustive_and_safe() {
@@ -172,16 +179,24 @@ fn ci_config_is_exhaustive_and_safe() {
     for name in raft::safety_properties() {
         checker.assert_no_discovery(name);
     }
-    // The two `sometimes` properties these bounds can reach must be reached; the other two
-    // need crashes, a second term or snapshots (witnessed at the deep bounds below).
+    // Every `sometimes` property these bounds can reach must be reached; "new leader after
+    // crash" needs a crash and a second term (witnessed at the deep bounds above).
+    // The discovery paths are deterministic with one DFS thread; their lengths are pinned.
     let cfg = RaftModelCfg::ci();
+    let mut found = Vec::new();
     for p in PROPERTIES {
         if matches!(p.expectation, Expectation::Sometimes) && cfg.can_reach(p.name) {
             let path = checker.discovery(p.name).expect(p.name);
-            println!("{}: example of {} steps", p.name, path.into_actions().len());
+            found.push((p.name, path.into_actions().len()));
         }
     }
-    assert!(!cfg.can_reach("new leader after crash") && !cfg.can_reach("snapshot installed"));
+    let expected = [
+        ("leader elected", 5),
+        ("entry committed", 9),
+        ("snapshot installed", 13),
+    ];
+    assert_eq!(found, expected);
+    assert!(!cfg.can_reach("new leader after crash") && cfg.can_reach("snapshot installed"));
     assert_eq!(checker.unique_state_count(), CI_UNIQUE_STATES);
 }
 
@@ -196,7 +211,7 @@ fn catches(bug: Bug, cfg: RaftModelCfg, expected: &str) -> (usize, f64) {
     };
     let model: RaftModel = cfg.into_model();
     let start = Instant::now();
-    let report = raft::random_walks(&model, 200_000, 60, 0x9E37_79B9_7F4A_7C15);
+    let report = raft::random_walks(&model, 1_000_000, 60, 0x9E37_79B9_7F4A_7C15);
     let secs = start.elapsed().as_secs_f64();
     let found: Vec<_> = PROPERTIES
         .iter()
@@ -218,8 +233,19 @@ fn bug_figure8_commit() {
 }
 
 #[test]
-fn bug_vote_not_persisted() {
-    catches(Bug::VoteNotPersisted, RaftModelCfg::deep(), "RAFT-1");
+fn bug_up_to_date_by_length() {
+    catches(Bug::UpToDateByLength, RaftModelCfg::deep(), "RAFT-4");
+}
+
+/// Needs a leader to compact, a follower to catch up past the snapshot, and the stale
+/// InstallSnapshot redelivered; random walks find it at terms ≤ 2 faster than at ≤ 3.
+#[test]
+fn bug_install_old_snapshot() {
+    let cfg = RaftModelCfg {
+        max_term: 2,
+        ..RaftModelCfg::deep()
+    };
+    catches(Bug::InstallOldSnapshot, cfg, "RAFT-10");
 }
 
 #[test]
@@ -252,7 +278,9 @@ fn bug_keep_conflicting() {
     catches(Bug::KeepConflicting, RaftModelCfg::deep(), "RAFT-3");
 }
 
-/// The same bugs are found by exhaustive BFS at small bounds, with short traces.
+/// Shallow bugs are found by exhaustive BFS at small bounds (terms ≤ 2, one crash, no
+/// snapshots), with short traces. `vote-not-persisted` is tested only here: random walks at
+/// the deep bounds do not find it reliably.
 #[test]
 fn bugs_found_by_exhaustive_bfs() {
     for (bug, expected) in [
@@ -264,6 +292,7 @@ fn bugs_found_by_exhaustive_bfs() {
         let cfg = RaftModelCfg {
             max_term: 2,
             max_crashes: 1,
+            compaction: false,
             bugs: Bugs::only(bug),
             ..RaftModelCfg::ci()
         };
@@ -275,7 +304,9 @@ fn bugs_found_by_exhaustive_bfs() {
             .spawn_bfs()
             .join();
         let name = raft::property_named(expected).unwrap();
-        let path = checker.discovery(name).unwrap_or_else(|| panic!("{bug}: no {name}"));
+        let path = checker
+            .discovery(name)
+            .unwrap_or_else(|| panic!("{bug}: no {name}"));
         println!("{bug}: {name} in {} steps (BFS)", path.into_actions().len());
     }
 }

@@ -62,10 +62,14 @@ pub struct Bounds {
     /// Network: reliable, lossy, duplicating, lossy-duplicating, ordered.
     #[arg(long, value_parser = parse_network)]
     pub network: Option<NetworkKind>,
-    /// Disable snapshots (the `Compact` timer).
+    /// Whether servers take snapshots (the `Compact` timer): true or false.
     #[arg(long)]
+    pub compaction: Option<bool>,
+    /// Same as `--compaction false`.
+    #[arg(long, conflicts_with = "compaction")]
     pub no_compaction: bool,
-    /// Seed a historical bug into the core (see specs/bugs.md); repeatable.
+    /// Seed a historical bug into the core (see specs/bugs.md); repeatable. Without
+    /// --dfs/--bfs/--simulate this searches by random walks at the deep bounds.
     #[arg(long = "bug", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
 }
@@ -80,7 +84,12 @@ fn parse_bug(s: &str) -> Result<Bug, String> {
 
 impl Bounds {
     fn cfg(&self) -> anyhow::Result<RaftModelCfg> {
-        let mut cfg = RaftModelCfg::ci();
+        self.cfg_from(RaftModelCfg::ci())
+    }
+
+    /// `base` with every bound given on the command line applied.
+    fn cfg_from(&self, base: RaftModelCfg) -> anyhow::Result<RaftModelCfg> {
+        let mut cfg = base;
         if let Some(n) = self.servers {
             anyhow::ensure!((1..=9).contains(&n), "--servers must be 1..=9");
             cfg.servers = n;
@@ -96,6 +105,9 @@ impl Bounds {
         }
         if let Some(n) = self.network {
             cfg.network = n;
+        }
+        if let Some(c) = self.compaction {
+            cfg.compaction = c;
         }
         cfg.compaction &= !self.no_compaction;
         cfg.bugs = self.bugs.iter().fold(Bugs::NONE, |b, &bug| b.with(bug));
@@ -124,6 +136,9 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = 3000)]
     pub port: u16,
 }
+
+/// Random walks `aver check --bug NAME` runs by default.
+const BUG_HUNT_RUNS: u64 = 1_000_000;
 
 /// How to search.
 #[derive(Clone, Copy, Debug)]
@@ -167,9 +182,13 @@ impl Row {
 
 /// Runs `aver check`.
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    // With a seeded bug and no search named, search where bugs live: random walks at the
+    // deep bounds (exhaustive search cannot reach most of them; see specs/bugs.md).
+    let hunting = !args.bounds.bugs.is_empty() && !args.dfs && !args.bfs && args.simulate.is_none();
     let search = match (args.bfs, args.simulate) {
         (true, _) => Search::Bfs,
         (_, Some(runs)) => Search::Simulate(runs),
+        _ if hunting => Search::Simulate(BUG_HUNT_RUNS),
         _ => Search::Dfs,
     };
     anyhow::ensure!(args.threads >= 1, "--threads must be at least 1");
@@ -186,8 +205,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     };
     let mut outcomes = Vec::new();
     for p in protocols {
-        let cfg = args.bounds.cfg()?;
-        println!("checking {p}: {}", describe_cfg(&cfg));
+        let base = if hunting {
+            RaftModelCfg::deep()
+        } else {
+            RaftModelCfg::ci()
+        };
+        let cfg = args.bounds.cfg_from(base)?;
+        let how = match search {
+            Search::Dfs => format!("DFS, {} threads", args.threads),
+            Search::Bfs => format!("BFS, {} threads", args.threads),
+            Search::Simulate(runs) => format!("up to {runs} random walks"),
+        };
+        println!("checking {p} ({how}): {}", describe_cfg(&cfg));
         outcomes.push(check_raft(cfg, search, args.threads, &args.out)?);
     }
     let failed = print_table(&outcomes, !matches!(search, Search::Simulate(_)));
@@ -366,8 +395,7 @@ fn report_counterexample(
     if let Some(e) = encoded {
         println!("  Explorer path (aver explore raft, same bounds): #/steps/{e}");
     }
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("creating {}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let id = name.split(' ').next().unwrap_or(name);
     let file = out_dir.join(format!("raft-{id}.json"));
     let json = serde_json::json!({
@@ -440,7 +468,11 @@ fn print_table(outcomes: &[Outcome], exhaustive: bool) -> bool {
 /// CPU-seconds.
 pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     let cfg = args.bounds.cfg()?;
-    println!("bench check raft (DFS, {} threads): {}", args.threads, describe_cfg(&cfg));
+    println!(
+        "bench check raft (DFS, {} threads): {}",
+        args.threads,
+        describe_cfg(&cfg)
+    );
     let cpu0 = cpu_seconds();
     let start = Instant::now();
     let checker = cfg.into_model().checker().threads(args.threads).spawn_dfs();

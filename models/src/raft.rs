@@ -964,9 +964,11 @@ pub fn random_walks(model: &RaftModel, runs: u64, steps_max: usize, seed: u64) -
             let mut chosen = None;
             while !actions.is_empty() && chosen.is_none() {
                 let a = actions.swap_remove((next() % actions.len() as u64) as usize);
+                // A step that changes nothing (a redelivery whose reply is already in the
+                // network) only lengthens the trace: skip it.
                 chosen = model
                     .next_state(state, a.clone())
-                    .filter(|s| model.within_boundary(s))
+                    .filter(|s| s != state && model.within_boundary(s))
                     .map(|s| (a, s));
             }
             let Some((a, s)) = chosen else { break };

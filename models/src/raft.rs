@@ -294,7 +294,7 @@ impl RaftModelCfg {
                 LossyNetwork::No
             })
             .max_crashes(self.max_crashes)
-            .within_boundary(|cfg, s| RaftModelCfg::within_boundary(cfg, s));
+            .within_boundary(RaftModelCfg::within_boundary);
         RaftModel { cfg: self, inner }
     }
 
@@ -782,10 +782,12 @@ fn describe_persist(before: &Durable<Cmd>, after: &Durable<Cmd>) -> Vec<String> 
             after.hard.voted_for.map_or("-".into(), |v| v.to_string())
         ));
     }
-    if before.snapshot != after.snapshot {
-        if let Some(s) = &after.snapshot {
-            out.push(format!("snapshot ({},{})", s.meta.index.0, s.meta.term.0));
-        }
+    if let Some(s) = after
+        .snapshot
+        .as_ref()
+        .filter(|_| before.snapshot != after.snapshot)
+    {
+        out.push(format!("snapshot ({},{})", s.meta.index.0, s.meta.term.0));
     }
     if before.log != after.log {
         let log: Vec<String> = after

@@ -22,9 +22,13 @@
 //!   its log is shorter than `max_log`; `Compact` asks a server that applied entries beyond
 //!   its snapshot to `snapshot(applied, data)`, where `data` is the applied commands' bytes.
 //!   When they do nothing they are pruned as no-ops, so they cost no states.
-//! * **Network.** Unordered; optionally lossy and/or duplicating (Stateright's networks).
-//!   Duplicating + lossy is the CI configuration: any message may arrive any number of
-//!   times, late, or never.
+//! * **Network.** Unordered or ordered; optionally lossy and/or duplicating (Stateright's
+//!   networks; networks that hold copies are bounded to a few messages in flight per server).
+//!   The CI configuration uses the duplicating network without explicit drops: any message
+//!   may arrive any number of times, late, or never — and "never" is loss as far as safety
+//!   properties can tell, while explicit drops only add powerset states
+//!   (`--network lossy-duplicating` has them). The network's "last delivered" field is
+//!   cleared after each step ([`RaftModel::next_state`]).
 //!
 //! ## Bounds
 //!
@@ -32,6 +36,12 @@
 //! server's term ≤ `max_term` ([`RaftModelCfg::within_boundary`]); a leader proposes only while
 //! its log is shorter than `max_log`, so every log holds ≤ `max_log` entries and the number of
 //! proposals is ≤ `max_term × max_log`; at most `max_crashes` servers are down at once.
+//!
+//! [`RaftModelCfg::ci`] is the exhaustive CI configuration (the deepest 3-server bounds DFS
+//! finishes in CI's budget); [`RaftModelCfg::deep`] is the target (terms ≤ 3, logs
+//! ≤ 2, crashes, snapshots), too large to exhaust, and covered by explicit witness paths
+//! (tests) and seeded random walks ([`random_walks`], `aver check --simulate`), which is also
+//! how the seeded bugs are hunted.
 //!
 //! ## Properties
 //!
@@ -202,6 +212,10 @@ impl FromStr for NetworkKind {
     }
 }
 
+/// Messages in flight per server allowed on networks that hold copies (see
+/// [`RaftModelCfg::within_boundary`]).
+pub const IN_FLIGHT_MAX_PER_SERVER: usize = 3;
+
 /// The bounds and switches of one Raft model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RaftModelCfg {
@@ -298,8 +312,15 @@ impl RaftModelCfg {
         RaftModel { cfg: self, inner }
     }
 
-    /// The state bound: every server's term is at most `max_term`.
+    /// The state bound: every server's term is at most `max_term`; on networks that hold
+    /// copies (all but the duplicating ones, where a resent message is the same set element)
+    /// at most [`IN_FLIGHT_MAX_PER_SERVER`] × servers messages are in flight, since every
+    /// heartbeat adds a copy and the space would otherwise be infinite.
     pub fn within_boundary(&self, state: &RaftState) -> bool {
+        let copies = !matches!(state.network, Network::UnorderedDuplicating(..));
+        if copies && state.network.len() > IN_FLIGHT_MAX_PER_SERVER * self.servers {
+            return false;
+        }
         state
             .actor_states
             .iter()

@@ -908,12 +908,19 @@ pub fn trace(steps: &[(RaftState, Option<RaftAction>)]) -> Vec<TraceStep> {
     out
 }
 
-/// Runs a model to check that `actions` (taken from the initial state) are all enabled, and
-/// returns the states along the way. For witness tests and for replaying traces.
+/// Replays `actions` from the initial state; `None` unless each one is enabled (offered by
+/// `Model::actions`, changes something, stays within the bounds). Returns the states.
 pub fn replay(model: &RaftModel, actions: &[RaftAction]) -> Option<Vec<RaftState>> {
     let mut states = vec![model.init_states().pop()?];
+    let mut enabled = Vec::new();
     for a in actions {
-        let next = model.next_state(states.last()?, a.clone())?;
+        let last = states.last()?;
+        enabled.clear();
+        model.actions(last, &mut enabled);
+        if !enabled.contains(a) {
+            return None;
+        }
+        let next = model.next_state(last, a.clone())?;
         if !model.within_boundary(&next) {
             return None;
         }
@@ -974,7 +981,11 @@ pub fn random_walks(model: &RaftModel, runs: u64, steps_max: usize, seed: u64) -
                 let holds = (p.condition)(model, state);
                 let always = matches!(p.expectation, Expectation::Always);
                 if holds != always {
-                    report.discoveries[k] = Some(path.clone());
+                    report.discoveries[k] = Some(if always {
+                        shrink(model, &path, p.condition)
+                    } else {
+                        path.clone()
+                    });
                     if always {
                         return report;
                     }
@@ -1003,4 +1014,34 @@ pub fn random_walks(model: &RaftModel, runs: u64, steps_max: usize, seed: u64) -
         }
     }
     report
+}
+
+/// Shortens a counterexample: drops one step at a time while the rest still replays and
+/// still ends in a state where `condition` fails. Random walks wander; this keeps the trace
+/// readable.
+fn shrink(
+    model: &RaftModel,
+    path: &StatePath,
+    condition: fn(&RaftModel, &RaftState) -> bool,
+) -> StatePath {
+    let mut actions: Vec<RaftAction> = path.iter().filter_map(|(_, a)| a.clone()).collect();
+    let mut i = 0;
+    while i < actions.len() {
+        let mut candidate = actions.clone();
+        candidate.remove(i);
+        let still_fails = replay(model, &candidate)
+            .and_then(|states| states.last().map(|s| !condition(model, s)))
+            .unwrap_or(false);
+        if still_fails {
+            actions = candidate;
+        } else {
+            i += 1;
+        }
+    }
+    let states = replay(model, &actions).expect("the shrunk trace replays");
+    let mut out: StatePath = states.into_iter().map(|s| (s, None)).collect();
+    for (k, a) in actions.into_iter().enumerate() {
+        out[k].1 = Some(a);
+    }
+    out
 }

@@ -122,7 +122,7 @@ fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
             r.runs,
             r.failures,
             r.virtual_us as f64 / 1e6 / ok as f64,
-            r.events / runs as u64,
+            r.events / runs,
             state,
             r.wall.as_secs_f64() * 1e3 / runs as f64
         );

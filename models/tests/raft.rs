@@ -201,7 +201,7 @@ fn ci_config_is_exhaustive_and_safe() {
 }
 
 /// Unique states of [`RaftModelCfg::ci_crash`] (DFS, one thread).
-const CI_CRASH_UNIQUE_STATES: usize = 440_784;
+const CI_CRASH_UNIQUE_STATES: usize = 366_876;
 
 #[test]
 fn ci_crash_config_is_exhaustive_and_safe() {
@@ -235,6 +235,43 @@ fn ci_crash_config_is_exhaustive_and_safe() {
     assert_eq!(found, expected);
     assert!(!cfg.can_reach("new leader after crash") && !cfg.can_reach("snapshot installed"));
     assert_eq!(checker.unique_state_count(), CI_CRASH_UNIQUE_STATES);
+}
+
+/// Unique states of [`RaftModelCfg::ci_reelect`] (DFS, one thread).
+const CI_REELECT_UNIQUE_STATES: usize = 237_032;
+
+#[test]
+fn ci_reelect_config_is_exhaustive_and_safe() {
+    let start = Instant::now();
+    let cfg = RaftModelCfg::ci_reelect();
+    let checker = cfg
+        .clone()
+        .into_model()
+        .checker()
+        .threads(1)
+        .spawn_dfs()
+        .join();
+    println!(
+        "ci_reelect: unique={} total={} depth={} in {:.1}s",
+        checker.unique_state_count(),
+        checker.state_count(),
+        checker.max_depth(),
+        start.elapsed().as_secs_f64()
+    );
+    for name in raft::safety_properties() {
+        checker.assert_no_discovery(name);
+    }
+    let mut found = Vec::new();
+    for p in PROPERTIES {
+        if matches!(p.expectation, Expectation::Sometimes) && cfg.can_reach(p.name) {
+            let path = checker.discovery(p.name).expect(p.name);
+            found.push((p.name, path.into_actions().len()));
+        }
+    }
+    let expected = [("leader elected", 4), ("new leader after crash", 17)];
+    assert_eq!(found, expected);
+    assert!(!cfg.can_reach("entry committed") && !cfg.can_reach("snapshot installed"));
+    assert_eq!(checker.unique_state_count(), CI_REELECT_UNIQUE_STATES);
 }
 
 // ---- dead-message collection -----------------------------------------------------------------

@@ -4,7 +4,7 @@
 //! progress line, then a table with each property's verdict. A violated property prints its
 //! counterexample as a step-by-step trace and writes it as JSON. `aver check` with no protocol
 //! checks every registered model at each of its CI configurations (for Raft,
-//! `RaftModelCfg::ci_all`: `ci` and `ci_crash`) and prints one table, one block of rows per
+//! `RaftModelCfg::ci_all`: `ci`, `ci_crash`, `ci_reelect`) and prints one table, one block of rows per
 //! configuration.
 //!
 //! Exit codes: 0 every property holds (and every `sometimes` example was found), 1 a property

@@ -348,7 +348,11 @@ impl<C: Command> Raft<C> {
     /// * a `RequestVoteReply` of the current term unless this server is a candidate in that
     ///   term that has not yet counted a vote it grants: becoming a candidate increments the
     ///   term, so a server is a candidate of a given term at most once (a restart makes it a
-    ///   follower), and votes are only ever added while it stays one.
+    ///   follower), and votes are only ever added while it stays one;
+    /// * an `AppendEntriesReply` or `InstallSnapshotReply` of the current term to a
+    ///   follower: only a leader handles them, and a follower of a term never leads it (only
+    ///   a candidate becomes leader, and becoming one increments the term; a restart makes a
+    ///   follower of the same term).
     ///
     /// Requests are never ignored (a stale one is answered), nor are other replies of the
     /// current term.
@@ -375,6 +379,9 @@ impl<C: Command> Raft<C> {
                 !m.granted || counted
             }
             (Message::RequestVoteReply(_), _) => true,
+            (Message::AppendEntriesReply(_) | Message::InstallSnapshotReply(_), Role::Follower) => {
+                true
+            }
             _ => false,
         }
     }

@@ -274,6 +274,43 @@ fn ci_reelect_config_is_exhaustive_and_safe() {
     assert_eq!(checker.unique_state_count(), CI_REELECT_UNIQUE_STATES);
 }
 
+/// Unique states of [`RaftModelCfg::ci_crash_snapshots`] (DFS; two threads, so discovery
+/// paths are not pinned, only that every reachable `sometimes` property has one).
+const CI_CRASH_SNAPSHOTS_UNIQUE_STATES: usize = 3_304_512;
+
+#[test]
+fn ci_crash_snapshots_config_is_exhaustive_and_safe() {
+    let start = Instant::now();
+    let cfg = RaftModelCfg::ci_crash_snapshots();
+    let checker = cfg
+        .clone()
+        .into_model()
+        .checker()
+        .threads(2)
+        .spawn_dfs()
+        .join();
+    println!(
+        "ci_crash_snapshots: unique={} total={} depth={} in {:.1}s",
+        checker.unique_state_count(),
+        checker.state_count(),
+        checker.max_depth(),
+        start.elapsed().as_secs_f64()
+    );
+    for name in raft::safety_properties() {
+        checker.assert_no_discovery(name);
+    }
+    for p in PROPERTIES {
+        if matches!(p.expectation, Expectation::Sometimes) && cfg.can_reach(p.name) {
+            checker.discovery(p.name).expect(p.name);
+        }
+    }
+    assert!(cfg.can_reach("snapshot installed") && !cfg.can_reach("new leader after crash"));
+    assert_eq!(
+        checker.unique_state_count(),
+        CI_CRASH_SNAPSHOTS_UNIQUE_STATES
+    );
+}
+
 // ---- dead-message collection -----------------------------------------------------------------
 
 fn hash_of(value: &impl std::hash::Hash) -> u64 {

@@ -4,8 +4,8 @@
 //! progress line, then a table with each property's verdict. A violated property prints its
 //! counterexample as a step-by-step trace and writes it as JSON. `aver check` with no protocol
 //! checks every registered model at each of its CI configurations (for Raft,
-//! `RaftModelCfg::ci_all`: `ci`, `ci_crash`, `ci_reelect`) and prints one table, one block of rows per
-//! configuration.
+//! `RaftModelCfg::ci_all`: `ci`, `ci_crash`, `ci_reelect`, `ci_crash_snapshots`) and prints one
+//! table, one block of rows per configuration.
 //!
 //! Exit codes: 0 every property holds (and every `sometimes` example was found), 1 a property
 //! failed, 2 bad arguments.
@@ -448,7 +448,7 @@ fn print_table(outcomes: &[Outcome], exhaustive: bool) -> bool {
     let mut failed = false;
     println!();
     println!(
-        "{:<14} {:<34} {:<10} {:<14} {:>6}",
+        "{:<24} {:<34} {:<10} {:<14} {:>6}",
         "model", "property", "kind", "verdict", "steps"
     );
     for o in outcomes {
@@ -468,7 +468,7 @@ fn print_table(outcomes: &[Outcome], exhaustive: bool) -> bool {
             };
             let steps = r.discovery.map_or("-".into(), |n| n.to_string());
             println!(
-                "{:<14} {:<34} {:<10} {:<14} {:>6}",
+                "{:<24} {:<34} {:<10} {:<14} {:>6}",
                 o.model, r.property, kind, verdict, steps
             );
         }

@@ -3,7 +3,9 @@
 //! `aver check raft [bounds] [--dfs|--bfs|--simulate RUNS]` checks one model and prints a live
 //! progress line, then a table with each property's verdict. A violated property prints its
 //! counterexample as a step-by-step trace and writes it as JSON. `aver check` with no protocol
-//! checks every registered model at its CI bounds and prints one table.
+//! checks every registered model at each of its CI configurations (for Raft,
+//! `RaftModelCfg::ci_all`: `ci`, `ci_crash`, `ci_reelect`, `ci_crash_snapshots`) and prints one
+//! table, one block of rows per configuration.
 //!
 //! Exit codes: 0 every property holds (and every `sometimes` example was found), 1 a property
 //! failed, 2 bad arguments.
@@ -72,6 +74,10 @@ pub struct Bounds {
     /// --dfs/--bfs/--simulate this searches by random walks at the deep bounds.
     #[arg(long = "bug", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
+    /// Keep messages the receiver will ignore forever on the duplicating network (turns
+    /// off a sound reduction; for comparing state counts).
+    #[arg(long)]
+    pub keep_dead_messages: bool,
 }
 
 fn parse_network(s: &str) -> Result<NetworkKind, String> {
@@ -111,6 +117,7 @@ impl Bounds {
         }
         cfg.compaction &= !self.no_compaction;
         cfg.bugs = self.bugs.iter().fold(Bugs::NONE, |b, &bug| b.with(bug));
+        cfg.collect_dead_messages &= !self.keep_dead_messages;
         Ok(cfg)
     }
 }
@@ -203,21 +210,31 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         }
         None => aver_models::MODELS.to_vec(),
     };
+    // `aver check raft` checks one configuration; `aver check` every CI configuration.
+    let bases: Vec<(String, RaftModelCfg)> = if hunting {
+        vec![(String::new(), RaftModelCfg::deep())]
+    } else if args.protocol.is_none() {
+        RaftModelCfg::ci_all()
+            .into_iter()
+            .map(|(name, cfg)| (format!("/{name}"), cfg))
+            .collect()
+    } else {
+        vec![(String::new(), RaftModelCfg::ci())]
+    };
     let mut outcomes = Vec::new();
     for p in protocols {
-        let base = if hunting {
-            RaftModelCfg::deep()
-        } else {
-            RaftModelCfg::ci()
-        };
-        let cfg = args.bounds.cfg_from(base)?;
-        let how = match search {
-            Search::Dfs => format!("DFS, {} threads", args.threads),
-            Search::Bfs => format!("BFS, {} threads", args.threads),
-            Search::Simulate(runs) => format!("up to {runs} random walks"),
-        };
-        println!("checking {p} ({how}): {}", describe_cfg(&cfg));
-        outcomes.push(check_raft(cfg, search, args.threads, &args.out)?);
+        for (suffix, base) in &bases {
+            let cfg = args.bounds.cfg_from(base.clone())?;
+            let how = match search {
+                Search::Dfs => format!("DFS, {} threads", args.threads),
+                Search::Bfs => format!("BFS, {} threads", args.threads),
+                Search::Simulate(runs) => format!("up to {runs} random walks"),
+            };
+            println!("checking {p}{suffix} ({how}): {}", describe_cfg(&cfg));
+            let mut outcome = check_raft(cfg, search, args.threads, &args.out)?;
+            outcome.model = format!("{p}{suffix}");
+            outcomes.push(outcome);
+        }
     }
     let failed = print_table(&outcomes, !matches!(search, Search::Simulate(_)));
     Ok(u8::from(failed))
@@ -230,14 +247,19 @@ fn describe_cfg(cfg: &RaftModelCfg) -> String {
         .map(|b| b.name())
         .collect();
     format!(
-        "servers={} max-term={} max-log={} crashes={} network={} compaction={} bugs=[{}]",
+        "servers={} max-term={} max-log={} crashes={} network={} compaction={} bugs=[{}]{}",
         cfg.servers,
         cfg.max_term,
         cfg.max_log,
         cfg.max_crashes,
         cfg.network,
         cfg.compaction,
-        bugs.join(",")
+        bugs.join(","),
+        if cfg.collect_dead_messages {
+            ""
+        } else {
+            " keep-dead-messages"
+        }
     )
 }
 
@@ -426,7 +448,7 @@ fn print_table(outcomes: &[Outcome], exhaustive: bool) -> bool {
     let mut failed = false;
     println!();
     println!(
-        "{:<8} {:<34} {:<10} {:<14} {:>6}",
+        "{:<24} {:<34} {:<10} {:<14} {:>6}",
         "model", "property", "kind", "verdict", "steps"
     );
     for o in outcomes {
@@ -446,7 +468,7 @@ fn print_table(outcomes: &[Outcome], exhaustive: bool) -> bool {
             };
             let steps = r.discovery.map_or("-".into(), |n| n.to_string());
             println!(
-                "{:<8} {:<34} {:<10} {:<14} {:>6}",
+                "{:<24} {:<34} {:<10} {:<14} {:>6}",
                 o.model, r.property, kind, verdict, steps
             );
         }

@@ -336,6 +336,56 @@ impl<C: Command> Raft<C> {
         self.violation.as_ref()
     }
 
+    /// True only if delivering `msg` from `from` to this server is a no-op now and in every
+    /// state this server can reach from here, a restart from its durable state included. A
+    /// model checker may then forget the message: it can never have an effect.
+    ///
+    /// Conservative; it holds for:
+    /// * messages [`Raft::on_message`] never looks at (from a non-voter or from itself);
+    /// * a *reply* of a lower term: [`Raft::step`] drops stale replies under every seeded bug,
+    ///   and the term never decreases, since it is persisted before it is used (a restart
+    ///   reads it back);
+    /// * a `RequestVoteReply` of the current term unless this server is a candidate in that
+    ///   term that has not yet counted a vote it grants: becoming a candidate increments the
+    ///   term, so a server is a candidate of a given term at most once (a restart makes it a
+    ///   follower), and votes are only ever added while it stays one;
+    /// * an `AppendEntriesReply` or `InstallSnapshotReply` of the current term to a
+    ///   follower: only a leader handles them, and a follower of a term never leads it (only
+    ///   a candidate becomes leader, and becoming one increments the term; a restart makes a
+    ///   follower of the same term).
+    ///
+    /// Requests are never ignored (a stale one is answered), nor are other replies of the
+    /// current term.
+    ///
+    /// Callers must only rely on this when the server's disk holds exactly
+    /// [`Raft::durable`] (a seeded bug such as `vote-not-persisted` breaks that).
+    pub fn ignores_forever(&self, from: NodeId, msg: &Message<C>) -> bool {
+        if self.config.position(from).is_none() || from == self.config.id {
+            return true;
+        }
+        if msg.is_request() {
+            return false;
+        }
+        let term = msg.term();
+        if term != self.term() {
+            return term < self.term();
+        }
+        match (msg, &self.role) {
+            (Message::RequestVoteReply(m), Role::Candidate { votes }) => {
+                let counted = self
+                    .config
+                    .position(from)
+                    .is_some_and(|pos| votes & (1 << pos) != 0);
+                !m.granted || counted
+            }
+            (Message::RequestVoteReply(_), _) => true,
+            (Message::AppendEntriesReply(_) | Message::InstallSnapshotReply(_), Role::Follower) => {
+                true
+            }
+            _ => false,
+        }
+    }
+
     // ---- shared step ----------------------------------------------------------------------
 
     /// The term check every message goes through (§5.1), then dispatch by message.

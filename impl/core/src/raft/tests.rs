@@ -11,6 +11,8 @@ struct Cluster {
     applied: Vec<Vec<(LogIndex, u32)>>,
     queue: VecDeque<(NodeId, NodeId, Message<u32>)>,
     down: Vec<bool>,
+    /// Every message ever sent, in order.
+    sent: Vec<(NodeId, NodeId, Message<u32>)>,
 }
 
 impl Cluster {
@@ -26,6 +28,7 @@ impl Cluster {
             applied: vec![Vec::new(); n as usize],
             queue: VecDeque::new(),
             down: vec![false; n as usize],
+            sent: Vec::new(),
         };
         for i in 0..n as usize {
             c.drain(i);
@@ -37,6 +40,7 @@ impl Cluster {
         let ready = self.nodes[i].take_ready();
         self.disks[i].apply_all(&ready.persist);
         for (to, m) in ready.messages {
+            self.sent.push((self.nodes[i].id(), to, m.clone()));
             self.queue.push_back((self.nodes[i].id(), to, m));
         }
         for a in ready.apply {
@@ -186,4 +190,59 @@ fn vote_is_durable_before_the_reply() {
         ready.messages[0].1,
         Message::RequestVoteReply(RequestVoteReply { granted: true, .. })
     ));
+}
+
+/// Every message ever sent, checked against its receiver after every step: once
+/// `ignores_forever` says so, delivering it changes nothing (state and outputs), and the
+/// verdict never flips back — through elections, split votes, replication, a restart and
+/// the redelivery of every old message.
+#[test]
+fn ignores_forever_is_a_no_op_that_stays_true() {
+    fn audit(c: &Cluster, dead: &mut Vec<bool>) {
+        dead.resize(c.sent.len(), false);
+        for (k, (from, to, m)) in c.sent.iter().enumerate() {
+            let node = &c.nodes[to.0 as usize];
+            let now = node.ignores_forever(*from, m);
+            assert!(now || !dead[k], "{m:?} {from}→{to} came back to life");
+            if now {
+                let mut probe = node.clone();
+                probe.on_message(*from, m.clone());
+                assert_eq!(&probe, node, "{m:?} {from}→{to} is not a no-op");
+                dead[k] = true;
+            }
+        }
+    }
+    fn deliver_all(c: &mut Cluster, dead: &mut Vec<bool>) {
+        while let Some((from, to, m)) = c.queue.pop_front() {
+            let j = to.0 as usize;
+            c.nodes[j].on_message(from, m);
+            c.drain(j);
+            audit(c, dead);
+        }
+    }
+    let mut c = Cluster::new(3);
+    let mut dead = Vec::new();
+    c.timeout(0, Timer::Election);
+    deliver_all(&mut c, &mut dead);
+    assert!(c.nodes[0].is_leader());
+    c.nodes[0].propose(10).unwrap();
+    c.drain(0);
+    deliver_all(&mut c, &mut dead);
+    // A split vote in term 2, then term 3.
+    c.timeout(1, Timer::Election);
+    c.timeout(2, Timer::Election);
+    deliver_all(&mut c, &mut dead);
+    c.restart(0);
+    audit(&c, &mut dead);
+    c.timeout(2, Timer::Election);
+    deliver_all(&mut c, &mut dead);
+    // Redeliver every message ever sent (a duplicating network).
+    let old = c.sent.clone();
+    c.queue.extend(old);
+    deliver_all(&mut c, &mut dead);
+    assert!(
+        dead.iter().filter(|d| **d).count() > 10,
+        "the audit saw dead messages"
+    );
+    assert!(dead.iter().any(|d| !*d), "and live ones");
 }

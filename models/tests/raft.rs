@@ -160,17 +160,22 @@ fn witness_new_leader_after_crash() {
 
 // ---- the exhaustive CI configuration ---------------------------------------------------------
 
-/// Unique states of [`RaftModelCfg::ci`] (DFS, one thread: deterministic). A change here means
-/// the state space changed: review why before updating it.
-const CI_UNIQUE_STATES: usize = 232_988;
-
-#[test]
-fn ci_config_is_exhaustive_and_safe() {
+/// Runs `cfg` exhaustively (DFS) and asserts that no safety property has a counterexample and
+/// that every `sometimes` property the bounds can reach has an example. Returns those examples
+/// as `(property, path length)` and the unique state count. With one thread both are
+/// deterministic, so tests pin them: a change means the state space changed — review why
+/// before updating a number.
+fn exhaustive(cfg: RaftModelCfg, threads: usize) -> (Vec<(&'static str, usize)>, usize) {
     let start = Instant::now();
-    let model = RaftModelCfg::ci().into_model();
-    let checker = model.checker().threads(1).spawn_dfs().join();
+    let checker = cfg
+        .clone()
+        .into_model()
+        .checker()
+        .threads(threads)
+        .spawn_dfs()
+        .join();
     println!(
-        "ci: unique={} total={} depth={} in {:.1}s",
+        "{cfg:?}: unique={} total={} depth={} in {:.1}s",
         checker.unique_state_count(),
         checker.state_count(),
         checker.max_depth(),
@@ -179,10 +184,6 @@ fn ci_config_is_exhaustive_and_safe() {
     for name in raft::safety_properties() {
         checker.assert_no_discovery(name);
     }
-    // Every `sometimes` property these bounds can reach must be reached; "new leader after
-    // crash" needs a crash and a second term (witnessed at the deep bounds above).
-    // The discovery paths are deterministic with one DFS thread; their lengths are pinned.
-    let cfg = RaftModelCfg::ci();
     let mut found = Vec::new();
     for p in PROPERTIES {
         if matches!(p.expectation, Expectation::Sometimes) && cfg.can_reach(p.name) {
@@ -190,125 +191,55 @@ fn ci_config_is_exhaustive_and_safe() {
             found.push((p.name, path.into_actions().len()));
         }
     }
+    (found, checker.unique_state_count())
+}
+
+/// `ci`: terms ≤ 1, logs ≤ 1, snapshots, no crash. "New leader after crash" needs a crash and
+/// a second term (see `ci_reelect` and the witness at the deep bounds).
+#[test]
+fn ci_config_is_exhaustive_and_safe() {
+    let (found, unique) = exhaustive(RaftModelCfg::ci(), 1);
     let expected = [
         ("leader elected", 5),
         ("entry committed", 11),
         ("snapshot installed", 14),
     ];
     assert_eq!(found, expected);
-    assert!(!cfg.can_reach("new leader after crash") && cfg.can_reach("snapshot installed"));
-    assert_eq!(checker.unique_state_count(), CI_UNIQUE_STATES);
+    assert_eq!(unique, 232_988);
 }
 
-/// Unique states of [`RaftModelCfg::ci_crash`] (DFS, one thread).
-const CI_CRASH_UNIQUE_STATES: usize = 366_876;
-
+/// `ci_crash`: as `ci` with one crash and recovery at a time, without snapshots.
 #[test]
 fn ci_crash_config_is_exhaustive_and_safe() {
-    let start = Instant::now();
-    let cfg = RaftModelCfg::ci_crash();
-    let checker = cfg
-        .clone()
-        .into_model()
-        .checker()
-        .threads(1)
-        .spawn_dfs()
-        .join();
-    println!(
-        "ci_crash: unique={} total={} depth={} in {:.1}s",
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
-        start.elapsed().as_secs_f64()
-    );
-    for name in raft::safety_properties() {
-        checker.assert_no_discovery(name);
-    }
-    let mut found = Vec::new();
-    for p in PROPERTIES {
-        if matches!(p.expectation, Expectation::Sometimes) && cfg.can_reach(p.name) {
-            let path = checker.discovery(p.name).expect(p.name);
-            found.push((p.name, path.into_actions().len()));
-        }
-    }
-    let expected = [("leader elected", 4), ("entry committed", 15)];
-    assert_eq!(found, expected);
-    assert!(!cfg.can_reach("new leader after crash") && !cfg.can_reach("snapshot installed"));
-    assert_eq!(checker.unique_state_count(), CI_CRASH_UNIQUE_STATES);
+    let (found, unique) = exhaustive(RaftModelCfg::ci_crash(), 1);
+    assert_eq!(found, [("leader elected", 4), ("entry committed", 15)]);
+    assert_eq!(unique, 366_876);
 }
 
-/// Unique states of [`RaftModelCfg::ci_reelect`] (DFS, one thread).
-const CI_REELECT_UNIQUE_STATES: usize = 237_032;
-
+/// `ci_reelect`: two terms of elections (no entries) with one crash: reaches a new leader after
+/// a crash exhaustively.
 #[test]
 fn ci_reelect_config_is_exhaustive_and_safe() {
-    let start = Instant::now();
-    let cfg = RaftModelCfg::ci_reelect();
-    let checker = cfg
-        .clone()
-        .into_model()
-        .checker()
-        .threads(1)
-        .spawn_dfs()
-        .join();
-    println!(
-        "ci_reelect: unique={} total={} depth={} in {:.1}s",
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
-        start.elapsed().as_secs_f64()
+    let (found, unique) = exhaustive(RaftModelCfg::ci_reelect(), 1);
+    assert_eq!(
+        found,
+        [("leader elected", 4), ("new leader after crash", 17)]
     );
-    for name in raft::safety_properties() {
-        checker.assert_no_discovery(name);
-    }
-    let mut found = Vec::new();
-    for p in PROPERTIES {
-        if matches!(p.expectation, Expectation::Sometimes) && cfg.can_reach(p.name) {
-            let path = checker.discovery(p.name).expect(p.name);
-            found.push((p.name, path.into_actions().len()));
-        }
-    }
-    let expected = [("leader elected", 4), ("new leader after crash", 17)];
-    assert_eq!(found, expected);
-    assert!(!cfg.can_reach("entry committed") && !cfg.can_reach("snapshot installed"));
-    assert_eq!(checker.unique_state_count(), CI_REELECT_UNIQUE_STATES);
+    assert_eq!(unique, 237_032);
 }
 
-/// Unique states of [`RaftModelCfg::ci_crash_snapshots`] (DFS; two threads, so discovery
-/// paths are not pinned, only that every reachable `sometimes` property has one).
-const CI_CRASH_SNAPSHOTS_UNIQUE_STATES: usize = 3_304_512;
-
+/// `ci_crash_snapshots`: crashes and snapshots together. Two threads keep it near 45 s, so the
+/// discovery paths are not pinned (thread interleaving picks them), only that they exist; the
+/// unique count of a complete search does not depend on threads.
 #[test]
 fn ci_crash_snapshots_config_is_exhaustive_and_safe() {
-    let start = Instant::now();
-    let cfg = RaftModelCfg::ci_crash_snapshots();
-    let checker = cfg
-        .clone()
-        .into_model()
-        .checker()
-        .threads(2)
-        .spawn_dfs()
-        .join();
-    println!(
-        "ci_crash_snapshots: unique={} total={} depth={} in {:.1}s",
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
-        start.elapsed().as_secs_f64()
-    );
-    for name in raft::safety_properties() {
-        checker.assert_no_discovery(name);
-    }
-    for p in PROPERTIES {
-        if matches!(p.expectation, Expectation::Sometimes) && cfg.can_reach(p.name) {
-            checker.discovery(p.name).expect(p.name);
-        }
-    }
-    assert!(cfg.can_reach("snapshot installed") && !cfg.can_reach("new leader after crash"));
+    let (found, unique) = exhaustive(RaftModelCfg::ci_crash_snapshots(), 2);
+    let names: Vec<_> = found.iter().map(|(n, _)| *n).collect();
     assert_eq!(
-        checker.unique_state_count(),
-        CI_CRASH_SNAPSHOTS_UNIQUE_STATES
+        names,
+        ["leader elected", "entry committed", "snapshot installed"]
     );
+    assert_eq!(unique, 3_304_512);
 }
 
 // ---- dead-message collection -----------------------------------------------------------------

@@ -76,13 +76,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Record>, LineError> {
             }
         }
     }
-    let mut records = pairing.records;
-    let mut index = 0;
-    records.retain(|_| {
-        index += 1;
-        !dropped.contains(&(index - 1))
-    });
-    Ok(records)
+    Ok(pairing.finish(&dropped))
 }
 
 fn invoke(line: usize, client: u64, time: u64, f: &str, value: Value) -> Record {

@@ -208,6 +208,20 @@ impl Pairing {
         Ok(())
     }
 
+    /// The records in call order, without those at the indices in `dropped` (operations that
+    /// definitely did not happen, e.g. Jepsen's `:fail`).
+    pub(crate) fn finish(self, dropped: &[usize]) -> Vec<Record> {
+        let mut keep = vec![true; self.records.len()];
+        for &i in dropped {
+            keep[i] = false;
+        }
+        self.records
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(r, k)| k.then_some(r))
+            .collect()
+    }
+
     /// Forgets the open operation of `client`: it never returns (Jepsen's `:info`).
     pub(crate) fn abandon(&mut self, client: u64) {
         self.open.remove(&client);

@@ -1,4 +1,4 @@
-//! Every verdict of Porcupine's corpus (../shared/histories/porcupine/expected.tsv).
+//! Every verdict of Porcupine's corpus (vendored in testdata/porcupine, with expected.tsv).
 
 use aver_checker::formats::read_history;
 use aver_checker::models::{CasRegister, Kv};
@@ -6,10 +6,10 @@ use aver_checker::{CheckResult, check_operations};
 use std::path::PathBuf;
 
 fn corpus_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/histories/porcupine");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/porcupine");
     assert!(
         dir.join("expected.tsv").is_file(),
-        "the Porcupine corpus is missing: expected {} (clone `shared/` beside the repository)",
+        "the vendored Porcupine corpus is missing: expected {}",
         dir.display()
     );
     dir

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 fn corpus(file: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/histories/porcupine")
+        .join("testdata/porcupine")
         .join(file);
     assert!(
         path.is_file(),

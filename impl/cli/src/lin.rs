@@ -265,8 +265,8 @@ fn clip(text: &str) -> String {
 /// Arguments of `aver bench lin`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// The corpus directory (with expected.tsv); default: ../shared/histories/porcupine
-    /// relative to the repository.
+    /// The corpus directory (with expected.tsv); default: the copy vendored in the repository
+    /// (checker/testdata/porcupine).
     #[arg(long)]
     corpus: Option<PathBuf>,
     /// Runs per file; the median is reported.
@@ -350,11 +350,11 @@ fn porcupine_figures() -> String {
 
 fn default_corpus() -> PathBuf {
     let from_repo =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/histories/porcupine");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../checker/testdata/porcupine");
     if from_repo.is_dir() {
         from_repo
     } else {
-        PathBuf::from("../shared/histories/porcupine")
+        PathBuf::from("checker/testdata/porcupine")
     }
 }
 

@@ -1,9 +1,5 @@
-//! `aver-sim`: the deterministic simulator and the ported 6.5840 Raft suite.
+//! `aver-tests`: the ported 6.5840 suites, run on the deterministic simulator (`aver-sim`).
 //!
-//! * [`sim`]: virtual time, the labrpc-equivalent network, simulated disks; nodes run through
-//!   the runtime's [`aver_runtime::driver::Driver`] over a simulated environment.
-//! * [`lab`]: the 6.5840 Raft tester (`one`, `wait`, `checkOneLeader`, appliers, crash and
-//!   restart) with its checkers outside the nodes.
 //! * [`raft_3ab`], [`raft_3cd`]: the 28 lab tests, one function `fn(seed) -> Outcome<Report>`
 //!   each, run both by `cargo test` (`tests/raft_3*.rs`) and by `aver sim raft --seeds N`.
 //!
@@ -12,12 +8,10 @@
 
 #![warn(missing_docs)]
 
-pub mod lab;
 pub mod raft_3ab;
 pub mod raft_3cd;
-pub mod sim;
 
-pub use lab::{Failure, Outcome, Report};
+pub use aver_sim::{Failure, Outcome, Report};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 

@@ -2,8 +2,8 @@
 //! (2025) as described in `labs-raft-kv.md` §3.1–3.2. Same scenarios, same thresholds, in
 //! virtual time.
 
-use crate::lab::{ELECTION_TIMEOUT, Lab, Outcome, Report};
-use crate::sim::{Cmd, MS};
+use aver_sim::lab::{ELECTION_TIMEOUT, Lab, Outcome, Report};
+use aver_sim::sim::{Cmd, MS};
 use rand::RngCore;
 use std::sync::Arc;
 

@@ -2,8 +2,8 @@
 //! described in `labs-raft-kv.md` §3.3–3.4. A crash is `ShutdownServer` (disconnect, lose
 //! unsynced writes, drop the instance); `restart` is `StartServer` + `ConnectAll`.
 
-use crate::lab::{ELECTION_TIMEOUT, Lab, One, Outcome, Poll, Report, SNAPSHOT_INTERVAL, Task};
-use crate::sim::{Cmd, MS};
+use aver_sim::lab::{ELECTION_TIMEOUT, Lab, One, Outcome, Poll, Report, SNAPSHOT_INTERVAL, Task};
+use aver_sim::sim::{Cmd, MS};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -137,7 +137,7 @@ pub fn unreliable_agree_3c(seed: u64) -> Outcome<Report> {
     for iters in 1..50u64 {
         for j in 0..4 {
             let one = One::new(&lab, Cmd::Int(100 * iters + j), 1, true);
-            tasks.push(lab.spawn(Box::new(crate::lab::OneTask(one))));
+            tasks.push(lab.spawn(Box::new(aver_sim::lab::OneTask(one))));
         }
         lab.one_int(iters, 1, true)?;
     }

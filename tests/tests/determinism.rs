@@ -1,7 +1,7 @@
 //! Same seed ⇒ identical run: a scenario run twice yields the same event-trace hash, and a
 //! different seed a different one (STYLE.md: seeds reproduce everything).
 
-use aver_sim::check;
+use aver_tests::check;
 
 #[test]
 fn same_seed_same_trace_figure8_unreliable_3c() {

@@ -7,17 +7,17 @@ const SEED: u64 = 1;
 /// `TestInitialElection3A`: a leader within 5 s; terms agree and hold; RAFT-1 (Election Safety).
 #[test]
 fn initial_election_3a() {
-    aver_sim::check("initial_election_3a", SEED);
+    aver_tests::check("initial_election_3a", SEED);
 }
 
 /// `TestReElection3A`: re-election after leader loss, none without a majority; RAFT-1.
 #[test]
 fn re_election_3a() {
-    aver_sim::check("re_election_3a", SEED);
+    aver_tests::check("re_election_3a", SEED);
 }
 
 /// `TestManyElections3A`: 7 servers, 9 rounds of 3 random disconnections; RAFT-1.
 #[test]
 fn many_elections_3a() {
-    aver_sim::check("many_elections_3a", SEED);
+    aver_tests::check("many_elections_3a", SEED);
 }

@@ -1,11 +1,11 @@
 //! Message-level scenarios as text transcripts, in the style of etcd-io/raft's interaction
-//! tests: each file under `tests/transcripts/` (in the aver-sim crate, beside the suites) is a
+//! tests: each file under `tests/transcripts/` (in the aver-tests crate, beside the suites) is a
 //! list of commands; after each command the runner prints everything the cluster did —
 //! persists, messages, applies, timers — and the test compares it with the text below the
 //! command. Scenarios about message order read as
 //! what they are, and a change in behaviour shows up as a diff in review.
 //!
-//! Regenerate after an intended change: `AVER_REWRITE=1 cargo test -p aver-sim --test
+//! Regenerate after an intended change: `AVER_REWRITE=1 cargo test -p aver-tests --test
 //! transcripts`, then review `git diff`.
 //!
 //! Commands (servers are numbered 0..n):

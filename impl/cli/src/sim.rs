@@ -6,7 +6,8 @@
 //! virtual time, wall time) and every failure with the command that replays it; exit code 1 on
 //! any failure. `--trace` prints one line per event (use with one test and one seed).
 
-use aver_sim::{EXTRA, Failure, RAFT, Scenario, find, run_one};
+use aver_sim::Failure;
+use aver_tests::{EXTRA, RAFT, Scenario, find, run_one};
 use clap::{Args, ValueEnum};
 use std::time::{Duration, Instant};
 

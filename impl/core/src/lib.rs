@@ -7,7 +7,7 @@
 //! driver chooses, and randomness is the driver's business too.
 //!
 //! Three drivers run the same cores: the Stateright models (`models/`), the deterministic
-//! simulator (`tests/`) and the real runtime (`impl/runtime`). Invariants are plain
+//! simulator (`impl/sim`) and the real runtime (`impl/runtime`). Invariants are plain
 //! functions (see [`raft::invariants`]) so that all three check the same thing.
 #![deny(missing_docs)]
 

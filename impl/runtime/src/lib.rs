@@ -1,7 +1,7 @@
 //! # aver-runtime
 //!
 //! The per-node driver: the one thin loop that feeds inputs to a core and carries out its
-//! outputs in the contract's order. The deterministic simulator (`tests/`) and the real
+//! outputs in the contract's order. The deterministic simulator (`impl/sim`) and the real
 //! environment (TCP, WAL, clocks; a later issue) both run a core through [`Driver`]; they
 //! differ only in their [`Environment`].
 #![deny(missing_docs)]

@@ -1,8 +1,6 @@
 //! The simulator's own semantics: labrpc-style network accounting, disconnection, the
-//! unreliable network's drop rate, torn writes on crash, and the checkers catching a seeded
-//! bug.
+//! unreliable network's drop rate, and torn writes on crash.
 
-use aver_core::raft::{Bug, Bugs};
 use aver_sim::lab::Lab;
 use aver_sim::sim::{Cmd, MS, Sim};
 
@@ -79,14 +77,4 @@ fn torn_write_is_lost_with_its_messages() {
     }
     sim.start(leader);
     assert_eq!(sim.node(leader).unwrap().log().last_index(), last);
-}
-
-/// A leader that keeps leading after seeing a higher term is caught by Election Safety.
-#[test]
-fn checkers_catch_a_seeded_bug() {
-    aver_sim::sim::seed_bugs(Bugs::only(Bug::LeaderIgnoresHigherTerm));
-    let outcome = aver_sim::run_one(aver_sim::find("re_election_3a").unwrap(), 1);
-    aver_sim::sim::seed_bugs(Bugs::NONE);
-    let failure = outcome.expect_err("the seeded bug went unnoticed");
-    assert!(failure.replay().contains("--test re_election_3a --seed 1"));
 }

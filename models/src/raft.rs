@@ -51,8 +51,8 @@
 //! evaluated by the function the simulator uses ([`aver_core::raft::invariants`]): cluster
 //! invariants (RAFT-1, 3, 4, 5, 7) over every server's latest state, crashed servers
 //! included; node invariants (RAFT-8, 9) on each server; and step invariants (RAFT-2, 6, 10),
-//! which each server checks itself after every input and records in `Raft::violation()` when
-//! bugs are seeded (a correct server panics instead, which aborts the check loudly).
+//! which each server checks itself after every input and records in `Raft::violation()`, so a
+//! violation — seeded or real — fails the property with a counterexample.
 //!
 //! Four `sometimes` properties make sure the model is not vacuous: a leader is elected, an
 //! entry is committed, a snapshot is installed by InstallSnapshot, and a new leader is

@@ -101,6 +101,11 @@ pub struct Config {
     pub entries_per_message_max: usize,
     /// Seeded bugs (see [`bugs`]); empty for a correct server.
     pub bugs: Bugs,
+    /// Whether the server checks its step and node invariants (RAFT-2, 6, 8, 9, 10) after
+    /// every input and records the first violation in [`Raft::violation`]. On by default;
+    /// off only to show that cluster-level properties catch a seeded bug by its
+    /// consequence (`aver check raft --no-step-checks`).
+    pub step_checks: bool,
 }
 
 impl Config {
@@ -119,6 +124,7 @@ impl Config {
             voters,
             entries_per_message_max: 64,
             bugs: Bugs::NONE,
+            step_checks: true,
         }
     }
 
@@ -196,8 +202,8 @@ pub struct Raft<C> {
     commit: LogIndex,
     /// Highest index handed to the apply stream. Invariant: `base ≤ applied ≤ commit`.
     applied: LogIndex,
-    /// The first invariant violation this server's own step checks found (only recorded when
-    /// bugs are seeded; a correct server panics instead).
+    /// The first invariant violation this server's own step checks found. Every driver reads
+    /// it after each input and reports it as a failed property with its trace.
     violation: Option<Violation>,
     /// Outputs not yet drained.
     ready: RaftReady<C>,
@@ -330,8 +336,8 @@ impl<C: Command> Raft<C> {
     pub fn durable(&self) -> &Durable<C> {
         &self.durable
     }
-    /// The first invariant violation this server's own step checks recorded (seeded bugs
-    /// only; a correct server panics instead).
+    /// The first invariant violation this server's own step checks recorded, if any. Drivers
+    /// read it after every input (see `Config::step_checks`).
     pub fn violation(&self) -> Option<&Violation> {
         self.violation.as_ref()
     }
@@ -504,17 +510,21 @@ impl<C: Command> Raft<C> {
         invariants::StepSummary::of(self)
     }
 
-    /// Re-checks the cheap local invariants after every input. A correct server panics on a
-    /// violation (it is a bug in this file); with seeded bugs the first violation is recorded
-    /// for the driver's checkers to report.
+    /// Re-checks the cheap local invariants after every input and records the first
+    /// violation. It does not panic: a driver turns it into a failed property with a
+    /// counterexample (the model checker, the simulator) or stops the node with a clear error
+    /// (the runtime), so a bug — seeded or real — always ends in a trace.
     fn check_after_input(&mut self, before: &invariants::StepSummary) {
+        if !self.config.step_checks || self.violation.is_some() {
+            return;
+        }
         let result =
             invariants::check_step(before, self).and_then(|()| invariants::check_node(self));
         if let Err(v) = result {
-            if self.config.bugs.is_empty() {
-                panic!("{} ({}): {v}", self.config.id, self.term());
-            }
-            self.violation.get_or_insert(v);
+            self.violation = Some(Violation::new(
+                v.id,
+                format!("{} (term {}): {}", self.config.id, self.term().0, v.detail),
+            ));
         }
     }
 }

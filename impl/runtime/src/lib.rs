@@ -1,15 +1,40 @@
 //! # aver-runtime
 //!
 //! The per-node driver — the one thin loop that feeds inputs to a core and carries out its
-//! outputs in the contract's order — and the real environment it runs in: framed TCP between
-//! nodes ([`frame`], [`net`]), durable storage with a segmented WAL and group commit
-//! ([`storage`], [`commit`]), timers from the runtime's clock, and input traces that replay
-//! into the core. The deterministic simulator (`impl/sim`) runs cores through the
-//! same [`Driver`] with a different [`Environment`].
+//! outputs in the contract's order — and the real environment it runs in:
+//!
+//! * [`frame`] and [`wire`]: length + CRC + postcard frames and what travels in them;
+//! * [`net`]: one TCP stream per pair of members, the handshake, bounded queues, reconnects;
+//! * [`storage`] and [`commit`]: a segmented WAL, hard state and snapshots, made durable by
+//!   group commit;
+//! * [`node`]: the event loop that runs the Raft core and a [`service::Service`] on tokio;
+//! * [`client`]: leader discovery and safe retries for clients;
+//! * [`trace`]: node input traces, which replay into the core.
+//!
+//! The deterministic simulator (`impl/sim`) runs cores through the same [`Driver`] with a
+//! different [`Environment`].
 #![deny(missing_docs)]
 
+pub mod client;
+pub mod commit;
 pub mod driver;
 pub mod frame;
+pub mod group;
+pub mod net;
+pub mod node;
+pub mod outbox;
+pub mod service;
 pub mod storage;
+pub mod trace;
+pub mod wire;
+
+#[cfg(test)]
+mod loom_tests;
+
+/// Synchronisation primitives of the shared-state pieces ([`group`], [`outbox`]); their loom
+/// model checks compile the same files against loom's primitives instead.
+pub(crate) mod sync {
+    pub use std::sync::{Condvar, Mutex};
+}
 
 pub use driver::{Driver, Environment};

@@ -41,7 +41,7 @@ enum Mode<C> {
         handle: Option<std::thread::JoinHandle<()>>,
     },
     Inline {
-        storage: Storage<C>,
+        storage: Box<Storage<C>>,
         issued: u64,
         failed: bool,
     },
@@ -77,7 +77,7 @@ impl<C: Command + Serialize + DeserializeOwned + Send> Committer<C> {
     pub fn inline(storage: Storage<C>, events: UnboundedSender<CommitEvent>) -> Committer<C> {
         Committer {
             mode: Mode::Inline {
-                storage,
+                storage: Box::new(storage),
                 issued: 0,
                 failed: false,
             },

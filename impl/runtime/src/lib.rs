@@ -9,7 +9,7 @@
 //!   group commit;
 //! * [`node`]: the event loop that runs the Raft core and a [`service::Service`] on tokio;
 //! * [`client`]: leader discovery and safe retries for clients;
-//! * [`trace`]: node input traces, which replay into the core.
+//! * [`trace`] and [`replay`]: node input traces, and replaying them into the core.
 //!
 //! The deterministic simulator (`impl/sim`) runs cores through the same [`Driver`] with a
 //! different [`Environment`].
@@ -23,6 +23,7 @@ pub mod group;
 pub mod net;
 pub mod node;
 pub mod outbox;
+pub mod replay;
 pub mod service;
 pub mod storage;
 pub mod trace;

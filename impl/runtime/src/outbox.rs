@@ -59,14 +59,4 @@ impl<T> Outbox<T> {
     pub fn dropped(&self) -> u64 {
         self.state.lock().expect("outbox lock").dropped
     }
-
-    /// Items queued now.
-    pub fn len(&self) -> usize {
-        self.state.lock().expect("outbox lock").items.len()
-    }
-
-    /// True when nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

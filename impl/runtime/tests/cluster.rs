@@ -107,6 +107,16 @@ async fn three_nodes_elect_replicate_and_recover_from_disk() {
         n.stop();
         n.wait().await.unwrap();
     }
+    // Conformance: every node's trace replays into the core, restarts included.
+    let dirs: Vec<_> = (1..=3)
+        .map(|i| tmp.path().join(format!("n{i}")).join("trace"))
+        .collect();
+    let report = aver_runtime::replay::replay_cluster::<KvOp>(&dirs).unwrap();
+    let restarted = &report.nodes[idx];
+    assert_eq!(restarted.incarnations, 2);
+    assert_eq!(restarted.restarts_checked, 1);
+    assert!(report.elections >= 2, "{report:?}");
+    assert!(report.indices_compared >= 260, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

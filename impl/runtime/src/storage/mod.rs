@@ -709,8 +709,8 @@ fn replay_generation<C: Clone>(
         generation_bytes: 0,
         obsolete,
     };
-    let mut expect_no = generation[0].no;
-    for seg in generation {
+    let first_no = generation[0].no;
+    for (expect_no, seg) in (first_no..).zip(generation) {
         let path = wal_dir.join(wal::segment_name(seg.no));
         if seg.no != expect_no {
             return Err(StorageError::Corrupt {
@@ -719,7 +719,6 @@ fn replay_generation<C: Clone>(
                 what: "segment missing from the middle of the log".into(),
             });
         }
-        expect_no += 1;
         for (seq, offset, records) in seg.batches {
             let origin = || Origin {
                 path: path.clone(),

@@ -17,6 +17,8 @@ enum BenchCmd {
     Lin(crate::lin::BenchArgs),
     /// Model-checking throughput (states per second).
     Check(crate::check::BenchArgs),
+    /// Put load on a running aver cluster (and on etcd with `--against etcd`).
+    Kv(crate::kv::BenchArgs),
 }
 
 /// Runs the chosen benchmark.
@@ -25,5 +27,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         BenchCmd::Sim(a) => crate::sim::bench(a),
         BenchCmd::Lin(a) => crate::lin::bench(a),
         BenchCmd::Check(a) => crate::check::bench(a),
+        BenchCmd::Kv(a) => crate::kv::bench(a),
     }
 }

@@ -4,7 +4,11 @@
 
 mod bench;
 mod check;
+mod cluster;
+mod kv;
 mod lin;
+mod replay;
+mod serve;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -28,8 +32,16 @@ enum Command {
     Sim(sim::SimArgs),
     /// Check a history for linearizability.
     Lin(lin::LinArgs),
-    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`.
+    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`, `aver bench kv`.
     Bench(bench::BenchArgs),
+    /// Run one real node (e.g. `aver serve kv --id 1 --peers ... --data data/n1`).
+    Serve(serve::ServeArgs),
+    /// A local cluster of real processes: `up`, `down`, `status`.
+    Cluster(cluster::ClusterArgs),
+    /// One key/value operation on a running cluster: `get`, `put`, `append`.
+    Kv(kv::KvArgs),
+    /// Replay node traces into the Raft core and check every invariant.
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +64,10 @@ fn main() -> ExitCode {
         Command::Sim(a) => sim::run(a),
         Command::Lin(a) => lin::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Cluster(a) => cluster::run(a),
+        Command::Kv(a) => kv::run(a),
+        Command::Replay(a) => replay::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

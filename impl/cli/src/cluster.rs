@@ -146,7 +146,10 @@ impl Target {
             }
             None => {
                 let file = ClusterFile::load(&self.data)?;
-                let id = file.cluster.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+                let id = file
+                    .cluster
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!(e))?;
                 Ok((id, file.members()))
             }
         }
@@ -171,7 +174,10 @@ fn free_addrs(n: u32, base: u16) -> anyhow::Result<Vec<SocketAddr>> {
     let listeners: Vec<_> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()?;
-    Ok(listeners.iter().map(|l| l.local_addr()).collect::<Result<_, _>>()?)
+    Ok(listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<_, _>>()?)
 }
 
 fn random_cluster_id() -> ClusterId {
@@ -219,7 +225,11 @@ fn spawn_node(file: &ClusterFile, node: &NodeEntry, a: &UpArgs) -> anyhow::Resul
         .create(true)
         .append(true)
         .open(node.dir.join("node.log"))?;
-    let peers: Vec<String> = file.nodes.iter().map(|n| format!("{}={}", n.id, n.addr)).collect();
+    let peers: Vec<String> = file
+        .nodes
+        .iter()
+        .map(|n| format!("{}={}", n.id, n.addr))
+        .collect();
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["serve", "kv", "--id", &node.id.to_string()])
         .args(["--peers", &peers.join(",")])
@@ -252,12 +262,28 @@ fn up(a: UpArgs) -> anyhow::Result<u8> {
     }
     file.supervisor = (!a.detach).then(std::process::id);
     file.save(&a.data)?;
-    println!("cluster {} ({} nodes, data in {})", file.cluster, file.nodes.len(), a.data.display());
+    println!(
+        "cluster {} ({} nodes, data in {})",
+        file.cluster,
+        file.nodes.len(),
+        a.data.display()
+    );
     for n in &file.nodes {
         let log = n.dir.join("node.log");
-        println!("  node {} listens on {}  pid {}  log {}", n.id, n.addr, n.pid.unwrap_or(0), log.display());
+        println!(
+            "  node {} listens on {}  pid {}  log {}",
+            n.id,
+            n.addr,
+            n.pid.unwrap_or(0),
+            log.display()
+        );
     }
-    let (cluster, members) = Target { cluster: None, cluster_id: None, data: a.data.clone() }.resolve()?;
+    let (cluster, members) = Target {
+        cluster: None,
+        cluster_id: None,
+        data: a.data.clone(),
+    }
+    .resolve()?;
     match wait_for_leader(cluster, &members) {
         Some(l) => println!("leader: node {}", l.0),
         None => println!("no leader yet (see the node logs)"),
@@ -272,7 +298,10 @@ fn up(a: UpArgs) -> anyhow::Result<u8> {
 }
 
 fn wait_for_leader(cluster: ClusterId, members: &BTreeMap<NodeId, SocketAddr>) -> Option<NodeId> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
     rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -289,7 +318,9 @@ fn wait_for_leader(cluster: ClusterId, members: &BTreeMap<NodeId, SocketAddr>) -
 
 /// Waits for Ctrl-C/SIGTERM (then stops every node) or for the nodes to exit.
 fn supervise(mut children: Vec<Child>, file: &mut ClusterFile, data: &Path) -> anyhow::Result<u8> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut code = 0;
     rt.block_on(async {
         let signal = crate::serve::wait_for_signal();
@@ -349,8 +380,9 @@ pub fn alive(pid: u32) -> bool {
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
         Ok(cmd) => {
             let text = String::from_utf8_lossy(&cmd);
-            text.contains("aver") && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.split(' ').nth(2) == Some("Z"))
+            text.contains("aver")
+                && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.split(' ').nth(2) == Some("Z"))
         }
         Err(_) => false,
     }
@@ -369,7 +401,12 @@ fn down(data: &Path) -> anyhow::Result<u8> {
     if let Some(s) = file.supervisor.filter(|&p| alive(p)) {
         targets.push(s);
     } else {
-        targets.extend(file.nodes.iter().filter_map(|n| n.pid).filter(|&p| alive(p)));
+        targets.extend(
+            file.nodes
+                .iter()
+                .filter_map(|n| n.pid)
+                .filter(|&p| alive(p)),
+        );
     }
     if targets.is_empty() {
         println!("no node of the cluster in {} is running", data.display());
@@ -379,7 +416,12 @@ fn down(data: &Path) -> anyhow::Result<u8> {
         signal(pid, libc::SIGTERM);
     }
     let deadline = Instant::now() + Duration::from_secs(15);
-    let pids: Vec<u32> = file.nodes.iter().filter_map(|n| n.pid).chain(targets).collect();
+    let pids: Vec<u32> = file
+        .nodes
+        .iter()
+        .filter_map(|n| n.pid)
+        .chain(targets)
+        .collect();
     while Instant::now() < deadline && pids.iter().any(|&p| alive(p)) {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -416,12 +458,24 @@ pub async fn statuses(
 
 fn status(t: &Target) -> anyhow::Result<u8> {
     let (cluster, members) = t.resolve()?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let all = rt.block_on(statuses(cluster, &members));
     println!("cluster {cluster}");
     println!(
         "{:>4}  {:<21}  {:<9}  {:>6}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8}",
-        "node", "address", "role", "term", "leader", "commit", "applied", "snapshot", "last", "log bytes", "fsyncs"
+        "node",
+        "address",
+        "role",
+        "term",
+        "leader",
+        "commit",
+        "applied",
+        "snapshot",
+        "last",
+        "log bytes",
+        "fsyncs"
     );
     let mut down = 0;
     for ((id, addr), s) in members.iter().zip(&all) {

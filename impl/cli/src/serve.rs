@@ -95,7 +95,10 @@ pub fn parse_members(text: &str) -> anyhow::Result<BTreeMap<NodeId, SocketAddr>>
 
 /// The cluster id nodes and clients derive from the member list when none is given.
 pub fn default_cluster_id(members: &BTreeMap<NodeId, SocketAddr>) -> ClusterId {
-    let text: Vec<String> = members.iter().map(|(i, a)| format!("{}={a}", i.0)).collect();
+    let text: Vec<String> = members
+        .iter()
+        .map(|(i, a)| format!("{}={a}", i.0))
+        .collect();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.join(",").bytes() {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
@@ -118,8 +121,10 @@ pub fn cluster_id(
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -147,7 +152,7 @@ fn options(a: &ServeArgs) -> anyhow::Result<NodeOptions> {
     if let Some(listen) = a.listen {
         o.listen = listen;
     }
-    o.trace = a.trace;
+    o.trace = a.trace.then(|| a.data.join("trace"));
     o.seed = a.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         t.map_or(0, |d| d.as_nanos() as u64) ^ ((a.id as u64) << 48)
@@ -217,7 +222,12 @@ mod tests {
         assert_eq!(m.keys().map(|n| n.0).collect::<Vec<_>>(), vec![1, 3]);
         let m = parse_members("127.0.0.1:1,127.0.0.1:2").unwrap();
         assert_eq!(m.keys().map(|n| n.0).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(parse_members("1=x").unwrap_err().to_string().contains("address `x`"));
+        assert!(
+            parse_members("1=x")
+                .unwrap_err()
+                .to_string()
+                .contains("address `x`")
+        );
         assert!(parse_members("1=127.0.0.1:1,1=127.0.0.1:2").is_err());
         assert_eq!(default_cluster_id(&m), default_cluster_id(&m.clone()));
     }

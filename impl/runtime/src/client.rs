@@ -161,7 +161,7 @@ impl<N: Net, Op: Serialize + Clone + RetrySafe, Out: DeserializeOwned> Client<N,
         self.next_id += 1;
         let request = Request::Op { id, op: op.clone() };
         let why = match self.exchange(node, &request, id).await? {
-            Ok(Reply::Op { result, .. }) => return Ok(self.judge(node, result)),
+            Ok(Reply::Op { result, .. }) => return Ok(self.judge(node, result, op.retry_safe())),
             Ok(other) => format!("{node} answered {}", describe(&other)),
             Err(why) => why,
         };
@@ -172,7 +172,7 @@ impl<N: Net, Op: Serialize + Clone + RetrySafe, Out: DeserializeOwned> Client<N,
         Ok(Attempt::Done(Outcome::Unknown(why)))
     }
 
-    fn judge(&mut self, node: NodeId, reply: OpResult<Out>) -> Attempt<Out> {
+    fn judge(&mut self, node: NodeId, reply: OpResult<Out>, retry_safe: bool) -> Attempt<Out> {
         match reply {
             OpResult::Ok(out) => {
                 self.leader = Some(node);
@@ -185,6 +185,10 @@ impl<N: Net, Op: Serialize + Clone + RetrySafe, Out: DeserializeOwned> Client<N,
             }
             OpResult::NotApplied => Attempt::Retry(Duration::ZERO),
             OpResult::Busy => Attempt::Retry(Duration::from_millis(20)),
+            OpResult::Unknown if retry_safe => {
+                self.leader = None;
+                Attempt::Retry(Duration::from_millis(20))
+            }
             OpResult::Unknown => {
                 self.leader = None;
                 let why = format!("{node} lost its leadership before the entry applied");

@@ -11,6 +11,9 @@
 //! * **Limits.** Handshake frames may be at most [`HANDSHAKE_BODY_MAX`] bytes; later frames
 //!   at most the configured maximum. An oversized, corrupt or undecodable frame is counted,
 //!   logged with the remote address, and closes that connection — never the node.
+//! * **Liveness.** An idle link sends a ping every [`PING_INTERVAL`]; a link that hears
+//!   nothing for [`PEER_IDLE_TIMEOUT`] is closed and redialed, so a peer whose machine died
+//!   (no FIN) or whose connection is half-open is noticed in about a second.
 //! * **Pluggable sockets.** Everything is written against [`Net`], implemented here with
 //!   tokio's TCP and, in tests, with turmoil's simulated network.
 
@@ -89,6 +92,8 @@ pub struct Metrics {
     pub refused_handshakes: AtomicU64,
     /// Peer connections established.
     pub peer_connections: AtomicU64,
+    /// Peer connections closed because nothing arrived for [`PEER_IDLE_TIMEOUT`].
+    pub idle_disconnects: AtomicU64,
 }
 
 impl Metrics {
@@ -97,6 +102,13 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+/// A link that has written nothing for this long sends a [`PeerFrame::Ping`].
+pub const PING_INTERVAL: Duration = Duration::from_millis(200);
+/// A link that has received nothing (not even a ping) for this long is considered dead: it
+/// is closed and, on the dialing side, dialed again. Without it a connection to a machine
+/// that crashed (no FIN, no RST) would swallow messages until TCP gives up, minutes later.
+pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a handshake may take before the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -329,12 +341,16 @@ impl<N: Net, C: Serialize + DeserializeOwned + Send + Sync + 'static> Link<N, C>
         ));
         let mut buf = Vec::new();
         let mut stop = self.stop.clone();
+        let mut ping = false;
         loop {
             let msgs = self.queue.outbox.drain();
-            if !msgs.is_empty() {
+            if !msgs.is_empty() || ping {
                 buf.clear();
                 for m in msgs {
                     self.encode(PeerFrame::Raft(m), &mut buf);
+                }
+                if std::mem::take(&mut ping) {
+                    self.encode(PeerFrame::Ping, &mut buf);
                 }
                 if let Err(e) = writer.write_all(&buf).await {
                     tracing::debug!(peer = %self.peer, "write failed: {e}");
@@ -346,6 +362,7 @@ impl<N: Net, C: Serialize + DeserializeOwned + Send + Sync + 'static> Link<N, C>
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
                 _ = &mut read_task => break,
+                _ = tokio::time::sleep(PING_INTERVAL) => ping = true,
                 replacement = self.accepted.recv(), if self.me > self.peer => {
                     if let Some(s) = replacement {
                         read_task.abort();
@@ -383,12 +400,19 @@ async fn read_peer<R: AsyncRead + Unpin, C: DeserializeOwned>(
 ) {
     let mut buf = Vec::new();
     loop {
-        match frame::read_value::<_, PeerFrame<C>>(&mut reader, frame_max, &mut buf).await {
+        let read = frame::read_value::<_, PeerFrame<C>>(&mut reader, frame_max, &mut buf);
+        let Ok(read) = tokio::time::timeout(PEER_IDLE_TIMEOUT, read).await else {
+            Metrics::bump(&metrics.idle_disconnects);
+            tracing::debug!(peer = %peer, "nothing received for {PEER_IDLE_TIMEOUT:?}; closing");
+            return;
+        };
+        match read {
             Ok(Some(PeerFrame::Raft(msg))) => {
                 if deliver.send((peer, msg)).await.is_err() {
                     return;
                 }
             }
+            Ok(Some(PeerFrame::Ping)) => {}
             Ok(None) => return,
             Err(e) => {
                 log_bad_frame(&metrics, &format!("peer {peer}"), &e);

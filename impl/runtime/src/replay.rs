@@ -198,7 +198,13 @@ pub fn replay_node<C: Command + Serialize + DeserializeOwned>(
     for path in &files {
         let file = read_trace::<C>(path)?;
         summary.torn_bytes += file.torn_bytes;
-        let ending = Incarnation::replay(path, file.records, previous.as_ref(), &mut summary, &mut facts)?;
+        let ending = Incarnation::replay(
+            path,
+            file.records,
+            previous.as_ref(),
+            &mut summary,
+            &mut facts,
+        )?;
         previous = Some(ending);
         summary.incarnations += 1;
     }
@@ -227,8 +233,21 @@ impl<'a, C: Command + Serialize + DeserializeOwned> Incarnation<'a, C> {
             input: input.to_string(),
             what,
         };
-        let Some((_, TraceRecord::Start { config, durable, digest, .. })) = records.next() else {
-            return Err(fail(0, "start", "the trace does not begin with a start record".into()));
+        let Some((
+            _,
+            TraceRecord::Start {
+                config,
+                durable,
+                digest,
+                ..
+            },
+        )) = records.next()
+        else {
+            return Err(fail(
+                0,
+                "start",
+                "the trace does not begin with a start record".into(),
+            ));
         };
         if let Some(prev) = previous {
             check_recovery(prev, &durable).map_err(|w| fail(0, "restart", w))?;
@@ -338,7 +357,13 @@ fn collect_facts<C: Command>(
     if core.is_leader() && facts.leaders.last().is_none_or(|(t, _)| *t != core.term()) {
         let log = core.log();
         let terms = log.entries().iter().map(|e| e.term).collect();
-        facts.leaders.push((core.term(), LogView { base: log.base(), terms }));
+        facts.leaders.push((
+            core.term(),
+            LogView {
+                base: log.base(),
+                terms,
+            },
+        ));
     }
     let commit = core.commit_index();
     if let Some(t) = core.log().term_at(commit) {
@@ -347,7 +372,10 @@ fn collect_facts<C: Command>(
     for (index, term, digest) in env.applied_entries.drain(..) {
         if let Some(&(t, d)) = facts.applied.get(&index) {
             if (t, d) != (term, digest) {
-                return Err(format!("RAFT-A2 violated: index {} applied twice, differently", index.0));
+                return Err(format!(
+                    "RAFT-A2 violated: index {} applied twice, differently",
+                    index.0
+                ));
             }
         }
         facts.applied.insert(index, (term, digest));

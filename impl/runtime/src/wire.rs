@@ -94,6 +94,9 @@ pub enum Welcome {
 pub enum PeerFrame<C> {
     /// A Raft message.
     Raft(Message<C>),
+    /// Nothing to say: sent on an idle link so that the other side can tell a live peer from
+    /// a dead connection (a crashed machine sends no FIN).
+    Ping,
 }
 
 /// A frame from a client after the handshake.

@@ -20,13 +20,9 @@ fn free_ports(n: usize) -> Vec<SocketAddr> {
 }
 
 fn options(id: u32, members: &BTreeMap<NodeId, SocketAddr>, dir: &Path) -> NodeOptions {
-    let mut o = NodeOptions::new(
-        NodeId(id),
-        ClusterId(0xabc),
-        members.clone(),
-        dir.join(format!("n{id}")),
-    );
-    o.trace = true;
+    let data = dir.join(format!("n{id}"));
+    let mut o = NodeOptions::new(NodeId(id), ClusterId(0xabc), members.clone(), data.clone());
+    o.trace = Some(data.join("trace"));
     o.snapshot_log_bytes = 4096;
     o
 }

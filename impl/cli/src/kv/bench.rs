@@ -10,11 +10,11 @@
 
 use super::etcd::{Etcd, Http, find_etcd};
 use crate::cluster::{Target, statuses};
+use aver_core::contract::NodeId;
 use aver_runtime::client::{Client, ClientOptions, Outcome};
 use aver_runtime::net::TokioNet;
 use aver_runtime::service::{KvOp, KvOutput};
 use aver_runtime::wire::ClusterId;
-use aver_core::contract::NodeId;
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -130,7 +130,15 @@ async fn aver_run(
     let value = "v".repeat(a.value_size);
     let keys = a.keys;
     let window = Window::new(a.duration);
-    let before = statuses(cluster, members).await;
+    let counters = tokio::spawn({
+        let members = members.clone();
+        async move {
+            tokio::time::sleep_until(window.warm.into()).await;
+            let before = statuses(cluster, &members).await;
+            tokio::time::sleep_until(window.end.into()).await;
+            (before, statuses(cluster, &members).await)
+        }
+    });
     let opts = ClientOptions::new(cluster, members.clone());
     let mut run = closed_loop(clients, a.duration, |c| {
         let (opts, value) = (opts.clone(), value.clone());
@@ -144,7 +152,10 @@ async fn aver_run(
                     return (ops, errors, lat);
                 }
                 let key = format!("k{}", next(&mut rng) % keys);
-                let op = KvOp::Put { key, value: value.clone() };
+                let op = KvOp::Put {
+                    key,
+                    value: value.clone(),
+                };
                 let ok = matches!(client.call(&op).await, Outcome::Ok(_));
                 let end = Instant::now();
                 if start >= window.warm && end <= window.end {
@@ -159,9 +170,13 @@ async fn aver_run(
         }
     })
     .await;
-    let after = statuses(cluster, members).await;
+    let (before, after) = counters.await.unwrap_or_default();
     let leader_fsyncs = |all: &[Option<aver_runtime::wire::NodeStatus>]| {
-        all.iter().flatten().filter(|s| s.role == "leader").map(|s| s.fsyncs).max()
+        all.iter()
+            .flatten()
+            .filter(|s| s.role == "leader")
+            .map(|s| s.fsyncs)
+            .max()
     };
     run.fsyncs = leader_fsyncs(&after)
         .zip(leader_fsyncs(&before))
@@ -173,7 +188,12 @@ async fn etcd_run(leader: SocketAddr, a: &BenchArgs, clients: usize) -> Run {
     let value = vec![b'v'; a.value_size];
     let keys = a.keys;
     let window = Window::new(a.duration);
-    let before = Etcd::wal_fsyncs(leader).await.ok();
+    let counters = tokio::spawn(async move {
+        tokio::time::sleep_until(window.warm.into()).await;
+        let before = Etcd::wal_fsyncs(leader).await.ok();
+        tokio::time::sleep_until(window.end.into()).await;
+        (before, Etcd::wal_fsyncs(leader).await.ok())
+    });
     let mut run = closed_loop(clients, a.duration, |c| {
         let value = value.clone();
         async move {
@@ -209,7 +229,7 @@ async fn etcd_run(leader: SocketAddr, a: &BenchArgs, clients: usize) -> Run {
         }
     })
     .await;
-    let after = Etcd::wal_fsyncs(leader).await.ok();
+    let (before, after) = counters.await.unwrap_or_default();
     run.fsyncs = after.zip(before).map(|(b, a)| b.saturating_sub(a));
     run
 }
@@ -246,12 +266,15 @@ fn compare(clients: usize, aver: &Run, etcd: &Run) {
 /// Runs `aver bench kv`.
 pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
     let (cluster, members) = a.target.resolve()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let etcd = match a.against {
         None => None,
         Some(Against::Etcd) => match find_etcd() {
             Some(bin) => {
-                let dir = std::env::temp_dir().join(format!("aver-bench-etcd-{}", std::process::id()));
+                let dir =
+                    std::env::temp_dir().join(format!("aver-bench-etcd-{}", std::process::id()));
                 Some(Etcd::start(&bin, &dir)?)
             }
             None => {
@@ -275,7 +298,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
     );
     println!(
         "{:<6} {:>7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}",
-        "system", "clients", "ops/s", "p50 ms", "p99 ms", "p999 ms", "fsyncs/s", "ops/fsync", "errors"
+        "system",
+        "clients",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms",
+        "fsyncs/s",
+        "ops/fsync",
+        "errors"
     );
     rt.block_on(async {
         let etcd_leader = match &etcd {
@@ -294,7 +325,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
         anyhow::Ok(())
     })?;
     if etcd.is_some() {
-        println!("(etcd is driven through its v3 JSON gateway; fsyncs are the leader's WAL fsyncs)");
+        println!(
+            "(etcd is driven through its v3 JSON gateway; fsyncs are the leader's WAL fsyncs)"
+        );
     }
     println!("(aver fsyncs/s: the leader's fsyncs of files and directories)");
     Ok(0)

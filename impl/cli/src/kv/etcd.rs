@@ -42,7 +42,9 @@ fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
     let ls: Vec<_> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()?;
-    ls.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
+    ls.iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
 }
 
 impl Etcd {
@@ -103,7 +105,10 @@ impl Etcd {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        anyhow::bail!("etcd elected no leader within 20 s (see {})", self.dir.display())
+        anyhow::bail!(
+            "etcd elected no leader within 20 s (see {})",
+            self.dir.display()
+        )
     }
 
     /// `etcd_disk_wal_fsync_duration_seconds_count` of the member at `addr`.
@@ -246,7 +251,11 @@ pub fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for k in 0..4 {
             if k <= chunk.len() {
@@ -263,7 +272,13 @@ pub fn base64(bytes: &[u8]) -> String {
 mod tests {
     #[test]
     fn base64_matches_the_rfc_examples() {
-        let cases = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")];
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ];
         for (plain, coded) in cases {
             assert_eq!(super::base64(plain.as_bytes()), coded);
         }

@@ -261,12 +261,18 @@ impl<S: Service> EventLoop<S> {
         peers: &mut mpsc::Receiver<(NodeId, Message<S::Command>)>,
         clients: &mut mpsc::Receiver<Input<S>>,
     ) -> Result<(), NodeError> {
-        for _ in 0..INPUTS_PER_TURN_MAX {
+        // Alternate, so that a stream of peer messages cannot starve clients (or vice versa).
+        for _ in 0..INPUTS_PER_TURN_MAX / 2 {
+            let mut idle = true;
             if let Ok((from, msg)) = peers.try_recv() {
                 self.on_peer(from, msg)?;
-            } else if let Ok(input) = clients.try_recv() {
+                idle = false;
+            }
+            if let Ok(input) = clients.try_recv() {
                 self.on_client(input)?;
-            } else {
+                idle = false;
+            }
+            if idle {
                 break;
             }
         }

@@ -68,8 +68,8 @@ pub struct NodeOptions {
     pub seed: u64,
     /// Snapshot once the log since the last snapshot exceeds this many bytes (0: never).
     pub snapshot_log_bytes: u64,
-    /// Write an input trace to `DIR/trace`.
-    pub trace: bool,
+    /// Write an input trace into this directory (for `aver replay`; usually `DIR/trace`).
+    pub trace: Option<PathBuf>,
     /// Largest frame between nodes.
     pub frame_body_max: usize,
     /// Largest frame from a client.
@@ -111,7 +111,7 @@ impl NodeOptions {
             election: (Duration::from_millis(300), Duration::from_millis(600)),
             seed: id.0 as u64,
             snapshot_log_bytes: 16 << 20,
-            trace: false,
+            trace: None,
             frame_body_max: crate::frame::FRAME_BODY_MAX_DEFAULT,
             client_frame_max: 1 << 20,
             outbox_capacity: 4096,
@@ -226,9 +226,9 @@ pub async fn start<S: Service, N: Net>(
         "WAL recovered"
     );
     let config = Config::new(opts.id, opts.members.keys().copied().collect());
-    let trace = match opts.trace {
-        true => Some(open_trace(&opts.data_dir)?),
-        false => None,
+    let trace = match &opts.trace {
+        Some(dir) => Some(open_trace(dir)?),
+        None => None,
     };
     let (commit_tx, commit_rx) = mpsc::unbounded_channel();
     let committer = if opts.inline_commit {
@@ -309,9 +309,8 @@ pub async fn start<S: Service, N: Net>(
 }
 
 fn open_trace(dir: &Path) -> Result<TraceWriter, NodeError> {
-    let trace_dir = dir.join("trace");
-    TraceWriter::create(&trace_dir).map_err(|source| NodeError::Trace {
-        path: trace_dir,
+    TraceWriter::create(dir).map_err(|source| NodeError::Trace {
+        path: dir.to_path_buf(),
         source,
     })
 }

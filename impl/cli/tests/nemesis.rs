@@ -14,13 +14,17 @@
 //! The fault schedule is seeded (`AVER_NEMESIS_SEED`, default 1); process timing is not, so
 //! a failing run is reproduced by its seed only up to scheduling.
 
-use aver_checker::models::{Kv, KvInput, KvOutput as Out};
-use aver_checker::{CheckResult, Operation, check_operations};
+#[path = "../../runtime/tests/common/history.rs"]
+mod history;
+
+use aver_checker::Operation;
+use aver_checker::models::{KvInput, KvOutput as Out};
 use aver_core::contract::NodeId;
 use aver_runtime::client::{Client, ClientOptions, Outcome};
 use aver_runtime::net::TokioNet;
 use aver_runtime::service::{KvOp, KvOutput};
 use aver_runtime::wire::ClusterId;
+use history::{LOG_KEY, to_checker};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -188,20 +192,6 @@ impl Drop for Nodes {
 
 type History = Arc<Mutex<Vec<Operation<KvInput, Out>>>>;
 
-fn to_checker(op: &KvOp) -> KvInput {
-    match op {
-        KvOp::Get { key } => KvInput::Get { key: key.clone() },
-        KvOp::Put { key, value } => KvInput::Put {
-            key: key.clone(),
-            value: value.as_str().into(),
-        },
-        KvOp::Append { key, value } => KvInput::Append {
-            key: key.clone(),
-            value: value.as_str().into(),
-        },
-    }
-}
-
 #[derive(Default)]
 struct Tally {
     acked: AtomicU64,
@@ -212,7 +202,6 @@ struct Tally {
 struct Run {
     start: Instant,
     history: History,
-    acked_appends: Arc<Mutex<Vec<String>>>,
     tally: Arc<Tally>,
 }
 
@@ -271,11 +260,6 @@ async fn client(c: u64, run: Arc<Run>, addrs: Vec<SocketAddr>, until: Instant) {
             &run.tally.unknown
         };
         tally.fetch_add(1, Ordering::Relaxed);
-        if let (KvOp::Append { key, value }, Some(_)) = (&op, ret) {
-            if key == "log" {
-                run.acked_appends.lock().unwrap().push(value.clone());
-            }
-        }
         let input = to_checker(&op);
         run.history.lock().unwrap().push(Operation {
             client: id,
@@ -422,7 +406,6 @@ fn nemesis_kill_pause_partition() {
     let run = Arc::new(Run {
         start: Instant::now(),
         history: Arc::default(),
-        acked_appends: Arc::default(),
         tally: Arc::default(),
     });
     let (faults, finals) = rt.block_on(async {
@@ -460,23 +443,13 @@ fn nemesis_kill_pause_partition() {
         faults.pauses,
         faults.partitions
     );
-    let checked = Instant::now();
-    let verdict = check_operations(&Kv, &history, Some(Duration::from_secs(120)));
-    println!("linearizability: {verdict:?} in {:?}", checked.elapsed());
-    assert_eq!(
-        verdict,
-        CheckResult::Ok,
-        "seed={seed}: not linearizable (data in {})",
-        dir.display()
-    );
-    let log = &finals["log"];
-    for token in run.acked_appends.lock().unwrap().iter() {
-        let times = log.matches(token.as_str()).count();
-        assert_eq!(
-            times, 1,
-            "seed={seed}: acknowledged append {token} appears {times} times"
-        );
-    }
+    let verdict = history::check(
+        &format!("aver-nemesis-seed{seed}"),
+        &history,
+        &finals[LOG_KEY],
+    )
+    .unwrap_or_else(|e| panic!("seed={seed}: {e} (data in {})", dir.display()));
+    println!("checker: {verdict}");
     let dirs: Vec<PathBuf> = (1..=NODES)
         .map(|i| dir.join(format!("n{i}")).join("trace"))
         .collect();

@@ -256,6 +256,14 @@ pub fn read_trace<C: DeserializeOwned>(path: &Path) -> Result<TraceFile<C>, Trac
         offset: 0,
         what: e.to_string(),
     })?;
+    parse_trace(path, &bytes)
+}
+
+/// Parses a trace file's bytes (`path` only names it in errors). Never panics.
+pub fn parse_trace<C: DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<TraceFile<C>, TraceError> {
     let mut records = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -284,4 +292,40 @@ pub fn read_trace<C: DeserializeOwned>(path: &Path) -> Result<TraceFile<C>, Trac
         records,
         torn_bytes: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Bad input: any bytes as a trace file give records or an error naming the offset.
+        #[test]
+        fn trace_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = parse_trace::<u64>(Path::new("fuzz.trace"), &bytes);
+        }
+    }
+
+    #[test]
+    fn torn_last_record_is_ignored_and_damage_named() {
+        let mut bytes = Vec::new();
+        for ops in 0..3 {
+            crate::frame::encode(&TraceRecord::<u64>::Durable { ops }, 1024, &mut bytes).unwrap();
+        }
+        let p = Path::new("t.trace");
+        let whole = parse_trace::<u64>(p, &bytes).unwrap();
+        assert_eq!(whole.records.len(), 3);
+        let torn = parse_trace::<u64>(p, &bytes[..bytes.len() - 2]).unwrap();
+        assert_eq!(
+            (torn.records.len(), torn.torn_bytes),
+            (2, bytes.len() - 2 - 2 * (bytes.len() / 3))
+        );
+        let mut bad = bytes.clone();
+        bad[9] ^= 1;
+        let err = parse_trace::<u64>(p, &bad).unwrap_err().to_string();
+        assert!(err.contains("t.trace at byte 0"), "{err}");
+    }
 }

@@ -11,7 +11,9 @@
 //! functions (see [`raft::invariants`]) so that all three check the same thing.
 #![deny(missing_docs)]
 
+pub mod codec;
 pub mod contract;
 pub mod raft;
+pub mod rsm;
 
 pub use contract::{Core, NodeId, Ready, TimerCmd, Violation};

@@ -213,6 +213,14 @@ pub type RsmReady<S, E, T> = Ready<
     <E as Engine<RsmEntry<<S as StateMachine>::Command>>>::Timer,
 >;
 
+/// The `Ready` of the engine under an rsm.
+type EngineReady<S, E> = Ready<
+    <E as Engine<RsmEntry<<S as StateMachine>::Command>>>::Persist,
+    <E as Engine<RsmEntry<<S as StateMachine>::Command>>>::Msg,
+    Apply<RsmEntry<<S as StateMachine>::Command>>,
+    <E as Engine<RsmEntry<<S as StateMachine>::Command>>>::Timer,
+>;
+
 /// One server of a replicated state machine. See the module docs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rsm<S, E, T>
@@ -405,10 +413,7 @@ where
 
     /// Moves persist ops, messages and timers into our `Ready`; applies entries and snapshots
     /// to the state machine. Returns true if anything was applied.
-    fn take_engine_ready(
-        &mut self,
-        ready: Ready<E::Persist, E::Msg, Apply<RsmEntry<S::Command>>, E::Timer>,
-    ) -> bool {
+    fn take_engine_ready(&mut self, ready: EngineReady<S, E>) -> bool {
         self.ready.persist.extend(ready.persist);
         self.ready.messages.extend(ready.messages);
         let applied_any = !ready.apply.is_empty();

@@ -168,8 +168,11 @@ fn submissions_are_answered_after_apply() {
         assert_eq!(c.answers(0).len(), k as usize - 1, "not before commit");
         c.deliver_all();
     }
+    c.submit(0, 4, Op::Null).unwrap();
+    c.deliver_all();
     c.heartbeat(0);
-    assert_eq!(c.answers(0), vec![(1, Some(1)), (2, Some(2)), (3, Some(3))]);
+    let answers = vec![(1, Some(1)), (2, Some(2)), (3, Some(3)), (4, Some(3))];
+    assert_eq!(c.answers(0), answers);
     for i in 0..3 {
         assert_eq!(c.nodes[i].machine().n, 3);
     }

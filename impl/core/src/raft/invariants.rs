@@ -129,7 +129,7 @@ pub fn check_step<C: Command>(before: &StepSummary, after: &Raft<C>) -> Result<(
 /// RAFT-6 for a leader whose commit index just advanced.
 fn current_term_commit<C: Command>(leader: &Raft<C>) -> Result<(), Violation> {
     let commit = leader.commit_index();
-    let Role::Leader { progress } = leader.role() else {
+    let Role::Leader { progress, .. } = leader.role() else {
         return Ok(());
     };
     let term_there = leader.log().term_at(commit);

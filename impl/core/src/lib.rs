@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod contract;
+pub mod mr;
 pub mod raft;
 
 pub use contract::{Core, NodeId, Ready, TimerCmd, Violation};

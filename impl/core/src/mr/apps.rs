@@ -99,12 +99,36 @@ fn words_in_str(s: &str, f: &mut impl FnMut(usize, usize)) {
     }
 }
 
-/// Sums decimal counts.
+/// Parses a decimal count (no sign, no spaces).
 fn parse_count(v: &[u8]) -> Result<u64, String> {
-    std::str::from_utf8(v)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| format!("not a count: {:?}", String::from_utf8_lossy(v)))
+    let bad = || format!("not a count: {:?}", String::from_utf8_lossy(v));
+    if v.is_empty() || v.len() > 19 {
+        return Err(bad());
+    }
+    let mut n = 0u64;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return Err(bad());
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    Ok(n)
+}
+
+/// Writes `n` in decimal into `out` (replacing its contents) without allocating.
+fn write_count(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.clear();
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Word count: map emits `(word, 1)`; reduce sums (with one `1` per occurrence this is the
@@ -127,7 +151,9 @@ impl App for WordCount {
         for v in values {
             sum += if *v == b"1" { 1 } else { parse_count(v)? };
         }
-        out.extend_from_slice(sum.to_string().as_bytes());
+        let mut digits = Vec::with_capacity(20);
+        write_count(&mut digits, sum);
+        out.extend_from_slice(&digits);
         Ok(())
     }
 
@@ -137,8 +163,7 @@ impl App for WordCount {
 
     fn combine(&self, _key: &[u8], acc: &mut Vec<u8>, value: &[u8]) -> Result<(), String> {
         let sum = parse_count(acc)? + parse_count(value)?;
-        acc.clear();
-        acc.extend_from_slice(sum.to_string().as_bytes());
+        write_count(acc, sum);
         Ok(())
     }
 }

@@ -189,6 +189,10 @@ impl Row {
 
 /// Runs `aver check`.
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    // MapReduce has its own front end (crate::mr): `aver check mr`, and after Raft below.
+    if args.protocol.as_deref() == Some("mr") {
+        return crate::mr::check();
+    }
     // With a seeded bug and no search named, search where bugs live: random walks at the
     // deep bounds (exhaustive search cannot reach most of them; see specs/bugs.md).
     let hunting = !args.bounds.bugs.is_empty() && !args.dfs && !args.bfs && args.simulate.is_none();
@@ -208,7 +212,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             );
             vec![p]
         }
-        None => aver_models::MODELS.to_vec(),
+        None => aver_models::MODELS.iter().copied().filter(|&p| p != "mr").collect(),
     };
     // `aver check raft` checks one configuration; `aver check` every CI configuration.
     let bases: Vec<(String, RaftModelCfg)> = if hunting {
@@ -237,7 +241,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         }
     }
     let failed = print_table(&outcomes, !matches!(search, Search::Simulate(_)));
-    Ok(u8::from(failed))
+    let mr_failed = args.protocol.is_none() && !hunting && crate::mr::check()? != 0;
+    Ok(u8::from(failed || mr_failed))
 }
 
 fn describe_cfg(cfg: &RaftModelCfg) -> String {
@@ -526,6 +531,9 @@ fn cpu_seconds() -> Option<f64> {
 
 /// Runs `aver explore`: Stateright Explorer on 127.0.0.1 (blocks until interrupted).
 pub fn explore(args: ExploreArgs) -> anyhow::Result<u8> {
+    if args.protocol == "mr" {
+        return crate::mr::explore(args.port);
+    }
     anyhow::ensure!(
         aver_models::MODELS.contains(&args.protocol.as_str()),
         "unknown protocol `{}`; known: {}",

@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub backup_after: Duration,
     /// After the job is over, how long to wait for workers to disconnect before leaving.
     pub exit_grace: Duration,
+    /// Set by the caller to stop serving a job that cannot finish (say, every worker it
+    /// started has exited); [`serve`] then returns an `Interrupted` error.
+    pub abort: Option<Arc<AtomicBool>>,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
             task_timeout: Duration::from_secs(10),
             backup_after: Duration::from_secs(1),
             exit_grace: Duration::from_secs(1),
+            abort: None,
         }
     }
 }
@@ -184,6 +188,10 @@ fn main_loop(
             && (env.conns.is_empty() || t.elapsed() >= grace)
         {
             break;
+        }
+        let aborted = env.cfg.abort.as_ref().is_some_and(|a| a.load(Ordering::SeqCst));
+        if over_at.is_none() && aborted {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "the job was aborted"));
         }
         let now = Instant::now();
         let next_timer = env.timers.values().min().copied();

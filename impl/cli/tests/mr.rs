@@ -288,11 +288,17 @@ fn crash_test() {
     let done = Arc::new(AtomicBool::new(false));
     let mut first = lab.worker("crash");
     let sock = lab.sock.clone();
+    // The script's loops run while the socket exists: wait for the coordinator to bind it.
+    let bound = Instant::now();
+    while !sock.exists() {
+        assert!(bound.elapsed() < LIMIT, "the coordinator never bound {}", sock.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let tmp = lab.tmp.clone();
     let loops: Vec<_> = (0..3)
-        .map(|i| {
+        .map(|_| {
             let (done, sock, tmp) = (done.clone(), sock.clone(), tmp.clone());
-            std::thread::spawn(move || restart_loop(i, &done, &sock, &tmp))
+            std::thread::spawn(move || restart_loop(&done, &sock, &tmp))
         })
         .collect();
     let status = coord.wait();
@@ -305,7 +311,7 @@ fn crash_test() {
 }
 
 /// Starts a crash worker one second after the previous one exits, while the coordinator runs.
-fn restart_loop(i: u32, done: &AtomicBool, sock: &Path, tmp: &Path) -> u32 {
+fn restart_loop(done: &AtomicBool, sock: &Path, tmp: &Path) -> u32 {
     let mut started = 0;
     while !done.load(Ordering::SeqCst) && sock.exists() {
         started += 1;
@@ -328,7 +334,6 @@ fn restart_loop(i: u32, done: &AtomicBool, sock: &Path, tmp: &Path) -> u32 {
         }
         let _ = child.wait();
         std::thread::sleep(Duration::from_secs(1));
-        let _ = i;
     }
     started
 }

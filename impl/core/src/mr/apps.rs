@@ -8,7 +8,50 @@
 pub trait Emit {
     /// One intermediate pair.
     fn emit(&mut self, key: &[u8], value: &[u8]);
+
+    /// Whether pairs emitted here are merged with the application's combiner. A map function
+    /// may then combine on its own first (in-mapper combining), with the same result.
+    fn combines(&self) -> bool {
+        false
+    }
 }
+
+/// A fast hasher for short byte keys in the map side's tables (8 bytes per step, FxHash's
+/// multiply-rotate, a final fold so the low bits mix too). Not for untrusted keys: there is
+/// no seed. Partitioning uses [`ihash`], which is the lab's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher(u64);
+
+const KEY_HASH_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            h = (h.rotate_left(5) ^ w).wrapping_mul(KEY_HASH_K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(KEY_HASH_K);
+        }
+        self.0 = h;
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(KEY_HASH_K);
+    }
+}
+
+/// Build hasher of [`KeyHasher`].
+pub type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
 
 /// A MapReduce application: a map function, a reduce function, and optionally a combiner
 /// (MapReduce paper §4.3) that merges values of one key on the map side.
@@ -142,7 +185,19 @@ impl App for WordCount {
     }
 
     fn map(&self, _filename: &str, contents: &[u8], out: &mut dyn Emit) -> Result<(), String> {
-        for_each_word(contents, |w| out.emit(w, b"1"));
+        if !out.combines() {
+            for_each_word(contents, |w| out.emit(w, b"1"));
+            return Ok(());
+        }
+        // In-mapper combining: count in a table keyed by slices of the input (no allocation
+        // per word), then emit each distinct word once with its count.
+        let mut counts: std::collections::HashMap<&[u8], u64, KeyHash> = Default::default();
+        for_each_word(contents, |w| *counts.entry(w).or_insert(0) += 1);
+        let mut digits = Vec::with_capacity(20);
+        for (w, n) in counts {
+            write_count(&mut digits, n);
+            out.emit(w, &digits);
+        }
         Ok(())
     }
 

@@ -6,11 +6,10 @@
 //!
 //! Intermediate record format: `u32` LE key length, `u32` LE value length, key, value.
 
-use aver_core::mr::apps::{App, Emit, ihash};
+use aver_core::mr::apps::{App, Emit, KeyHash, ihash};
 use aver_core::mr::{Assignment, Attempt, TaskId};
 use std::collections::HashMap;
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -123,15 +122,14 @@ impl Executor {
             ..RunStats::default()
         };
         if self.combine {
-            let mut em = Combining::new(&*self.app, a.n_reduce);
+            let mut em = Combining::new(&*self.app);
             self.app.map(input, &contents, &mut em)?;
             if let Some(e) = em.error {
                 return Err(e);
             }
-            for (w, part) in writers.iter_mut().zip(em.parts) {
-                for (k, v) in part {
-                    w.record(&k, &v);
-                }
+            let n = writers.len();
+            for (k, v) in em.table {
+                writers[ihash(&k) as usize % n].record(&k, &v);
             }
         } else {
             let mut em = Streaming { writers: &mut writers };
@@ -272,38 +270,21 @@ impl Emit for Streaming<'_> {
     }
 }
 
-/// 64-bit FNV-1a, for the combiner's tables (short keys, no adversary).
-#[derive(Default)]
-struct Fnv64(u64);
+type KeyMap = HashMap<Box<[u8]>, Vec<u8>, KeyHash>;
 
-impl Hasher for Fnv64 {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FnvMap = HashMap<Box<[u8]>, Vec<u8>, BuildHasherDefault<Fnv64>>;
-
-/// Map output merged per key with the application's combiner, then written once per key.
+/// Map output merged per key with the application's combiner, then written once per key to
+/// its partition.
 struct Combining<'a> {
     app: &'a dyn App,
-    parts: Vec<FnvMap>,
+    table: KeyMap,
     error: Option<String>,
 }
 
 impl<'a> Combining<'a> {
-    fn new(app: &'a dyn App, n_reduce: u32) -> Self {
+    fn new(app: &'a dyn App) -> Self {
         Combining {
             app,
-            parts: (0..n_reduce).map(|_| FnvMap::default()).collect(),
+            table: KeyMap::default(),
             error: None,
         }
     }
@@ -311,9 +292,7 @@ impl<'a> Combining<'a> {
 
 impl Emit for Combining<'_> {
     fn emit(&mut self, key: &[u8], value: &[u8]) {
-        let p = ihash(key) as usize % self.parts.len();
-        let part = &mut self.parts[p];
-        match part.get_mut(key) {
+        match self.table.get_mut(key) {
             Some(acc) => {
                 if let Err(e) = self.app.combine(key, acc, value)
                     && self.error.is_none()
@@ -322,9 +301,13 @@ impl Emit for Combining<'_> {
                 }
             }
             None => {
-                part.insert(key.into(), value.to_vec());
+                self.table.insert(key.into(), value.to_vec());
             }
         }
+    }
+
+    fn combines(&self) -> bool {
+        true
     }
 }
 

@@ -98,7 +98,10 @@ impl MrModelCfg {
 
     /// Every CI configuration, by name.
     pub fn ci_all() -> Vec<(&'static str, MrModelCfg)> {
-        vec![("ci", MrModelCfg::ci()), ("ci_backups", MrModelCfg::ci_backups())]
+        vec![
+            ("ci", MrModelCfg::ci()),
+            ("ci_backups", MrModelCfg::ci_backups()),
+        ]
     }
 
     /// Most runs any task can have with a correct coordinator: one, plus one per fault. The
@@ -252,7 +255,9 @@ impl MrModel {
     pub fn step(&self, s: &mut MrState, action: &MrAction) -> bool {
         match *action {
             MrAction::DeliverToCoordinator(w) => {
-                let Some(msg) = s.workers[w].to_coordinator.pop_front() else { return false };
+                let Some(msg) = s.workers[w].to_coordinator.pop_front() else {
+                    return false;
+                };
                 s.coord.on_message(node(w), msg);
                 drain_coordinator(s);
             }
@@ -261,7 +266,9 @@ impl MrModel {
                 if !slot.alive || slot.pending.is_some() {
                     return false;
                 }
-                let Some(msg) = slot.to_worker.pop_front() else { return false };
+                let Some(msg) = slot.to_worker.pop_front() else {
+                    return false;
+                };
                 slot.core.on_message(msg);
                 drain_worker(s, w);
             }
@@ -269,7 +276,9 @@ impl MrModel {
                 if !s.workers[w].alive {
                     return false;
                 }
-                let Some(action) = s.workers[w].pending.take() else { return false };
+                let Some(action) = s.workers[w].pending.take() else {
+                    return false;
+                };
                 carry_out(s, w, action);
             }
             MrAction::Crash(w) => {
@@ -368,7 +377,10 @@ impl MrModel {
             return Err(Violation::new("MR-6", "the job stalls with a worker alive"));
         }
         if live_waiting {
-            return Err(Violation::new("MR-6", "job done but a live worker was never told"));
+            return Err(Violation::new(
+                "MR-6",
+                "job done but a live worker was never told",
+            ));
         }
         Ok(())
     }
@@ -377,7 +389,8 @@ impl MrModel {
 /// `(backup_wanted, started)` of the timer's task.
 fn backup_state(c: &Coordinator, t: Timer) -> (bool, u32) {
     let (Timer::Backup(id, _) | Timer::TaskTimeout(id, _)) = t;
-    c.task(id).map_or((false, 0), |k| (k.backup_wanted, k.started))
+    c.task(id)
+        .map_or((false, 0), |k| (k.backup_wanted, k.started))
 }
 
 fn drain_coordinator(s: &mut MrState) {
@@ -494,9 +507,7 @@ pub const PROPERTIES: &[MrProperty] = &[
         name: "job done after a crash and a timeout",
         expectation: Expectation::Sometimes,
         condition: |m, s| {
-            s.coord.is_done()
-                && (m.cfg.crashes == 0 || s.crashes_left == 0)
-                && s.timeouts_left == 0
+            s.coord.is_done() && (m.cfg.crashes == 0 || s.crashes_left == 0) && s.timeouts_left == 0
         },
     },
 ];
@@ -564,7 +575,10 @@ pub fn describe(s: &MrState) -> Vec<String> {
         lines.push(format!(
             "{id}: started={} running={:?} committing={:?} done={:?} files={:?} faults={}",
             t.started,
-            t.running.iter().map(|(a, w)| format!("{a}@{w}")).collect::<Vec<_>>(),
+            t.running
+                .iter()
+                .map(|(a, w)| format!("{a}@{w}"))
+                .collect::<Vec<_>>(),
             t.committing.map(|(a, w)| format!("{a}@{w}")),
             t.done.map(|a| a.to_string()),
             s.fs.get(&id).map(|a| a.to_string()),
@@ -577,7 +591,11 @@ pub fn describe(s: &MrState) -> Vec<String> {
             (false, true) => "crashed",
             (false, false) => "exited",
         };
-        lines.push(format!("w{i} ({status}): {:?} pending={:?}", w.core.state(), w.pending));
+        lines.push(format!(
+            "w{i} ({status}): {:?} pending={:?}",
+            w.core.state(),
+            w.pending
+        ));
     }
     lines
 }

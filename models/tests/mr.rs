@@ -21,7 +21,12 @@ fn check(cfg: MrModelCfg) -> (usize, Vec<(&'static str, Option<usize>)>) {
     );
     let found = PROPERTIES
         .iter()
-        .map(|p| (p.name, checker.discovery(p.name).map(|d| d.into_actions().len())))
+        .map(|p| {
+            (
+                p.name,
+                checker.discovery(p.name).map(|d| d.into_actions().len()),
+            )
+        })
         .collect();
     (checker.unique_state_count(), found)
 }
@@ -65,5 +70,8 @@ fn seeded_bug_reassign_without_timeout_is_caught_by_mr5() {
 
 #[test]
 fn seeded_bug_done_on_stale_report_is_caught_by_mr3() {
-    caught_by(MrBug::DoneOnStaleReport, "MR-3 outputs from completed tasks");
+    caught_by(
+        MrBug::DoneOnStaleReport,
+        "MR-3 outputs from completed tasks",
+    );
 }

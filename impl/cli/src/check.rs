@@ -212,7 +212,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             );
             vec![p]
         }
-        None => aver_models::MODELS.iter().copied().filter(|&p| p != "mr").collect(),
+        None => aver_models::MODELS
+            .iter()
+            .copied()
+            .filter(|&p| p != "mr")
+            .collect(),
     };
     // `aver check raft` checks one configuration; `aver check` every CI configuration.
     let bases: Vec<(String, RaftModelCfg)> = if hunting {

@@ -184,8 +184,8 @@ fn coordinator(a: CoordinatorArgs) -> anyhow::Result<u8> {
         a.job.n_reduce,
         socket.display()
     );
-    let outcome = serve(server, a.job.config(a.files), a.job.server(), |_, _| {})
-        .context("coordinator")?;
+    let outcome =
+        serve(server, a.job.config(a.files), a.job.server(), |_, _| {}).context("coordinator")?;
     Ok(report_outcome(&outcome))
 }
 
@@ -219,7 +219,10 @@ fn worker(a: WorkerArgs) -> anyhow::Result<u8> {
     match worker::run(conn, &exec, &cfg)? {
         WorkerEnd::Told => {}
         WorkerEnd::CoordinatorGone if !a.quiet => {
-            eprintln!("worker {}: the coordinator went away; exiting", std::process::id());
+            eprintln!(
+                "worker {}: the coordinator went away; exiting",
+                std::process::id()
+            );
         }
         WorkerEnd::CoordinatorGone => {}
     }

@@ -77,7 +77,10 @@ impl Lab {
         let tmp = root.join("mr-tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         let mut files = Vec::new();
-        let mut entries: Vec<_> = std::fs::read_dir(corpus()).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(corpus())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for src in entries {
             let name = src.file_name().unwrap().to_string_lossy().into_owned();
@@ -88,12 +91,20 @@ impl Lab {
         }
         assert_eq!(files.len(), 8, "the corpus has 8 pg-*.txt files");
         let sock = root.join("coordinator.sock");
-        Lab { root, tmp, sock, files, limit, logs: 0 }
+        Lab {
+            root,
+            tmp,
+            sock,
+            files,
+            limit,
+            logs: 0,
+        }
     }
 
     fn spawn(&mut self, what: &str, args: &[&str], limit: Duration) -> Proc {
         self.logs += 1;
-        let log = std::fs::File::create(self.root.join(format!("{}-{what}.log", self.logs))).unwrap();
+        let log =
+            std::fs::File::create(self.root.join(format!("{}-{what}.log", self.logs))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_aver"))
             .args(args)
             .current_dir(&self.tmp)
@@ -102,7 +113,12 @@ impl Lab {
             .stderr(log)
             .spawn()
             .unwrap();
-        Proc { child, what: what.into(), started: Instant::now(), limit }
+        Proc {
+            child,
+            what: what.into(),
+            started: Instant::now(),
+            limit,
+        }
     }
 
     fn coordinator(&mut self) -> Proc {
@@ -119,7 +135,16 @@ impl Lab {
         let limit = self.limit;
         self.spawn(
             &format!("worker-{app}"),
-            &["mr", "worker", "--app", app, "--socket", &sock, "--connect-wait", "3"],
+            &[
+                "mr",
+                "worker",
+                "--app",
+                app,
+                "--socket",
+                &sock,
+                "--connect-wait",
+                "3",
+            ],
             limit,
         )
     }
@@ -129,9 +154,18 @@ impl Lab {
         let mut lines = Vec::new();
         for e in std::fs::read_dir(&self.tmp).unwrap() {
             let path = e.unwrap().path();
-            if path.file_name().unwrap().to_string_lossy().starts_with("mr-out") {
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("mr-out")
+            {
                 let text = std::fs::read(&path).unwrap();
-                lines.extend(text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
+                lines.extend(
+                    text.split(|&b| b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .map(<[u8]>::to_vec),
+                );
             }
         }
         lines.sort();
@@ -149,7 +183,10 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("scenario files and process logs kept in {}", self.root.display());
+            eprintln!(
+                "scenario files and process logs kept in {}",
+                self.root.display()
+            );
         } else {
             let _ = std::fs::remove_dir_all(&self.root);
         }
@@ -172,7 +209,12 @@ fn sha256(lines: &[Vec<u8>]) -> String {
         }
     }
     let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// test-mr.sh 1: wc with 3 workers; the output must be final when the coordinator exits.
@@ -184,7 +226,11 @@ fn wc_test() {
     assert!(coord.wait().success());
     let out = lab.sorted_output();
     assert_eq!(out.len(), 22_107, "distinct words");
-    assert_eq!(sha256(&out), WC_SHA256, "sorted wc output differs from mrsequential's");
+    assert_eq!(
+        sha256(&out),
+        WC_SHA256,
+        "sorted wc output differs from mrsequential's"
+    );
 }
 
 /// test-mr.sh 2: indexer with 2 workers; the output must be final when the second (foreground)
@@ -265,7 +311,10 @@ fn early_exit_test() {
         if let Some(i) = procs.iter_mut().position(Proc::exited) {
             break i;
         }
-        assert!(started.elapsed() < LIMIT, "no process exited within {LIMIT:?}");
+        assert!(
+            started.elapsed() < LIMIT,
+            "no process exited within {LIMIT:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
     let at_first_exit = lab.sorted_output();
@@ -274,7 +323,10 @@ fn early_exit_test() {
     }
     let at_end = lab.sorted_output();
     assert!(!at_end.is_empty());
-    assert_eq!(at_first_exit, at_end, "process {first} exited before the output was final");
+    assert_eq!(
+        at_first_exit, at_end,
+        "process {first} exited before the output was final"
+    );
 }
 
 /// test-mr.sh 7: crash — one worker plus three restart loops of `crash` workers (each exits
@@ -291,7 +343,11 @@ fn crash_test() {
     // The script's loops run while the socket exists: wait for the coordinator to bind it.
     let bound = Instant::now();
     while !sock.exists() {
-        assert!(bound.elapsed() < LIMIT, "the coordinator never bound {}", sock.display());
+        assert!(
+            bound.elapsed() < LIMIT,
+            "the coordinator never bound {}",
+            sock.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let tmp = lab.tmp.clone();
@@ -307,7 +363,12 @@ fn crash_test() {
     let _ = first.child.kill();
     assert!(status.success());
     eprintln!("crash_test: {restarts} crash workers started by the restart loops");
-    assert_eq!(sha256(&lab.sorted_output()), NOCRASH_SHA256, "{}", lab.output_text());
+    assert_eq!(
+        sha256(&lab.sorted_output()),
+        NOCRASH_SHA256,
+        "{}",
+        lab.output_text()
+    );
 }
 
 /// Starts a crash worker one second after the previous one exits, while the coordinator runs.
@@ -316,7 +377,15 @@ fn restart_loop(done: &AtomicBool, sock: &Path, tmp: &Path) -> u32 {
     while !done.load(Ordering::SeqCst) && sock.exists() {
         started += 1;
         let mut child = Command::new(env!("CARGO_BIN_EXE_aver"))
-            .args(["mr", "worker", "--app", "crash", "--quiet", "--connect-wait", "0"])
+            .args([
+                "mr",
+                "worker",
+                "--app",
+                "crash",
+                "--quiet",
+                "--connect-wait",
+                "0",
+            ])
             .arg("--socket")
             .arg(sock)
             .current_dir(tmp)

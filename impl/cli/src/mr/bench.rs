@@ -75,7 +75,12 @@ fn read_corpus(dir: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Writes `files` inputs of the corpus concatenated to about `size_mb` MB in all.
-fn generate(corpus: &[u8], dir: &Path, files: u32, size_mb: u64) -> anyhow::Result<(Vec<String>, u64)> {
+fn generate(
+    corpus: &[u8],
+    dir: &Path,
+    files: u32,
+    size_mb: u64,
+) -> anyhow::Result<(Vec<String>, u64)> {
     let per_file = (size_mb * 1_000_000).div_ceil(u64::from(files));
     let copies = per_file.div_ceil(corpus.len() as u64).max(1);
     let mut names = Vec::new();
@@ -129,7 +134,10 @@ fn read_counts(dir: &Path, n_reduce: u32) -> anyhow::Result<BTreeMap<Vec<u8>, u6
         let path = dir.join(output_name(r));
         let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let sp = line.iter().rposition(|&b| b == b' ').context("output line without value")?;
+            let sp = line
+                .iter()
+                .rposition(|&b| b == b' ')
+                .context("output line without value")?;
             let n: u64 = std::str::from_utf8(&line[sp + 1..])?.parse()?;
             counts.insert(line[..sp].to_vec(), n);
         }
@@ -147,11 +155,24 @@ fn throughput(a: &BenchArgs, corpus: &[u8], dir: &Path) -> anyhow::Result<()> {
         files.len(),
         t.elapsed().as_secs_f64()
     );
-    println!("{:<44} {:>8} {:>9} {:>9}", "run", "wall s", "MB/s", "vs 1 wkr");
+    println!(
+        "{:<44} {:>8} {:>9} {:>9}",
+        "run", "wall s", "MB/s", "vs 1 wkr"
+    );
     let (s1, c1, _) = timed(&spec(&files, dir, 1))?;
-    println!("{:<44} {s1:>8.2} {:>9.1} {:>9}", "aver mr, 1 worker", mb / s1, "1.00x");
+    println!(
+        "{:<44} {s1:>8.2} {:>9.1} {:>9}",
+        "aver mr, 1 worker",
+        mb / s1,
+        "1.00x"
+    );
     let (s2, c2, _) = timed(&spec(&files, dir, 2))?;
-    println!("{:<44} {s2:>8.2} {:>9.1} {:>8.2}x", "aver mr, 2 workers", mb / s2, s1 / s2);
+    println!(
+        "{:<44} {s2:>8.2} {:>9.1} {:>8.2}x",
+        "aver mr, 2 workers",
+        mb / s2,
+        s1 / s2
+    );
     anyhow::ensure!(c1 == c2, "1-worker and 2-worker outputs differ");
     if !a.no_pipeline {
         let (sp, cp) = pipeline(dir)?;
@@ -163,7 +184,11 @@ fn throughput(a: &BenchArgs, corpus: &[u8], dir: &Path) -> anyhow::Result<()> {
             if cp == c1 { "yes" } else { "NO" }
         );
     }
-    println!("distinct words: {}, total words: {}", c1.len(), c1.values().sum::<u64>());
+    println!(
+        "distinct words: {}, total words: {}",
+        c1.len(),
+        c1.values().sum::<u64>()
+    );
     for f in &files {
         let _ = std::fs::remove_file(f);
     }
@@ -191,7 +216,9 @@ fn pipeline(dir: &Path) -> anyhow::Result<(f64, BTreeMap<Vec<u8>, u64>)> {
     let mut counts = BTreeMap::new();
     for line in text.split(|&b| b == b'\n') {
         let line = line.trim_ascii_start();
-        let Some(sp) = line.iter().position(|&b| b == b' ') else { continue };
+        let Some(sp) = line.iter().position(|&b| b == b' ') else {
+            continue;
+        };
         let word = &line[sp + 1..];
         if !word.is_empty() {
             counts.insert(word.to_vec(), std::str::from_utf8(&line[..sp])?.parse()?);
@@ -210,7 +237,10 @@ fn beyond(a: &BenchArgs, corpus: &[u8], dir: &Path) -> anyhow::Result<()> {
         files.len(),
         slow.as_secs_f64()
     );
-    println!("{:<34} {:>8} {:>6} {:>8} {:>16}", "run", "wall s", "runs", "backups", "intermediate MB");
+    println!(
+        "{:<34} {:>8} {:>6} {:>8} {:>16}",
+        "run", "wall s", "runs", "backups", "intermediate MB"
+    );
     let mut base = spec(&files, dir, 3);
     base.slow = Some(slow);
     let mut with_backups = spec(&files, dir, 3);

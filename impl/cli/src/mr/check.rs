@@ -54,7 +54,10 @@ impl CheckArgs {
         let bases = if custom {
             vec![("custom".to_string(), MrModelCfg::ci())]
         } else {
-            MrModelCfg::ci_all().into_iter().map(|(n, c)| (n.to_string(), c)).collect()
+            MrModelCfg::ci_all()
+                .into_iter()
+                .map(|(n, c)| (n.to_string(), c))
+                .collect()
         };
         let bugs = self.bugs.iter().fold(MrBugs::NONE, |b, &bug| b.with(bug));
         bases
@@ -67,7 +70,10 @@ impl CheckArgs {
                 c.timeouts = self.timeouts.unwrap_or(c.timeouts);
                 c.backups = self.backups.unwrap_or(c.backups);
                 c.bugs = bugs;
-                anyhow::ensure!(c.files >= 1 && c.n_reduce >= 1, "--files and --reduce must be ≥ 1");
+                anyhow::ensure!(
+                    c.files >= 1 && c.n_reduce >= 1,
+                    "--files and --reduce must be ≥ 1"
+                );
                 anyhow::ensure!(
                     c.crashes < c.workers,
                     "--crashes must be below --workers (one worker always lives)"
@@ -103,10 +109,17 @@ fn check_configs(a: &CheckArgs) -> anyhow::Result<u8> {
     let mut failed = false;
     let mut rows = Vec::new();
     for (name, cfg) in a.configs()? {
-        println!("checking {name} ({}): {cfg}", if a.bfs { "BFS" } else { "DFS" });
+        println!(
+            "checking {name} ({}): {cfg}",
+            if a.bfs { "BFS" } else { "DFS" }
+        );
         let model = cfg.into_model();
         let start = Instant::now();
-        let builder = model.clone().checker().threads(1).finish_when(HasDiscoveries::AnyFailures);
+        let builder = model
+            .clone()
+            .checker()
+            .threads(1)
+            .finish_when(HasDiscoveries::AnyFailures);
         let (found, counts) = if a.bfs {
             collect(builder.spawn_bfs().join())
         } else {
@@ -126,16 +139,27 @@ fn check_configs(a: &CheckArgs) -> anyhow::Result<u8> {
                 (_, None) => ("holds", true),
             };
             failed |= !ok;
-            let steps = found.as_ref().map_or("-".into(), |d| d.clone().into_actions().len().to_string());
-            rows.push(format!("{name:<16} {:<42} {:<10} {verdict:<14} {steps:>6}", p.name, kind(&p.expectation)));
+            let steps = found
+                .as_ref()
+                .map_or("-".into(), |d| d.clone().into_actions().len().to_string());
+            rows.push(format!(
+                "{name:<16} {:<42} {:<10} {verdict:<14} {steps:>6}",
+                p.name,
+                kind(&p.expectation)
+            ));
             if let (Expectation::Always, Some(path)) = (&p.expectation, found) {
                 counterexample(&model, p.name, path, &a.out)?;
             }
         }
         let (unique, total, depth) = counts;
-        rows.push(format!("{name}: unique={unique} states={total} depth={depth} time={secs:.2}s"));
+        rows.push(format!(
+            "{name}: unique={unique} states={total} depth={depth} time={secs:.2}s"
+        ));
     }
-    println!("\n{:<16} {:<42} {:<10} {:<14} {:>6}", "model", "property", "kind", "verdict", "steps");
+    println!(
+        "\n{:<16} {:<42} {:<10} {:<14} {:>6}",
+        "model", "property", "kind", "verdict", "steps"
+    );
     for r in rows {
         println!("{r}");
     }
@@ -147,8 +171,15 @@ type Found = Vec<Option<Path<MrState, aver_models::mr::MrAction>>>;
 
 /// Each property's discovery (in [`PROPERTIES`] order) and the state counts.
 fn collect(checker: impl Checker<MrModel>) -> (Found, (usize, usize, usize)) {
-    let found = PROPERTIES.iter().map(|p| checker.discovery(p.name)).collect();
-    let counts = (checker.unique_state_count(), checker.state_count(), checker.max_depth());
+    let found = PROPERTIES
+        .iter()
+        .map(|p| checker.discovery(p.name))
+        .collect();
+    let counts = (
+        checker.unique_state_count(),
+        checker.state_count(),
+        checker.max_depth(),
+    );
     (found, counts)
 }
 
@@ -175,10 +206,18 @@ fn counterexample(
     path: Path<MrState, aver_models::mr::MrAction>,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let steps: Vec<String> = path.clone().into_actions().iter().map(|a| model.format_action(a)).collect();
+    let steps: Vec<String> = path
+        .clone()
+        .into_actions()
+        .iter()
+        .map(|a| model.format_action(a))
+        .collect();
     let last = path.last_state();
     let why = explain(model, name, last).unwrap_or_default();
-    println!("\n{name} VIOLATED: {why}\ncounterexample, {} steps:", steps.len());
+    println!(
+        "\n{name} VIOLATED: {why}\ncounterexample, {} steps:",
+        steps.len()
+    );
     for (i, s) in steps.iter().enumerate() {
         println!("{:>3}. {s}", i + 1);
     }

@@ -86,7 +86,8 @@ pub fn run_job(
         Err(e) => return Err(e.into()),
     };
     let _ = std::fs::remove_dir_all(&logs);
-    let intermediate_bytes = intermediate_bytes(&spec.dir, spec.files.len() as u32, spec.opts.n_reduce);
+    let intermediate_bytes =
+        intermediate_bytes(&spec.dir, spec.files.len() as u32, spec.opts.n_reduce);
     Ok(JobReport {
         outcome,
         secs,
@@ -102,13 +103,21 @@ fn spawn_workers(spec: &JobSpec, socket: &Path, logs: &Path) -> anyhow::Result<V
     for i in 0..spec.workers {
         let log = std::fs::File::create(logs.join(format!("worker-{i}.log")))?;
         let mut cmd = Command::new(&exe);
-        cmd.args(["mr", "worker", "--quiet", "--connect-wait", "5", "--app", &spec.app])
-            .arg("--socket")
-            .arg(socket)
-            .current_dir(&spec.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args([
+            "mr",
+            "worker",
+            "--quiet",
+            "--connect-wait",
+            "5",
+            "--app",
+            &spec.app,
+        ])
+        .arg("--socket")
+        .arg(socket)
+        .current_dir(&spec.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
         if !spec.combiner {
             cmd.arg("--no-combiner");
         }
@@ -156,10 +165,14 @@ fn finish_workers(children: &Mutex<Vec<Child>>) {
 fn log_tails(logs: &Path, workers: u32) -> String {
     let mut s = String::new();
     for i in 0..workers {
-        let text = std::fs::read_to_string(logs.join(format!("worker-{i}.log"))).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(logs.join(format!("worker-{i}.log"))).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(3).collect();
         if !tail.is_empty() {
-            s.push_str(&format!("\n  worker {i}: {}", tail.into_iter().rev().collect::<Vec<_>>().join("\n    ")));
+            s.push_str(&format!(
+                "\n  worker {i}: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n    ")
+            ));
         }
     }
     s
@@ -200,13 +213,20 @@ impl Progress {
         let secs = self.start.elapsed().as_secs_f64();
         let mut out = std::io::stdout().lock();
         if self.tty {
-            let line = format!("map {} {md}/{mt}  reduce {} {rd}/{rt}  {secs:.1}s", bar(md, mt), bar(rd, rt));
+            let line = format!(
+                "map {} {md}/{mt}  reduce {} {rd}/{rt}  {secs:.1}s",
+                bar(md, mt),
+                bar(rd, rt)
+            );
             let _ = write!(out, "\r{line}\x1b[K");
             if matches!(event, Event::JobDone) {
                 let _ = writeln!(out);
             }
         } else if let Event::TaskDone(t) = event {
-            let _ = writeln!(out, "{t} done: map {md}/{mt}, reduce {rd}/{rt} ({secs:.1}s)");
+            let _ = writeln!(
+                out,
+                "{t} done: map {md}/{mt}, reduce {rd}/{rt} ({secs:.1}s)"
+            );
         }
         let _ = out.flush();
     }

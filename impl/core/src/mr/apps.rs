@@ -109,7 +109,9 @@ pub fn for_each_word<'a>(contents: &'a [u8], mut f: impl FnMut(&'a [u8])) {
     let mut offset = 0;
     for chunk in contents.utf8_chunks() {
         let valid = chunk.valid();
-        words_in_str(valid, &mut |start, end| f(&contents[offset + start..offset + end]));
+        words_in_str(valid, &mut |start, end| {
+            f(&contents[offset + start..offset + end])
+        });
         offset += valid.len() + chunk.invalid().len();
     }
 }
@@ -312,7 +314,10 @@ mod tests {
 
     #[test]
     fn words_are_maximal_letter_runs() {
-        assert_eq!(words(b"Hello, world! it's 42x"), ["Hello", "world", "it", "s", "x"]);
+        assert_eq!(
+            words(b"Hello, world! it's 42x"),
+            ["Hello", "world", "it", "s", "x"]
+        );
         assert_eq!(words("naïve café".as_bytes()), ["naïve", "café"]);
         // Invalid UTF-8 separates words.
         assert_eq!(words(b"ab\xffcd"), ["ab", "cd"]);
@@ -329,7 +334,9 @@ mod tests {
     #[test]
     fn wc_combined_and_plain_reduce_agree() {
         let mut out = Vec::new();
-        WordCount.reduce(b"x", &[b"1", b"1", b"1"], &mut out).unwrap();
+        WordCount
+            .reduce(b"x", &[b"1", b"1", b"1"], &mut out)
+            .unwrap();
         assert_eq!(out, b"3");
         let mut acc = b"1".to_vec();
         WordCount.combine(b"x", &mut acc, b"1").unwrap();
@@ -345,7 +352,9 @@ mod tests {
         Indexer.map("../b.txt", b"the cat the", &mut p).unwrap();
         assert_eq!(p.0.len(), 2);
         let mut out = Vec::new();
-        Indexer.reduce(b"the", &[b"../b.txt", b"../a.txt"], &mut out).unwrap();
+        Indexer
+            .reduce(b"the", &[b"../b.txt", b"../a.txt"], &mut out)
+            .unwrap();
         assert_eq!(out, b"2 ../a.txt,../b.txt");
         let mut p = Pairs(Vec::new());
         NoCrash.map("../a.txt", b"12345", &mut p).unwrap();

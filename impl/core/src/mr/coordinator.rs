@@ -135,14 +135,18 @@ impl Coordinator {
     pub fn on_timeout(&mut self, timer: Timer) {
         match timer {
             Timer::TaskTimeout(id, attempt) => {
-                let Some(task) = self.task_mut(id) else { return };
+                let Some(task) = self.task_mut(id) else {
+                    return;
+                };
                 if task.running.remove(&attempt).is_some() {
                     self.cancel_backup(id, attempt);
                     self.serve_waiting();
                 }
             }
             Timer::Backup(id, attempt) => {
-                let Some(task) = self.task_mut(id) else { return };
+                let Some(task) = self.task_mut(id) else {
+                    return;
+                };
                 let only_run = task.running.len() == 1 && task.running.contains_key(&attempt);
                 if only_run && task.committing.is_none() && task.done.is_none() {
                     task.backup_wanted = true;
@@ -191,7 +195,9 @@ impl Coordinator {
     /// commit; every later one is told to discard its output.
     fn on_finished(&mut self, from: NodeId, id: TaskId, attempt: Attempt) {
         let bugs = self.config.bugs;
-        let Some(task) = self.task_mut(id) else { return };
+        let Some(task) = self.task_mut(id) else {
+            return;
+        };
         if attempt.0 == 0 || attempt.0 > task.started {
             return; // never handed out: not a run of ours
         }
@@ -220,7 +226,9 @@ impl Coordinator {
 
     /// The granted run renamed its output into place: the task is done.
     fn on_committed(&mut self, from: NodeId, id: TaskId, attempt: Attempt) {
-        let Some(task) = self.task_mut(id) else { return };
+        let Some(task) = self.task_mut(id) else {
+            return;
+        };
         if task.committing != Some((attempt, from)) {
             return;
         }
@@ -232,7 +240,9 @@ impl Coordinator {
     /// A run failed by report: retry elsewhere, or abandon the job after too many failures.
     fn on_failed(&mut self, from: NodeId, id: TaskId, attempt: Attempt, reason: String) {
         let max = self.config.task_failures_max;
-        let Some(task) = self.task_mut(id) else { return };
+        let Some(task) = self.task_mut(id) else {
+            return;
+        };
         let running = task.running.get(&attempt) == Some(&from);
         let committing = task.committing == Some((attempt, from));
         if !running && !committing {
@@ -319,7 +329,9 @@ impl Coordinator {
             .timers
             .push(TimerCmd::Set(Timer::TaskTimeout(id, attempt)));
         if backups {
-            self.ready.timers.push(TimerCmd::Set(Timer::Backup(id, attempt)));
+            self.ready
+                .timers
+                .push(TimerCmd::Set(Timer::Backup(id, attempt)));
         }
         let assignment = Assignment {
             task: id,

@@ -38,16 +38,32 @@ pub fn reduce_after_maps(c: &Coordinator) -> Result<(), Violation> {
 pub fn runs_held_by_live_workers(c: &Coordinator) -> Result<(), Violation> {
     for id in c.task_ids() {
         let t = c.task(id).expect("own task id");
-        let holders = t.running.values().chain(t.committing.iter().map(|(_, w)| w));
+        let holders = t
+            .running
+            .values()
+            .chain(t.committing.iter().map(|(_, w)| w));
         if let Some(w) = holders.into_iter().find(|w| c.lost().contains(w)) {
-            return Err(Violation::new("MR-1", format!("{id} held by lost worker {w}")));
+            return Err(Violation::new(
+                "MR-1",
+                format!("{id} held by lost worker {w}"),
+            ));
         }
         if t.done.is_some() && (!t.running.is_empty() || t.committing.is_some()) {
-            return Err(Violation::new("MR-1", format!("{id} done but still running")));
+            return Err(Violation::new(
+                "MR-1",
+                format!("{id} done but still running"),
+            ));
         }
-        let max_run = t.running.keys().chain(t.committing.iter().map(|(a, _)| a)).max();
+        let max_run = t
+            .running
+            .keys()
+            .chain(t.committing.iter().map(|(a, _)| a))
+            .max();
         if max_run.is_some_and(|a| a.0 > t.started) {
-            return Err(Violation::new("MR-1", format!("{id} runs a number never handed out")));
+            return Err(Violation::new(
+                "MR-1",
+                format!("{id} runs a number never handed out"),
+            ));
         }
     }
     Ok(())
@@ -61,7 +77,11 @@ pub fn no_task_lost(c: &Coordinator, armed: &BTreeSet<Timer>) -> Result<(), Viol
     runs_held_by_live_workers(c)?;
     for id in c.task_ids() {
         let t = c.task(id).expect("own task id");
-        if let Some(a) = t.running.keys().find(|&&a| !armed.contains(&Timer::TaskTimeout(id, a))) {
+        if let Some(a) = t
+            .running
+            .keys()
+            .find(|&&a| !armed.contains(&Timer::TaskTimeout(id, a)))
+        {
             return Err(Violation::new(
                 "MR-1",
                 format!("{id} run {a} has no timeout armed"),

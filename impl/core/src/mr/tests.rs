@@ -102,7 +102,10 @@ fn one_worker_runs_the_whole_job_then_exits() {
     assert!(h.c.is_done());
     assert!(h.events.contains(&Event::JobDone));
     // Later requests (a worker started after the job) are told to exit.
-    assert_eq!(h.msg(W2, ToCoordinator::Request), vec![(W2, ToWorker::Exit)]);
+    assert_eq!(
+        h.msg(W2, ToCoordinator::Request),
+        vec![(W2, ToWorker::Exit)]
+    );
 }
 
 #[test]
@@ -110,14 +113,28 @@ fn reduces_wait_for_every_map_and_waiting_workers_get_them() {
     let mut h = H::new(2, 1, |_| {});
     let m0 = h.request(W1).unwrap();
     let m1 = h.request(W2).unwrap();
-    assert_eq!(h.request(W3), None, "nothing idle: W3 waits, no reduce before the maps");
+    assert_eq!(
+        h.request(W3),
+        None,
+        "nothing idle: W3 waits, no reduce before the maps"
+    );
     h.complete(W1, m0);
     let out = h.complete(W2, m1);
     // The last map's commit hands the reduce to the waiting W3 at once.
     assert!(matches!(&out[..], [ToWorker::Assign(a)] if a.task == TaskId::Reduce(0)));
-    let assigned: Vec<_> = h.events.iter().filter(|e| matches!(e, Event::Assigned { .. })).collect();
+    let assigned: Vec<_> = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Assigned { .. }))
+        .collect();
     assert_eq!(assigned.len(), 3);
-    assert_eq!(h.c.task(TaskId::Reduce(0)).unwrap().running.get(&Attempt(1)), Some(&W3));
+    assert_eq!(
+        h.c.task(TaskId::Reduce(0))
+            .unwrap()
+            .running
+            .get(&Attempt(1)),
+        Some(&W3)
+    );
 }
 
 #[test]
@@ -135,22 +152,54 @@ fn timeout_reassigns_and_the_first_finisher_commits() {
     let slow = h.request(W1).unwrap();
     assert_eq!(h.request(W2), None);
     let out = h.fire(Timer::TaskTimeout(slow.0, slow.1));
-    let Some((_, ToWorker::Assign(a))) = out.first() else { panic!("{out:?}") };
+    let Some((_, ToWorker::Assign(a))) = out.first() else {
+        panic!("{out:?}")
+    };
     assert_eq!((a.task, a.attempt), assign(TaskId::Map(0), 2));
     assert_eq!(a.input.as_deref(), Some("f0"));
     // The slow run finishes first: it is granted the commit (its output is complete)...
     h.complete(W1, slow);
     // ...and the newer run, finishing later, must discard its output.
-    let out = h.msg(W2, ToCoordinator::Finished { task: a.task, attempt: a.attempt });
-    assert_eq!(out, vec![(W2, ToWorker::Discard { task: a.task, attempt: a.attempt })]);
+    let out = h.msg(
+        W2,
+        ToCoordinator::Finished {
+            task: a.task,
+            attempt: a.attempt,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![(
+            W2,
+            ToWorker::Discard {
+                task: a.task,
+                attempt: a.attempt
+            }
+        )]
+    );
 }
 
 #[test]
 fn a_granted_commit_survives_its_timeout_and_blocks_other_commits() {
     let mut h = H::new(1, 1, |_| {});
     let r1 = h.request(W1).unwrap();
-    let out = h.msg(W1, ToCoordinator::Finished { task: r1.0, attempt: r1.1 });
-    assert_eq!(out, vec![(W1, ToWorker::Commit { task: r1.0, attempt: r1.1 })]);
+    let out = h.msg(
+        W1,
+        ToCoordinator::Finished {
+            task: r1.0,
+            attempt: r1.1,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![(
+            W1,
+            ToWorker::Commit {
+                task: r1.0,
+                attempt: r1.1
+            }
+        )]
+    );
     // The run's timeout was cancelled with the grant: nothing to fire, nothing reassigned.
     assert!(!h.armed.contains(&Timer::TaskTimeout(r1.0, r1.1)));
     assert_eq!(h.request(W2), None);
@@ -161,7 +210,13 @@ fn lost_worker_gives_its_runs_and_its_commit_back_at_once() {
     let mut h = H::new(2, 1, |_| {});
     let r1 = h.request(W1).unwrap();
     let r2 = h.request(W2).unwrap();
-    h.msg(W2, ToCoordinator::Finished { task: r2.0, attempt: r2.1 });
+    h.msg(
+        W2,
+        ToCoordinator::Finished {
+            task: r2.0,
+            attempt: r2.1,
+        },
+    );
     assert_eq!(h.request(W3), None);
     h.c.on_worker_lost(W1);
     h.drain();
@@ -170,9 +225,21 @@ fn lost_worker_gives_its_runs_and_its_commit_back_at_once() {
     assert!(matches!(&out[..], [(W3, ToWorker::Assign(a))] if a.task == r1.0 && a.attempt.0 == 2));
     h.c.on_worker_lost(W2);
     h.drain();
-    assert!(h.c.task(r2.0).unwrap().is_idle(), "the revoked commit makes the task idle");
+    assert!(
+        h.c.task(r2.0).unwrap().is_idle(),
+        "the revoked commit makes the task idle"
+    );
     // Messages of a lost worker are ignored.
-    assert!(h.msg(W2, ToCoordinator::Committed { task: r2.0, attempt: r2.1 }).is_empty());
+    assert!(
+        h.msg(
+            W2,
+            ToCoordinator::Committed {
+                task: r2.0,
+                attempt: r2.1
+            }
+        )
+        .is_empty()
+    );
     assert_eq!(h.c.task(r2.0).unwrap().done, None);
 }
 
@@ -185,11 +252,30 @@ fn backups_copy_a_straggler_near_the_end_of_the_phase() {
     assert_eq!(h.request(W3), None);
     let out = h.fire(Timer::Backup(r1.0, r1.1));
     assert!(matches!(&out[..], [(W3, ToWorker::Assign(a))] if a.task == r1.0 && a.attempt.0 == 2));
-    assert!(h.events.contains(&Event::Assigned { task: r1.0, attempt: Attempt(2), backup: true }));
+    assert!(h.events.contains(&Event::Assigned {
+        task: r1.0,
+        attempt: Attempt(2),
+        backup: true
+    }));
     // The backup wins; the original is discarded.
     h.complete(W3, (r1.0, Attempt(2)));
-    let out = h.msg(W1, ToCoordinator::Finished { task: r1.0, attempt: r1.1 });
-    assert_eq!(out, vec![(W1, ToWorker::Discard { task: r1.0, attempt: r1.1 })]);
+    let out = h.msg(
+        W1,
+        ToCoordinator::Finished {
+            task: r1.0,
+            attempt: r1.1,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![(
+            W1,
+            ToWorker::Discard {
+                task: r1.0,
+                attempt: r1.1
+            }
+        )]
+    );
 }
 
 #[test]
@@ -199,25 +285,49 @@ fn repeated_reported_failures_abandon_the_job() {
         let r = h.request(W1).unwrap();
         assert_eq!(r.1, Attempt(attempt));
         let reason = "cannot read f0: No such file or directory".to_string();
-        h.msg(W1, ToCoordinator::Failed { task: r.0, attempt: r.1, reason });
+        h.msg(
+            W1,
+            ToCoordinator::Failed {
+                task: r.0,
+                attempt: r.1,
+                reason,
+            },
+        );
     }
     assert!(h.c.is_over() && !h.c.is_done());
     assert_eq!(h.c.failed().unwrap().0, TaskId::Map(0));
-    assert_eq!(h.msg(W1, ToCoordinator::Request), vec![(W1, ToWorker::Exit)]);
+    assert_eq!(
+        h.msg(W1, ToCoordinator::Request),
+        vec![(W1, ToWorker::Exit)]
+    );
 }
 
 #[test]
 fn seeded_bugs_change_what_they_say() {
-    let mut h = H::new(1, 1, |c| c.bugs = MrBugs::NONE.with(MrBug::ReassignWithoutTimeout));
+    let mut h = H::new(1, 1, |c| {
+        c.bugs = MrBugs::NONE.with(MrBug::ReassignWithoutTimeout)
+    });
     h.request(W1).unwrap();
     assert_eq!(h.request(W2), Some(assign(TaskId::Map(0), 2)));
 
-    let mut h = H::new(1, 1, |c| c.bugs = MrBugs::NONE.with(MrBug::DoneOnStaleReport));
+    let mut h = H::new(1, 1, |c| {
+        c.bugs = MrBugs::NONE.with(MrBug::DoneOnStaleReport)
+    });
     let r1 = h.request(W1).unwrap();
     h.fire(Timer::TaskTimeout(r1.0, r1.1));
     h.request(W2).unwrap();
-    h.msg(W1, ToCoordinator::Finished { task: r1.0, attempt: r1.1 });
-    assert_eq!(h.c.task(r1.0).unwrap().done, Some(r1.1), "done before any rename");
+    h.msg(
+        W1,
+        ToCoordinator::Finished {
+            task: r1.0,
+            attempt: r1.1,
+        },
+    );
+    assert_eq!(
+        h.c.task(r1.0).unwrap().done,
+        Some(r1.1),
+        "done before any rename"
+    );
 }
 
 #[test]
@@ -225,7 +335,10 @@ fn worker_loop_requests_runs_commits_and_exits() {
     let coord = NodeId(0);
     let mut w = Worker::new(coord);
     let first = w.take_ready();
-    assert_eq!(first.messages, vec![(coord, Message::ToCoordinator(ToCoordinator::Request))]);
+    assert_eq!(
+        first.messages,
+        vec![(coord, Message::ToCoordinator(ToCoordinator::Request))]
+    );
     let a = Assignment {
         task: TaskId::Map(0),
         attempt: Attempt(1),
@@ -236,13 +349,25 @@ fn worker_loop_requests_runs_commits_and_exits() {
     w.on_message(ToWorker::Assign(a.clone()));
     assert_eq!(w.take_ready().apply, vec![WorkerAction::Execute(a)]);
     w.on_executed(TaskId::Map(0), Attempt(1));
-    assert_eq!(w.state(), &WorkerState::Finishing(TaskId::Map(0), Attempt(1)));
+    assert_eq!(
+        w.state(),
+        &WorkerState::Finishing(TaskId::Map(0), Attempt(1))
+    );
     w.take_ready();
     // A stale Commit for another run is ignored.
-    w.on_message(ToWorker::Commit { task: TaskId::Map(0), attempt: Attempt(2) });
+    w.on_message(ToWorker::Commit {
+        task: TaskId::Map(0),
+        attempt: Attempt(2),
+    });
     assert!(w.take_ready().is_empty());
-    w.on_message(ToWorker::Commit { task: TaskId::Map(0), attempt: Attempt(1) });
-    assert!(matches!(w.take_ready().apply[..], [WorkerAction::Commit { .. }]));
+    w.on_message(ToWorker::Commit {
+        task: TaskId::Map(0),
+        attempt: Attempt(1),
+    });
+    assert!(matches!(
+        w.take_ready().apply[..],
+        [WorkerAction::Commit { .. }]
+    ));
     w.on_committed(TaskId::Map(0), Attempt(1));
     let r = w.take_ready();
     assert_eq!(r.messages.len(), 2, "Committed, then the next Request");

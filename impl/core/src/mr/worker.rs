@@ -93,12 +93,16 @@ impl Worker {
                 if (t, a) == (task, attempt) =>
             {
                 self.state = WorkerState::Committing(t, a);
-                self.ready.apply.push(WorkerAction::Commit { task, attempt });
+                self.ready
+                    .apply
+                    .push(WorkerAction::Commit { task, attempt });
             }
             (WorkerState::Finishing(t, a), ToWorker::Discard { task, attempt })
                 if (t, a) == (task, attempt) =>
             {
-                self.ready.apply.push(WorkerAction::Discard { task, attempt });
+                self.ready
+                    .apply
+                    .push(WorkerAction::Discard { task, attempt });
                 self.request();
             }
             _ => {}
@@ -107,14 +111,22 @@ impl Worker {
 
     /// The driver ran the task into temporary files.
     pub fn on_executed(&mut self, task: TaskId, attempt: Attempt) {
-        assert_eq!(self.state, WorkerState::Running(task, attempt), "not running it");
+        assert_eq!(
+            self.state,
+            WorkerState::Running(task, attempt),
+            "not running it"
+        );
         self.state = WorkerState::Finishing(task, attempt);
         self.send(ToCoordinator::Finished { task, attempt });
     }
 
     /// The driver renamed the output into place.
     pub fn on_committed(&mut self, task: TaskId, attempt: Attempt) {
-        assert_eq!(self.state, WorkerState::Committing(task, attempt), "not committing it");
+        assert_eq!(
+            self.state,
+            WorkerState::Committing(task, attempt),
+            "not committing it"
+        );
         self.send(ToCoordinator::Committed { task, attempt });
         self.request();
     }

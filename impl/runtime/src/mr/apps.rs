@@ -98,10 +98,15 @@ impl App for MTiming {
         "mtiming"
     }
     fn map(&self, _f: &str, _c: &[u8], out: &mut dyn Emit) -> Result<(), String> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let n = nparallel("map")?;
         let p = pid();
-        out.emit(format!("times-{p}").as_bytes(), format!("{:.1}", now.as_secs_f64()).as_bytes());
+        out.emit(
+            format!("times-{p}").as_bytes(),
+            format!("{:.1}", now.as_secs_f64()).as_bytes(),
+        );
         out.emit(format!("parallel-{p}").as_bytes(), n.to_string().as_bytes());
         Ok(())
     }
@@ -152,7 +157,8 @@ impl App for JobCount {
         Ok(())
     }
     fn reduce(&self, _k: &[u8], _v: &[&[u8]], out: &mut Vec<u8>) -> Result<(), String> {
-        let dir = std::fs::read_dir(".").map_err(|e| format!("listing the current directory: {e}"))?;
+        let dir =
+            std::fs::read_dir(".").map_err(|e| format!("listing the current directory: {e}"))?;
         let runs = dir
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.starts_with("mr-worker-jobcount"))

@@ -189,13 +189,22 @@ fn main_loop(
         {
             break;
         }
-        let aborted = env.cfg.abort.as_ref().is_some_and(|a| a.load(Ordering::SeqCst));
+        let aborted = env
+            .cfg
+            .abort
+            .as_ref()
+            .is_some_and(|a| a.load(Ordering::SeqCst));
         if over_at.is_none() && aborted {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "the job was aborted"));
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the job was aborted",
+            ));
         }
         let now = Instant::now();
         let next_timer = env.timers.values().min().copied();
-        let mut wait = next_timer.map_or(Duration::from_millis(200), |t| t.saturating_duration_since(now));
+        let mut wait = next_timer.map_or(Duration::from_millis(200), |t| {
+            t.saturating_duration_since(now)
+        });
         if let Some(t) = over_at {
             wait = wait.min((t + grace).saturating_duration_since(now));
         }
@@ -227,7 +236,11 @@ fn main_loop(
             reason: reason.clone(),
         },
         None if driver.core().is_done() => Outcome::Done,
-        None => return Err(io::Error::other("the coordinator stopped before the job was over")),
+        None => {
+            return Err(io::Error::other(
+                "the coordinator stopped before the job was over",
+            ));
+        }
     })
 }
 
@@ -262,7 +275,9 @@ fn accept_loop(listener: UnixListener, tx: Sender<Input>, stop: &AtomicBool) {
         let Ok(conn) = conn else { continue };
         let id = NodeId(next_id);
         next_id += 1;
-        let Ok(writer) = conn.try_clone() else { continue };
+        let Ok(writer) = conn.try_clone() else {
+            continue;
+        };
         if tx.send(Input::Connected(id, writer)).is_err() {
             return;
         }

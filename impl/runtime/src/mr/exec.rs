@@ -63,17 +63,26 @@ impl Executor {
             TaskId::Reduce(r) => ("r", r),
         };
         let pid = std::process::id();
-        self.dir.join(format!("mr-tmp-{pid}-{kind}{n}-{r}-{}", attempt.0))
+        self.dir
+            .join(format!("mr-tmp-{pid}-{kind}{n}-{r}-{}", attempt.0))
     }
 
     /// The temporary files of a run, paired with their final names.
     fn files(&self, a: &Assignment) -> Vec<(PathBuf, PathBuf)> {
         match a.task {
             TaskId::Map(m) => (0..a.n_reduce)
-                .map(|r| (self.temp(a.task, a.attempt, r), self.dir.join(intermediate_name(m, r))))
+                .map(|r| {
+                    (
+                        self.temp(a.task, a.attempt, r),
+                        self.dir.join(intermediate_name(m, r)),
+                    )
+                })
                 .collect(),
             TaskId::Reduce(r) => {
-                vec![(self.temp(a.task, a.attempt, 0), self.dir.join(output_name(r)))]
+                vec![(
+                    self.temp(a.task, a.attempt, 0),
+                    self.dir.join(output_name(r)),
+                )]
             }
         }
     }
@@ -94,9 +103,8 @@ impl Executor {
     /// Renames the run's temporary files to their final names (each rename is atomic).
     pub fn commit(&self, a: &Assignment) -> Result<(), String> {
         for (tmp, fin) in self.files(a) {
-            std::fs::rename(&tmp, &fin).map_err(|e| {
-                format!("renaming {} to {}: {e}", tmp.display(), fin.display())
-            })?;
+            std::fs::rename(&tmp, &fin)
+                .map_err(|e| format!("renaming {} to {}: {e}", tmp.display(), fin.display()))?;
         }
         Ok(())
     }
@@ -132,7 +140,9 @@ impl Executor {
                 writers[ihash(&k) as usize % n].record(&k, &v);
             }
         } else {
-            let mut em = Streaming { writers: &mut writers };
+            let mut em = Streaming {
+                writers: &mut writers,
+            };
             self.app.map(input, &contents, &mut em)?;
         }
         for w in writers {
@@ -149,14 +159,19 @@ impl Executor {
             let name = intermediate_name(m, r);
             let path = self.dir.join(&name);
             bufs.push(
-                std::fs::read(&path)
-                    .map_err(|e| format!("cannot read intermediate file {}: {e}", path.display()))?,
+                std::fs::read(&path).map_err(|e| {
+                    format!("cannot read intermediate file {}: {e}", path.display())
+                })?,
             );
         }
         let mut records = Vec::new();
         for (m, buf) in bufs.iter().enumerate() {
-            parse_records(buf, &mut records)
-                .map_err(|at| format!("corrupt intermediate file {} at byte {at}", intermediate_name(m as u32, r)))?;
+            parse_records(buf, &mut records).map_err(|at| {
+                format!(
+                    "corrupt intermediate file {} at byte {at}",
+                    intermediate_name(m as u32, r)
+                )
+            })?;
         }
         records.sort_unstable_by(|x, y| x.0.cmp(y.0));
         let (tmp, _) = self.files(a).remove(0);
@@ -181,7 +196,8 @@ impl Executor {
             stats.records_out += 1;
             stats.bytes_out += line.len() as u64;
         }
-        out.flush().map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        out.flush()
+            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         Ok(stats)
     }
 }
@@ -327,7 +343,10 @@ mod tests {
         let buf = std::fs::read(&path).unwrap();
         let mut recs = Vec::new();
         parse_records(&buf, &mut recs).unwrap();
-        assert_eq!(recs, vec![(&b"key"[..], &b"value"[..]), (&b""[..], &b""[..])]);
+        assert_eq!(
+            recs,
+            vec![(&b"key"[..], &b"value"[..]), (&b""[..], &b""[..])]
+        );
         assert_eq!(parse_records(&buf[..10], &mut Vec::new()), Err(0));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -12,7 +12,11 @@ pub const FRAME_BYTES_MAX: usize = 1 << 20;
 /// Writes one message as a frame and flushes.
 pub fn write_frame(w: &mut impl Write, msg: &Message) -> io::Result<()> {
     let body = postcard::to_stdvec(msg).map_err(io::Error::other)?;
-    assert!(body.len() <= FRAME_BYTES_MAX, "frame of {} bytes", body.len());
+    assert!(
+        body.len() <= FRAME_BYTES_MAX,
+        "frame of {} bytes",
+        body.len()
+    );
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);

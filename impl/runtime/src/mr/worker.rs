@@ -146,7 +146,9 @@ fn act(
             }
         }
         WorkerAction::Commit { task, attempt } => {
-            let a = runs.remove(&(task, attempt)).expect("committing a run we executed");
+            let a = runs
+                .remove(&(task, attempt))
+                .expect("committing a run we executed");
             match exec.commit(&a) {
                 Ok(()) => driver.input(env, |w| w.on_committed(task, attempt)),
                 Err(reason) => {

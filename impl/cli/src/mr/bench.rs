@@ -117,15 +117,39 @@ fn spec(files: &[String], dir: &Path, workers: u32) -> JobSpec {
     }
 }
 
+/// CPU seconds (user + system) of this process's waited-for children, from /proc (Linux).
+fn children_cpu() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(13), ticks(14)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 /// Runs a job; returns (seconds, its sorted output as word → count, the report).
-fn timed(spec: &JobSpec) -> anyhow::Result<(f64, BTreeMap<Vec<u8>, u64>, super::job::JobReport)> {
+fn timed(spec: &JobSpec) -> anyhow::Result<(f64, BTreeMap<Vec<u8>, u64>, JobRun)> {
+    let cpu0 = children_cpu();
     let report = run_job(spec, |_, _| {})?;
+    let cpu = children_cpu() - cpu0;
     if let Outcome::Failed { task, reason } = &report.outcome {
         bail!("bench job failed: {task}: {reason}");
     }
     let counts = read_counts(&spec.dir, spec.opts.n_reduce)?;
     remove_intermediate(&spec.dir, spec.files.len() as u32, spec.opts.n_reduce);
-    Ok((report.secs, counts, report))
+    Ok((report.secs, counts, JobRun { report, cpu }))
+}
+
+/// A job's report and the CPU seconds its workers used.
+struct JobRun {
+    report: super::job::JobReport,
+    cpu: f64,
 }
 
 fn read_counts(dir: &Path, n_reduce: u32) -> anyhow::Result<BTreeMap<Vec<u8>, u64>> {
@@ -146,49 +170,46 @@ fn read_counts(dir: &Path, n_reduce: u32) -> anyhow::Result<BTreeMap<Vec<u8>, u6
     Ok(counts)
 }
 
+/// The 1-minute load average, to say how busy the machine was.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split(' ').next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn throughput(a: &BenchArgs, corpus: &[u8], dir: &Path) -> anyhow::Result<()> {
     let t = Instant::now();
     let (files, bytes) = generate(corpus, dir, a.files, a.size_mb)?;
     let mb = bytes as f64 / 1e6;
     println!(
-        "bench mr: wc over {mb:.0} MB ({} files of the corpus concatenated; generated in {:.1}s), 10 reduce tasks",
+        "bench mr: wc over {mb:.0} MB ({} files of the corpus concatenated; generated in \
+         {:.1}s), 10 reduce tasks; load average {} on {} cores",
         files.len(),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        load(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!(
-        "{:<44} {:>8} {:>9} {:>9}",
-        "run", "wall s", "MB/s", "vs 1 wkr"
-    );
-    let (s1, c1, _) = timed(&spec(&files, dir, 1))?;
-    println!(
-        "{:<44} {s1:>8.2} {:>9.1} {:>9}",
-        "aver mr, 1 worker",
-        mb / s1,
-        "1.00x"
-    );
-    let (s2, c2, _) = timed(&spec(&files, dir, 2))?;
-    println!(
-        "{:<44} {s2:>8.2} {:>9.1} {:>8.2}x",
-        "aver mr, 2 workers",
-        mb / s2,
-        s1 / s2
-    );
+    let head = ("run", "wall s", "MB/s", "vs 1 wkr", "CPU s");
+    println!("{:<40} {:>8} {:>8} {:>9} {:>8}", head.0, head.1, head.2, head.3, head.4);
+    let row = |label: &str, secs: f64, base: f64, cpu: f64| {
+        let speedup = format!("{:.2}x", base / secs);
+        println!("{label:<40} {secs:>8.2} {:>8.1} {speedup:>9} {cpu:>8.2}", mb / secs);
+    };
+    let (s1, c1, r1) = timed(&spec(&files, dir, 1))?;
+    row("aver mr, 1 worker", s1, s1, r1.cpu);
+    let (s2, c2, r2) = timed(&spec(&files, dir, 2))?;
+    row("aver mr, 2 workers", s2, s1, r2.cpu);
     anyhow::ensure!(c1 == c2, "1-worker and 2-worker outputs differ");
     if !a.no_pipeline {
+        let cpu0 = children_cpu();
         let (sp, cp) = pipeline(dir)?;
-        let label = "tr -cs A-Za-z '\\n' | sort | uniq -c";
-        println!("{label:<44} {sp:>8.2} {:>9.1} {:>8.2}x", mb / sp, s1 / sp);
-        println!(
-            "2 workers vs the pipeline: {:.2}x faster; outputs agree: {}",
-            sp / s2,
-            if cp == c1 { "yes" } else { "NO" }
-        );
+        row("tr -cs A-Za-z '\\n' | sort | uniq -c", sp, s1, children_cpu() - cpu0);
+        let agree = if cp == c1 { "yes" } else { "NO" };
+        println!("2 workers vs the pipeline: {:.2}x faster; outputs agree: {agree}", sp / s2);
     }
-    println!(
-        "distinct words: {}, total words: {}",
-        c1.len(),
-        c1.values().sum::<u64>()
-    );
+    let total: u64 = c1.values().sum();
+    println!("distinct words: {}, total words: {total}", c1.len());
     for f in &files {
         let _ = std::fs::remove_file(f);
     }
@@ -232,14 +253,17 @@ fn beyond(a: &BenchArgs, corpus: &[u8], dir: &Path) -> anyhow::Result<()> {
     let (files, bytes) = generate(corpus, dir, a.files, (a.size_mb / 6).max(1))?;
     let slow = a.slow_delay;
     println!(
-        "\nbeyond the lab: wc over {:.0} MB in {} files, 3 workers, one of which sleeps {:.1}s before each task",
+        "\nbeyond the lab: wc over {:.0} MB in {} files, 3 workers, one of which sleeps {:.1}s \
+         before each task; load average {}",
         bytes as f64 / 1e6,
         files.len(),
-        slow.as_secs_f64()
+        slow.as_secs_f64(),
+        load()
     );
+    let head = ("run", "wall s", "CPU s", "runs", "backups", "intermediate MB");
     println!(
-        "{:<34} {:>8} {:>6} {:>8} {:>16}",
-        "run", "wall s", "runs", "backups", "intermediate MB"
+        "{:<34} {:>8} {:>8} {:>6} {:>8} {:>16}",
+        head.0, head.1, head.2, head.3, head.4, head.5
     );
     let mut base = spec(&files, dir, 3);
     base.slow = Some(slow);
@@ -255,12 +279,12 @@ fn beyond(a: &BenchArgs, corpus: &[u8], dir: &Path) -> anyhow::Result<()> {
         ("with backups (after 1 s)", &with_backups),
         ("without the combiner", &no_combiner),
     ] {
-        let (secs, counts, r) = timed(s)?;
+        let (secs, counts, run) = timed(s)?;
+        let r = &run.report;
+        let inter = r.intermediate_bytes as f64 / 1e6;
         println!(
-            "{label:<34} {secs:>8.2} {:>6} {:>8} {:>16.1}",
-            r.runs,
-            r.backups,
-            r.intermediate_bytes as f64 / 1e6
+            "{label:<34} {secs:>8.2} {:>8.2} {:>6} {:>8} {inter:>16.1}",
+            run.cpu, r.runs, r.backups
         );
         match &reference {
             None => reference = Some(counts),

@@ -191,10 +191,16 @@ fn throughput(a: &BenchArgs, corpus: &[u8], dir: &Path) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let head = ("run", "wall s", "MB/s", "vs 1 wkr", "CPU s");
-    println!("{:<40} {:>8} {:>8} {:>9} {:>8}", head.0, head.1, head.2, head.3, head.4);
+    println!(
+        "{:<40} {:>8} {:>8} {:>9} {:>8}",
+        head.0, head.1, head.2, head.3, head.4
+    );
     let row = |label: &str, secs: f64, base: f64, cpu: f64| {
         let speedup = format!("{:.2}x", base / secs);
-        println!("{label:<40} {secs:>8.2} {:>8.1} {speedup:>9} {cpu:>8.2}", mb / secs);
+        println!(
+            "{label:<40} {secs:>8.2} {:>8.1} {speedup:>9} {cpu:>8.2}",
+            mb / secs
+        );
     };
     let (s1, c1, r1) = timed(&spec(&files, dir, 1))?;
     row("aver mr, 1 worker", s1, s1, r1.cpu);
@@ -204,9 +210,17 @@ fn throughput(a: &BenchArgs, corpus: &[u8], dir: &Path) -> anyhow::Result<()> {
     if !a.no_pipeline {
         let cpu0 = children_cpu();
         let (sp, cp) = pipeline(dir)?;
-        row("tr -cs A-Za-z '\\n' | sort | uniq -c", sp, s1, children_cpu() - cpu0);
+        row(
+            "tr -cs A-Za-z '\\n' | sort | uniq -c",
+            sp,
+            s1,
+            children_cpu() - cpu0,
+        );
         let agree = if cp == c1 { "yes" } else { "NO" };
-        println!("2 workers vs the pipeline: {:.2}x faster; outputs agree: {agree}", sp / s2);
+        println!(
+            "2 workers vs the pipeline: {:.2}x faster; outputs agree: {agree}",
+            sp / s2
+        );
     }
     let total: u64 = c1.values().sum();
     println!("distinct words: {}, total words: {total}", c1.len());
@@ -260,7 +274,14 @@ fn beyond(a: &BenchArgs, corpus: &[u8], dir: &Path) -> anyhow::Result<()> {
         slow.as_secs_f64(),
         load()
     );
-    let head = ("run", "wall s", "CPU s", "runs", "backups", "intermediate MB");
+    let head = (
+        "run",
+        "wall s",
+        "CPU s",
+        "runs",
+        "backups",
+        "intermediate MB",
+    );
     println!(
         "{:<34} {:>8} {:>8} {:>6} {:>8} {:>16}",
         head.0, head.1, head.2, head.3, head.4, head.5

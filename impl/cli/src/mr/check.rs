@@ -5,7 +5,7 @@
 
 use anyhow::Context as _;
 use aver_core::mr::{MrBug, MrBugs};
-use aver_models::mr::{MrModel, MrModelCfg, MrState, PROPERTIES, describe, explain};
+use aver_models::mr::{MrModel, MrModelCfg, MrState, PROPERTIES, describe, describe_step, explain};
 use clap::Args;
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
 use std::path::PathBuf;
@@ -206,11 +206,10 @@ fn counterexample(
     path: Path<MrState, aver_models::mr::MrAction>,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let steps: Vec<String> = path
-        .clone()
-        .into_actions()
+    let pairs = path.clone().into_vec();
+    let steps: Vec<String> = pairs
         .iter()
-        .map(|a| model.format_action(a))
+        .filter_map(|(state, action)| Some(describe_step(state, action.as_ref()?)))
         .collect();
     let last = path.last_state();
     let why = explain(model, name, last).unwrap_or_default();

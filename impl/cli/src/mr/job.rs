@@ -2,7 +2,7 @@
 //! (`aver mr worker`, this same binary) around it. Used by `aver mr run` and `aver bench mr`.
 
 use super::{JobOpts, RunArgs, check_inputs};
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use aver_core::mr::{Coordinator, Event, Phase};
 use aver_runtime::mr::apps;
 use aver_runtime::mr::coordinator::{Outcome, Server, serve};
@@ -46,6 +46,18 @@ pub struct JobReport {
     pub intermediate_bytes: u64,
 }
 
+/// The job could not finish: every worker exited first (how each ended, with its log tail).
+#[derive(Debug)]
+pub struct WorkersGone(pub String);
+
+impl std::fmt::Display for WorkersGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "every worker exited before the job was done:{}", self.0)
+    }
+}
+
+impl std::error::Error for WorkersGone {}
+
 static JOBS: AtomicU32 = AtomicU32::new(0);
 
 /// Runs `spec` to its end; `progress` sees every coordinator event.
@@ -80,8 +92,8 @@ pub fn run_job(
     let outcome = match served {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-            let tails = log_tails(&logs, spec.workers);
-            bail!("every worker exited before the job was done{tails}");
+            let how = exits(&children, &logs);
+            return Err(WorkersGone(how).into());
         }
         Err(e) => return Err(e.into()),
     };
@@ -162,17 +174,27 @@ fn finish_workers(children: &Mutex<Vec<Child>>) {
     }
 }
 
-fn log_tails(logs: &Path, workers: u32) -> String {
+/// How each worker ended, with the last lines of its log.
+fn exits(children: &Mutex<Vec<Child>>, logs: &Path) -> String {
     let mut s = String::new();
-    for i in 0..workers {
-        let text =
-            std::fs::read_to_string(logs.join(format!("worker-{i}.log"))).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(3).collect();
-        if !tail.is_empty() {
-            s.push_str(&format!(
-                "\n  worker {i}: {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n    ")
-            ));
+    let mut cs = children.lock().expect("children");
+    for (i, c) in cs.iter_mut().enumerate() {
+        let status = match c.try_wait() {
+            Ok(Some(st)) => st.to_string(),
+            _ => "still running".into(),
+        };
+        s.push_str(&format!("\n  worker {i}: {status}"));
+        let log = logs.join(format!("worker-{i}.log"));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            s.push_str(&format!("\n    {line}"));
         }
     }
     s
@@ -263,7 +285,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
         tty: std::io::stdout().is_terminal(),
         start: Instant::now(),
     };
-    let report = run_job(&spec, |c, e| progress.update(c, e))?;
+    let report = match run_job(&spec, |c, e| progress.update(c, e)) {
+        Ok(r) => r,
+        Err(e) if e.is::<WorkersGone>() => {
+            println!();
+            eprintln!("error: the job failed: {e}");
+            return Ok(1);
+        }
+        Err(e) => return Err(e),
+    };
     if let Outcome::Failed { task, reason } = &report.outcome {
         eprintln!("error: the job failed: {task} failed repeatedly: {reason}");
         return Ok(1);

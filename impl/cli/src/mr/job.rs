@@ -227,7 +227,10 @@ struct Progress {
 
 impl Progress {
     fn update(&mut self, core: &Coordinator, event: &Event) {
-        if !matches!(event, Event::TaskDone(_) | Event::JobDone) {
+        // On a terminal the bar is redrawn at every assignment too, so it shows from the start.
+        let redraw = matches!(event, Event::TaskDone(_) | Event::JobDone)
+            || (self.tty && matches!(event, Event::Assigned { .. }));
+        if !redraw {
             return;
         }
         let (md, mt) = core.progress(Phase::Map);

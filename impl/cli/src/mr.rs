@@ -51,7 +51,11 @@ enum MrCmd {
 #[derive(Args, Clone, Debug)]
 pub struct JobOpts {
     /// Number of reduce tasks (output files mr-out-0 … mr-out-(N-1)).
-    #[arg(long = "reduce", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(
+        long = "reduce",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
     pub n_reduce: u32,
     /// Seconds a task run may take before it is given to another worker.
     #[arg(long, default_value = "10", value_parser = parse_secs)]

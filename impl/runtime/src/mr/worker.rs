@@ -130,7 +130,7 @@ fn act(
                 Ok(stats) => {
                     if cfg.log {
                         eprintln!(
-                            "worker {pid}: {task} {attempt} ran in {:.2}s ({} bytes in, {} records out)",
+                            "worker {pid}: {task} {attempt} ran in {:.2}s ({} bytes in, {} out)",
                             started.elapsed().as_secs_f64(),
                             stats.bytes_in,
                             stats.records_out

@@ -190,32 +190,40 @@ fn throughput(a: &BenchArgs, corpus: &[u8], dir: &Path) -> anyhow::Result<()> {
         load(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let head = ("run", "wall s", "MB/s", "vs 1 wkr", "CPU s");
+    let head = ("run", "wall s", "MB/s", "vs 1 wkr", "CPU s", "runs");
     println!(
-        "{:<40} {:>8} {:>8} {:>9} {:>8}",
-        head.0, head.1, head.2, head.3, head.4
+        "{:<40} {:>8} {:>8} {:>9} {:>8} {:>5}",
+        head.0, head.1, head.2, head.3, head.4, head.5
     );
-    let row = |label: &str, secs: f64, base: f64, cpu: f64| {
+    let row = |label: &str, secs: f64, base: f64, cpu: f64, runs: String| {
         let speedup = format!("{:.2}x", base / secs);
         println!(
-            "{label:<40} {secs:>8.2} {:>8.1} {speedup:>9} {cpu:>8.2}",
+            "{label:<40} {secs:>8.2} {:>8.1} {speedup:>9} {cpu:>8.2} {runs:>5}",
             mb / secs
         );
     };
     let (s1, c1, r1) = timed(&spec(&files, dir, 1))?;
-    row("aver mr, 1 worker", s1, s1, r1.cpu);
+    row(
+        "aver mr, 1 worker",
+        s1,
+        s1,
+        r1.cpu,
+        r1.report.runs.to_string(),
+    );
     let (s2, c2, r2) = timed(&spec(&files, dir, 2))?;
-    row("aver mr, 2 workers", s2, s1, r2.cpu);
+    row(
+        "aver mr, 2 workers",
+        s2,
+        s1,
+        r2.cpu,
+        r2.report.runs.to_string(),
+    );
     anyhow::ensure!(c1 == c2, "1-worker and 2-worker outputs differ");
     if !a.no_pipeline {
         let cpu0 = children_cpu();
         let (sp, cp) = pipeline(dir)?;
-        row(
-            "tr -cs A-Za-z '\\n' | sort | uniq -c",
-            sp,
-            s1,
-            children_cpu() - cpu0,
-        );
+        let label = "tr -cs A-Za-z '\\n' | sort | uniq -c";
+        row(label, sp, s1, children_cpu() - cpu0, "-".into());
         let agree = if cp == c1 { "yes" } else { "NO" };
         println!(
             "2 workers vs the pipeline: {:.2}x faster; outputs agree: {agree}",

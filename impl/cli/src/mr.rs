@@ -188,8 +188,15 @@ fn coordinator(a: CoordinatorArgs) -> anyhow::Result<u8> {
         a.job.n_reduce,
         socket.display()
     );
-    let outcome =
-        serve(server, a.job.config(a.files), a.job.server(), |_, _| {}).context("coordinator")?;
+    let (mut runs, mut backups) = (0u32, 0u32);
+    let outcome = serve(server, a.job.config(a.files), a.job.server(), |_, e| {
+        if let aver_core::mr::Event::Assigned { backup, .. } = e {
+            runs += 1;
+            backups += u32::from(*backup);
+        }
+    })
+    .context("coordinator")?;
+    eprintln!("coordinator: {runs} task runs ({backups} backups)");
     Ok(report_outcome(&outcome))
 }
 

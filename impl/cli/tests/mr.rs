@@ -406,3 +406,40 @@ fn restart_loop(done: &AtomicBool, sock: &Path, tmp: &Path) -> u32 {
     }
     started
 }
+
+/// Beyond the lab: backup runs (`--backups`) with one slow worker, and workers that disagree
+/// on using the combiner, still give exactly the wc reference output (MR-3, MR-4).
+#[test]
+fn backups_and_mixed_combiners_keep_the_wc_output() {
+    let mut lab = Lab::new("backups", LIMIT);
+    let sock = lab.sock.to_string_lossy().into_owned();
+    let mut args = vec!["mr", "coordinator", "--backups", "--backup-after", "0.1"];
+    args.extend(["--socket", &sock]);
+    let files = lab.files.clone();
+    args.extend(files.iter().map(String::as_str));
+    let mut coord = lab.spawn("coordinator", &args, LIMIT);
+    let slow = [
+        "mr",
+        "worker",
+        "--app",
+        "wc",
+        "--task-delay",
+        "0.5",
+        "--socket",
+        &sock,
+    ];
+    let _slow = lab.spawn("slow-worker", &slow, LIMIT);
+    let plain = [
+        "mr",
+        "worker",
+        "--app",
+        "wc",
+        "--no-combiner",
+        "--socket",
+        &sock,
+    ];
+    let _plain = lab.spawn("plain-worker", &plain, LIMIT);
+    let _combining = lab.worker("wc");
+    assert!(coord.wait().success());
+    assert_eq!(sha256(&lab.sorted_output()), WC_SHA256);
+}

@@ -6,7 +6,8 @@
 //! * [`pair`]: servers and clients (clerks) of one protocol as nodes of one simulation.
 //! * [`history`]: clients' operations recorded in the checker's JSON Lines format and
 //!   checked for linearizability with `aver-checker`.
-//! * [`raft`]: Raft servers as simulated nodes; [`lab`]: the 6.5840 Raft tester on them.
+//! * [`raft`]: Raft servers as simulated nodes; [`lab`]: the 6.5840 Raft tester on them;
+//!   [`cluster`]: Raft's cluster invariants after every event, incrementally.
 //! * [`run`]: what a scenario returns: a report, or a [`Failure`] with its seed and the one
 //!   command that replays it.
 //!
@@ -46,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod history;
 pub mod lab;
 pub mod pair;

@@ -1,6 +1,7 @@
-//! Lab 3C (persistence) and 3D (snapshots), ported from `src/raft1/raft_test.go` (2025) as
-//! described in `labs-raft-kv.md` §3.3–3.4. A crash is `ShutdownServer` (disconnect, lose
-//! unsynced writes, drop the instance); `restart` is `StartServer` + `ConnectAll`.
+//! Lab 3C (persistence) and 3D (snapshots), ported from `src/raft1/raft_test.go` (2025), test
+//! by test, with the lab's thresholds (the 3D storage limit scaled to our encoding: see
+//! [`MAX_LOG_SIZE`]). A crash is `ShutdownServer` (disconnect, lose unsynced writes, drop the
+//! instance); `restart` is `StartServer` + `ConnectAll`.
 
 use aver_sim::lab::{ELECTION_TIMEOUT, Lab, One, Outcome, Poll, Report, SNAPSHOT_INTERVAL, Task};
 use aver_sim::raft::Cmd;

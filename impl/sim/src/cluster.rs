@@ -24,8 +24,13 @@
 //! changed server alone and paired with every other one; unchanged pairs held before and
 //! still hold. A full check from scratch runs at the end of every scenario.
 //!
-//! Cost: O(servers) fingerprint comparisons per event, plus O(servers × log) for each event
-//! that changed a server (measured with `aver bench sim`; see the crate's README figures).
+//! Cost: O(servers) fingerprint comparisons per event; for each server the event changed,
+//! O(servers × log n) digest comparisons (a binary search over n entries per pair); and the
+//! catalogue functions, linear in the log, only for a suspect pair. `aver bench sim --seeds 3`, interleaved runs on a heavily loaded 2-core
+//! machine: the full check from scratch every 128 events ran the Raft suite at 270 000–310 000
+//! events/s; the catalogue functions on every changed pair after every event at ≈36 000; this
+//! checker, after every event, at 320 000–345 000 (it skips unchanged servers, which the
+//! periodic full check did not).
 
 use crate::raft::{Node, RaftDisk, RaftKind};
 use crate::sim::{NodeKind, Sim};

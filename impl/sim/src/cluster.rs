@@ -1,5 +1,7 @@
 //! Raft's cluster invariants (`aver_core::raft::invariants`), checked after every event of a
-//! simulated cluster at a cost proportional to what the event changed.
+//! simulated cluster at a cost proportional to what the event changed. Any simulation whose
+//! servers run Raft — the Raft lab, or a service whose server core wraps Raft, with clerks
+//! beside it — gets them by implementing [`RaftHost`] for its node kind.
 //!
 //! # What each server contributes
 //!
@@ -26,17 +28,63 @@
 //!
 //! Cost: O(servers) fingerprint comparisons per event; for each server the event changed,
 //! O(servers × log n) digest comparisons (a binary search over n entries per pair); and the
-//! catalogue functions, linear in the log, only for a suspect pair. `aver bench sim --seeds 3`, interleaved runs on a heavily loaded 2-core
-//! machine: the full check from scratch every 128 events ran the Raft suite at 270 000–310 000
+//! catalogue functions, linear in the log, only for a suspect pair. `aver bench sim --seeds 3`,
+//! interleaved runs on a heavily loaded 2-core machine: the full check from scratch every 128 events ran the Raft suite at 270 000–310 000
 //! events/s; the catalogue functions on every changed pair after every event at ≈36 000; this
 //! checker, after every event, at 320 000–345 000 (it skips unchanged servers, which the
 //! periodic full check did not).
 
-use crate::raft::{Node, RaftDisk, RaftKind};
+use crate::pair::Pair;
+use crate::raft::{Cmd, RaftDisk, RaftKind};
 use crate::sim::{NodeKind, Sim};
-use aver_core::contract::Violation;
+use aver_core::contract::{Core, Violation};
 use aver_core::raft::invariants::{self, CommitClaim, StepSummary};
-use aver_core::raft::{Log, LogIndex};
+use aver_core::raft::{Command, Log, LogIndex, Raft};
+
+/// A node kind whose servers run Raft — Raft itself ([`RaftKind`]) or a service core that
+/// wraps it — so that [`ClusterCheck`] finds each server's Raft core and Raft disk. Nodes
+/// for which both return `None` (clerks) are not part of the Raft cluster.
+pub trait RaftHost: NodeKind {
+    /// The command type of the Raft log.
+    type Command: Command;
+    /// The Raft server inside node `node`'s core, if it runs one.
+    fn raft<'a>(&self, node: usize, core: &'a Self::Core) -> Option<&'a Raft<Self::Command>>;
+    /// The Raft part of node `node`'s disk, if it runs Raft.
+    fn raft_disk<'a>(
+        &self,
+        node: usize,
+        disk: &'a Self::Disk,
+    ) -> Option<&'a RaftDisk<Self::Command>>;
+}
+
+impl RaftHost for RaftKind {
+    type Command = Cmd;
+    fn raft<'a>(&self, _node: usize, core: &'a Raft<Cmd>) -> Option<&'a Raft<Cmd>> {
+        Some(core)
+    }
+    fn raft_disk<'a>(&self, _node: usize, disk: &'a RaftDisk) -> Option<&'a RaftDisk> {
+        Some(disk)
+    }
+}
+
+impl<S, C> RaftHost for Pair<S, C>
+where
+    S: RaftHost,
+    C: NodeKind,
+    C::Core: Core<Msg = <S::Core as Core>::Msg>,
+{
+    type Command = S::Command;
+    fn raft<'a>(&self, node: usize, core: &'a Self::Core) -> Option<&'a Raft<S::Command>> {
+        core.server().and_then(|s| self.server.raft(node, s))
+    }
+    fn raft_disk<'a>(&self, node: usize, disk: &'a Self::Disk) -> Option<&'a RaftDisk<S::Command>> {
+        if node < self.servers {
+            self.server.raft_disk(node, &disk.0)
+        } else {
+            None
+        }
+    }
+}
 
 /// What a server looked like at the last check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,11 +95,13 @@ struct Fingerprint {
     summary: Option<StepSummary>,
 }
 
-/// The incremental cluster checker of one simulated Raft cluster.
-pub struct ClusterCheck {
+/// The incremental cluster checker of the Raft servers of one simulation.
+pub struct ClusterCheck<K: RaftHost> {
+    /// The nodes that run Raft.
+    servers: Vec<usize>,
     seen: Vec<Option<Fingerprint>>,
     /// Crashed servers' disks, booted: `(incarnation, core)`.
-    disk_views: Vec<Option<(u64, Node)>>,
+    disk_views: Vec<Option<(u64, K::Core)>>,
     /// The highest commit claim ever seen in the run.
     commit_max: Option<CommitClaim>,
     /// Servers re-checked so far (for statistics).
@@ -71,10 +121,17 @@ pub fn cross_check(on: bool) {
     EXACT.with(|e| e.set(on));
 }
 
-impl ClusterCheck {
-    /// A checker for `n` servers; the first [`ClusterCheck::after_event`] checks them all.
-    pub fn new(n: usize) -> ClusterCheck {
+impl<K: RaftHost> ClusterCheck<K> {
+    /// A checker for the nodes of `sim` that run Raft; the first
+    /// [`ClusterCheck::after_event`] checks them all.
+    pub fn new(sim: &Sim<K>) -> ClusterCheck<K> {
+        let n = sim.n();
+        let kind = sim.kind();
+        let servers = (0..n)
+            .filter(|&i| kind.raft_disk(i, &sim.disk(i).synced).is_some())
+            .collect();
         ClusterCheck {
+            servers,
             seen: vec![None; n],
             disk_views: (0..n).map(|_| None).collect(),
             commit_max: None,
@@ -89,9 +146,9 @@ impl ClusterCheck {
     }
 
     /// Re-checks every server whose fingerprint changed since the last call.
-    pub fn after_event(&mut self, sim: &Sim<RaftKind>) -> Result<(), Violation> {
+    pub fn after_event(&mut self, sim: &Sim<K>) -> Result<(), Violation> {
         let mut changed = Vec::new();
-        for i in 0..sim.n() {
+        for &i in &self.servers {
             let now = Some(fingerprint(sim, i));
             if self.seen[i] != now {
                 self.seen[i] = now;
@@ -110,13 +167,13 @@ impl ClusterCheck {
     }
 
     /// Checks everything from scratch.
-    pub fn full(&mut self, sim: &Sim<RaftKind>) -> Result<(), Violation> {
+    pub fn full(&mut self, sim: &Sim<K>) -> Result<(), Violation> {
         self.seen.iter_mut().for_each(|s| *s = None);
         self.after_event(sim)
     }
 
-    fn refresh_disk_views(&mut self, sim: &Sim<RaftKind>) {
-        for i in 0..sim.n() {
+    fn refresh_disk_views(&mut self, sim: &Sim<K>) {
+        for &i in &self.servers {
             if sim.is_up(i) {
                 self.disk_views[i] = None;
                 continue;
@@ -133,17 +190,23 @@ impl ClusterCheck {
     }
 
     /// Server `i` as the invariants see it: running core, or crashed server's disk.
-    fn view<'a>(&'a self, sim: &'a Sim<RaftKind>, i: usize) -> &'a Node {
-        match sim.node(i) {
-            Some(node) => node,
+    fn view<'a>(&'a self, sim: &'a Sim<K>, i: usize) -> &'a Raft<K::Command> {
+        let core = match sim.node(i) {
+            Some(core) => core,
             None => &self.disk_views[i].as_ref().expect("refreshed").1,
-        }
+        };
+        sim.kind().raft(i, core).expect("a Raft server")
+    }
+
+    fn disk<'a>(&self, sim: &'a Sim<K>, i: usize) -> &'a RaftDisk<K::Command> {
+        let disk = &sim.disk(i).synced;
+        sim.kind().raft_disk(i, disk).expect("a Raft server")
     }
 
     /// RAFT-9 for `i`, then RAFT-1, 3, 4, 5 for every pair that contains `i`.
-    fn check_server(&self, sim: &Sim<RaftKind>, i: usize) -> Result<(), Violation> {
+    fn check_server(&self, sim: &Sim<K>, i: usize) -> Result<(), Violation> {
         let a = self.view(sim, i);
-        let disk_a = &sim.disk(i).synced;
+        let disk_a = self.disk(sim, i);
         let (held, stored) = (a.log(), &disk_a.log);
         let shape = |l: &Log<_>| (l.base(), l.last_index(), l.last_term());
         if shape(held) != shape(stored) {
@@ -154,11 +217,11 @@ impl ClusterCheck {
             invariants::snapshot_consistency(a)?;
         }
         invariants::check_node(a)?;
-        for j in (0..sim.n()).filter(|&j| j != i) {
+        for &j in self.servers.iter().filter(|&&j| j != i) {
             let b = self.view(sim, j);
             let pair = [a, b];
             invariants::election_safety(&pair)?;
-            let fast = pair_suspect(a, disk_a, b, &sim.disk(j).synced);
+            let fast = pair_suspect(a, disk_a, b, self.disk(sim, j));
             if fast || self.exact {
                 let exact = exact_pair(&pair);
                 if exact.is_ok() == fast {
@@ -177,9 +240,11 @@ impl ClusterCheck {
 
     /// RAFT-7: claims from running servers, crashed servers' last memory and the run's
     /// highest claim; stores from every server's disk.
-    fn commit_quorum(&mut self, sim: &Sim<RaftKind>) -> Result<(), Violation> {
-        let mut claims: Vec<CommitClaim> = (0..sim.n())
-            .filter_map(|i| sim.node_or_frozen(i).map(CommitClaim::of))
+    fn commit_quorum(&mut self, sim: &Sim<K>) -> Result<(), Violation> {
+        let kind = sim.kind();
+        let mut claims: Vec<CommitClaim> = (self.servers.iter())
+            .filter_map(|&i| sim.node_or_frozen(i).and_then(|c| kind.raft(i, c)))
+            .map(CommitClaim::of)
             .collect();
         for claim in &claims {
             if self.commit_max.is_none_or(|max| claim.index > max.index) {
@@ -187,14 +252,18 @@ impl ClusterCheck {
             }
         }
         claims.extend(self.commit_max);
-        let stores: Vec<&Log<_>> = (0..sim.n()).map(|i| &sim.disk(i).synced.log).collect();
-        let quorum = sim.n() / 2 + 1;
+        let stores: Vec<&Log<_>> = self
+            .servers
+            .iter()
+            .map(|&i| &self.disk(sim, i).log)
+            .collect();
+        let quorum = self.servers.len() / 2 + 1;
         invariants::commit_quorum_stored(&claims, &stores, quorum)
     }
 }
 
 /// RAFT-3, 4, 5 on one pair, with the catalogue functions (O(log length)).
-fn exact_pair(pair: &[&Node; 2]) -> Result<(), Violation> {
+fn exact_pair<C: Command>(pair: &[&Raft<C>; 2]) -> Result<(), Violation> {
     invariants::log_matching(pair)?;
     invariants::state_machine_safety(pair)?;
     invariants::leader_completeness(pair)
@@ -203,7 +272,12 @@ fn exact_pair(pair: &[&Node; 2]) -> Result<(), Violation> {
 /// The first index in the common range of two logs where they differ, as the catalogue's
 /// comparison defines it (the term at the range's low end, then each entry), found by
 /// binary search over the disks' prefix digests.
-fn first_difference(a: &Node, da: &RaftDisk, b: &Node, db: &RaftDisk) -> Option<LogIndex> {
+fn first_difference<C: Command>(
+    a: &Raft<C>,
+    da: &RaftDisk<C>,
+    b: &Raft<C>,
+    db: &RaftDisk<C>,
+) -> Option<LogIndex> {
     let lo = a.log().base().index.max(b.log().base().index);
     let hi = a.log().last_index().min(b.log().last_index());
     if lo > hi {
@@ -232,7 +306,7 @@ fn first_difference(a: &Node, da: &RaftDisk, b: &Node, db: &RaftDisk) -> Option<
 /// True when RAFT-3, 4 or 5 may fail on the pair `(a, b)`: the same predicates as the
 /// catalogue functions, with the entry comparison done on digests. A digest difference is a
 /// real difference; two different ranges with one digest (probability 2⁻⁶⁴) would hide one.
-fn pair_suspect(a: &Node, da: &RaftDisk, b: &Node, db: &RaftDisk) -> bool {
+fn pair_suspect<C: Command>(a: &Raft<C>, da: &RaftDisk<C>, b: &Raft<C>, db: &RaftDisk<C>) -> bool {
     let diff = first_difference(a, da, b, db);
     let differs_by = |k: LogIndex| diff.is_some_and(|d| d <= k);
     // RAFT-3: the highest index of the common range where the terms agree.
@@ -252,7 +326,7 @@ fn pair_suspect(a: &Node, da: &RaftDisk, b: &Node, db: &RaftDisk) -> bool {
         return true;
     }
     // RAFT-4: a leader holds what a server of no later term committed.
-    let incomplete = |leader: &Node, n: &Node| {
+    let incomplete = |leader: &Raft<C>, n: &Raft<C>| {
         leader.is_leader()
             && n.term() <= leader.term()
             && (n.commit_index() > leader.log().last_index()
@@ -261,10 +335,10 @@ fn pair_suspect(a: &Node, da: &RaftDisk, b: &Node, db: &RaftDisk) -> bool {
     incomplete(a, b) || incomplete(b, a)
 }
 
-fn fingerprint(sim: &Sim<RaftKind>, i: usize) -> Fingerprint {
+fn fingerprint<K: RaftHost>(sim: &Sim<K>, i: usize) -> Fingerprint {
     Fingerprint {
         incarnation: sim.incarnation(i),
         syncs: sim.disk(i).syncs,
-        summary: sim.node(i).map(StepSummary::of),
+        summary: (sim.node(i)).and_then(|c| sim.kind().raft(i, c).map(StepSummary::of)),
     }
 }

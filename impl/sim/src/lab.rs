@@ -93,15 +93,17 @@ pub struct Lab {
     leaders: BTreeMap<Term, usize>,
     error: Option<String>,
     tasks: Vec<Option<Box<dyn Task>>>,
-    cluster: ClusterCheck,
+    cluster: ClusterCheck<RaftKind>,
     log_size_max: usize,
 }
 
 impl Lab {
     /// `makeTest(n, reliable, snapshot)`: all servers up and connected; long delays on.
     pub fn new(name: &'static str, seed: u64, n: usize, reliable: bool, snapshot: bool) -> Lab {
+        let sim = Sim::new(RaftKind::new(n), n, seed);
+        let cluster = ClusterCheck::new(&sim);
         let mut lab = Lab {
-            sim: Sim::new(RaftKind::new(n), n, seed),
+            sim,
             name,
             seed,
             snapshot_mode: snapshot,
@@ -111,7 +113,7 @@ impl Lab {
             leaders: BTreeMap::new(),
             error: None,
             tasks: Vec::new(),
-            cluster: ClusterCheck::new(n),
+            cluster,
             log_size_max: 0,
         };
         lab.connect_all();

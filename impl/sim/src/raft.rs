@@ -10,7 +10,7 @@
 use crate::sim::{MS, Micros, NodeKind, Sim, TraceHash, Wire, postcard_size};
 use aver_core::contract::{NodeId, Violation};
 use aver_core::raft::{
-    Bug, Bugs, Config, Durable, Entry, LogIndex, Message, PersistOp, Raft, Term, Timer,
+    Bug, Bugs, Command, Config, Durable, Entry, LogIndex, Message, PersistOp, Raft, Term, Timer,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -75,14 +75,17 @@ impl RaftKind {
 ///
 /// Appends cost O(entries appended); a truncation or a snapshot recomputes the descents and,
 /// for a snapshot, the prefix sums (O(log)).
+///
+/// A service that wraps Raft keeps one inside its own disk type and folds Raft's persist
+/// operations into it with [`RaftDisk::write`], so [`crate::cluster`] can check its servers.
 #[derive(Clone, Debug)]
-pub struct RaftDisk {
-    durable: Durable<Cmd>,
+pub struct RaftDisk<C = Cmd> {
+    durable: Durable<C>,
     prefix: Vec<u64>,
     descents: u64,
 }
 
-impl Default for RaftDisk {
+impl<C> Default for RaftDisk<C> {
     fn default() -> Self {
         RaftDisk {
             durable: Durable::default(),
@@ -92,23 +95,23 @@ impl Default for RaftDisk {
     }
 }
 
-impl Deref for RaftDisk {
-    type Target = Durable<Cmd>;
-    fn deref(&self) -> &Durable<Cmd> {
+impl<C> Deref for RaftDisk<C> {
+    type Target = Durable<C>;
+    fn deref(&self) -> &Durable<C> {
         &self.durable
     }
 }
 
 /// A digest of the entry at `index`: equal entries at equal indices have equal digests.
-pub fn entry_digest(index: LogIndex, entry: &Entry<Cmd>) -> u64 {
+pub fn entry_digest<C: Command>(index: LogIndex, entry: &Entry<C>) -> u64 {
     let mut h = DefaultHasher::new();
     (index, entry).hash(&mut h);
     h.finish()
 }
 
-impl RaftDisk {
+impl<C: Command> RaftDisk<C> {
     /// Folds one synced write in.
-    pub fn write(&mut self, op: &PersistOp<Cmd>) {
+    pub fn write(&mut self, op: &PersistOp<C>) {
         self.durable.apply(op);
         let log = &self.durable.log;
         match op {
@@ -142,7 +145,7 @@ impl RaftDisk {
     }
 
     /// The durable state.
-    pub fn durable(&self) -> &Durable<Cmd> {
+    pub fn durable(&self) -> &Durable<C> {
         &self.durable
     }
 
@@ -159,7 +162,7 @@ impl RaftDisk {
     }
 }
 
-fn descents(durable: &Durable<Cmd>) -> u64 {
+fn descents<C: Command>(durable: &Durable<C>) -> u64 {
     let log = &durable.log;
     let mut prev = log.base().term;
     let mut count = 0;

@@ -29,10 +29,11 @@
 //! Cost: O(servers) fingerprint comparisons per event; for each server the event changed,
 //! O(servers × log n) digest comparisons (a binary search over n entries per pair); and the
 //! catalogue functions, linear in the log, only for a suspect pair. `aver bench sim --seeds 3`,
-//! interleaved runs on a heavily loaded 2-core machine: the full check from scratch every 128 events ran the Raft suite at 270 000–310 000
-//! events/s; the catalogue functions on every changed pair after every event at ≈36 000; this
-//! checker, after every event, at 320 000–345 000 (it skips unchanged servers, which the
-//! periodic full check did not).
+//! interleaved runs on a heavily loaded 2-core machine (load average 15–20): the full check
+//! from scratch every 128 events ran the Raft suite at 270 000–370 000 events/s; the
+//! catalogue functions on every changed pair after every event at ≈36 000; this checker,
+//! after every event, at 320 000–435 000 (it skips unchanged servers, which the periodic
+//! full check did not).
 
 use crate::pair::Pair;
 use crate::raft::{Cmd, RaftDisk, RaftKind};

@@ -88,6 +88,7 @@
 mod check;
 pub mod counterexample;
 pub mod formats;
+pub mod generate;
 mod hash;
 pub mod html;
 mod model;

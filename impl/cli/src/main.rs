@@ -4,6 +4,8 @@
 
 mod bench;
 mod check;
+#[path = "gen.rs"] // `gen` is a reserved word in Rust 2024
+mod gen_history;
 mod lin;
 mod sim;
 
@@ -28,6 +30,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// Check a history for linearizability.
     Lin(lin::LinArgs),
+    /// Generate test data: `aver gen history ...`.
+    Gen(gen_history::GenArgs),
     /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`.
     Bench(bench::BenchArgs),
 }
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Sim(a) => sim::run(a),
         Command::Lin(a) => lin::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Gen(a) => gen_history::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

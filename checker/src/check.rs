@@ -65,9 +65,16 @@ pub struct CheckOptions {
     /// ([`PartitionAnalysis::out_of_memory`]).
     pub memory_max: usize,
     /// Threads: partitions are checked in parallel, and a history with a single partition
-    /// is searched by this many threads at once.
+    /// is searched by this many threads at once (once it proves hard, see below).
     pub threads: usize,
+    /// Model steps a single partition's search takes on one thread before it starts over
+    /// on `threads` threads: most histories are decided within the default (about 10 ms),
+    /// and threads would cost more than they save there. 0: parallel at once.
+    pub parallel_after_steps: u64,
 }
+
+/// Default of [`CheckOptions::parallel_after_steps`].
+pub const PARALLEL_AFTER_STEPS_DEFAULT: u64 = 1 << 17;
 
 impl Default for CheckOptions {
     fn default() -> Self {
@@ -75,6 +82,7 @@ impl Default for CheckOptions {
             timeout: None,
             memory_max: MEMORY_MAX_DEFAULT,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            parallel_after_steps: PARALLEL_AFTER_STEPS_DEFAULT,
         }
     }
 }
@@ -202,6 +210,7 @@ fn analyse<M: Model>(
         memory_max: options.memory_max,
         // One partition gets every thread; several are checked side by side instead.
         threads: if groups.len() == 1 { threads } else { 1 },
+        parallel_after_steps: options.parallel_after_steps,
     };
     let outcomes = run_all(model, history, &groups, &limits, threads);
     let partitions: Vec<PartitionAnalysis> = groups

@@ -188,3 +188,44 @@ impl Model for CasRegister {
         show(*state)
     }
 }
+
+/// A register model started from `value` instead of nil, as Knossos's `(register 0)` and
+/// `(cas-register 0)` are (`aver lin --init 0`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Initial<M> {
+    /// The register model: [`Register`] or [`CasRegister`].
+    pub model: M,
+    /// The value before any write.
+    pub value: Option<i64>,
+}
+
+impl<M: Model<State = Option<i64>>> Model for Initial<M> {
+    type State = Option<i64>;
+    type Input = M::Input;
+    type Output = M::Output;
+
+    fn init(&self) -> Option<i64> {
+        self.value
+    }
+
+    fn step(&self, s: &Option<i64>, i: &M::Input, o: Option<&M::Output>) -> Option<Option<i64>> {
+        self.model.step(s, i, o)
+    }
+
+    fn is_read_only(&self, input: &M::Input, output: Option<&M::Output>) -> bool {
+        self.model.is_read_only(input, output)
+    }
+
+    /// As the model's: the argument does not depend on the initial value.
+    fn unneeded(&self, ops: &[&Operation<M::Input, M::Output>]) -> Vec<bool> {
+        self.model.unneeded(ops)
+    }
+
+    fn describe_operation(&self, input: &M::Input, output: Option<&M::Output>) -> String {
+        self.model.describe_operation(input, output)
+    }
+
+    fn describe_state(&self, state: &Option<i64>) -> String {
+        self.model.describe_state(state)
+    }
+}

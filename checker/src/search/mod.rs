@@ -39,9 +39,6 @@ const NONE: u32 = u32::MAX;
 const HEAD: u32 = 0;
 /// How many steps pass between looks at the clock, the stop flag and idle threads.
 const STEPS_PER_POLL: u32 = 1 << 10;
-/// Partitions smaller than this are searched on one thread (threads cost more than they
-/// save there).
-const PARALLEL_OPS_MIN: usize = 64;
 
 /// Why a search ended, and the longest linearization it found.
 pub(crate) struct Outcome {
@@ -68,6 +65,8 @@ pub(crate) struct Limits<'a> {
     pub memory_max: usize,
     /// Threads for one partition.
     pub threads: usize,
+    /// Model steps on one thread before several threads start over together.
+    pub parallel_after_steps: u64,
 }
 
 /// How a worker's search ended.
@@ -298,6 +297,8 @@ pub struct SearchStats {
     pub dropped: u64,
     /// Alternatives handed to another thread.
     pub donated: u64,
+    /// Bytes the memo took at the end (charged against the memory budget).
+    pub memo_bytes: u64,
 }
 
 impl SearchStats {
@@ -308,6 +309,7 @@ impl SearchStats {
         self.forced += o.forced;
         self.dropped += o.dropped;
         self.donated += o.donated;
+        self.memo_bytes = self.memo_bytes.max(o.memo_bytes);
     }
 }
 
@@ -362,7 +364,7 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
     }
 
     /// Moves this worker to the configuration of `task` (from a fresh worker's state).
-    fn start(&mut self, task: Task<M::State>) -> u32 {
+    fn start(&mut self, task: Task<M::State>) -> Scan {
         self.entries = self.p.entries.clone();
         self.bits.iter_mut().for_each(|w| *w = 0);
         self.set_hash = 0;
@@ -375,7 +377,7 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
         }
         self.base = task.path;
         self.state = task.state;
-        self.entries.next[task.resume as usize]
+        self.after(task.resume)
     }
 
     /// The operations linearized so far, in order.
@@ -467,9 +469,9 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
         Forced::None
     }
 
-    /// Undoes choices up to the most recent one with alternatives left; returns the node to
+    /// Undoes choices up to the most recent one with alternatives left; returns where to
     /// scan next, or `None` when this worker's task is exhausted.
-    fn backtrack(&mut self) -> Option<u32> {
+    fn backtrack(&mut self) -> Option<Scan> {
         loop {
             let frame = self.stack.pop()?;
             let op = self.entries.op[frame.call as usize] as usize;
@@ -478,8 +480,15 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
             self.remaining += self.p.ops[op].ret.is_some() as usize;
             self.entries.unlift(frame.call);
             if !frame.forced && !frame.donated {
-                return Some(self.entries.next[frame.call as usize]);
+                return Some(self.after(frame.call));
             }
+        }
+    }
+
+    /// Where scanning goes on after trying the call `node`.
+    fn after(&self, node: u32) -> Scan {
+        Scan {
+            node: self.entries.next[node as usize],
         }
     }
 
@@ -498,9 +507,15 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
         })
     }
 
-    /// Searches from `node` (`fresh`: a configuration just reached, scan from the front).
-    fn search(&mut self, mut node: u32, mut fresh: bool, poll: &mut dyn FnMut(&mut Self) -> bool) -> End {
+    /// Searches from `at` (`None`: a configuration just reached, scan from the front).
+    ///
+    /// Callable operations are tried in call order. (Trying the never-returned ones last
+    /// was measured: it helps some versioned-KV histories and makes append-heavy KV
+    /// histories, whose timed-out appends took effect soon after their call, far slower.)
+    fn search(&mut self, at: Option<Scan>, poll: &mut dyn FnMut(&mut Self) -> bool) -> End {
         let mut steps = 0u32;
+        let mut fresh = at.is_none();
+        let mut scan = at.unwrap_or(Scan { node: HEAD });
         loop {
             if self.remaining == 0 {
                 return End::Found;
@@ -514,41 +529,50 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
             }
             if fresh {
                 fresh = false;
-                match self.forced() {
+                scan = match self.forced() {
                     Forced::Took => {
                         fresh = true;
                         continue;
                     }
                     Forced::Dead => match self.backtrack() {
-                        Some(n) => node = n,
+                        Some(next) => next,
                         None => return End::Exhausted,
                     },
                     Forced::Full => return End::Full,
-                    Forced::None => node = self.entries.next[HEAD as usize],
-                }
+                    Forced::None => Scan {
+                        node: self.entries.next[HEAD as usize],
+                    },
+                };
                 continue;
             }
-            if self.entries.is_call[node as usize] {
-                let op = self.entries.op[node as usize] as usize;
-                if !self.p.read_only[op] && !self.twin_waits(op) {
-                    match self.try_step(node, false) {
-                        Step::New => {
-                            fresh = true;
-                            continue;
-                        }
-                        Step::Full => return End::Full,
-                        Step::Seen | Step::Illegal => {}
-                    }
-                }
-                node = self.entries.next[node as usize];
-            } else {
-                match self.backtrack() {
-                    Some(n) => node = n,
+            let node = scan.node;
+            if !self.entries.is_call[node as usize] {
+                scan = match self.backtrack() {
+                    Some(next) => next,
                     None => return End::Exhausted,
+                };
+                continue;
+            }
+            let op = self.entries.op[node as usize] as usize;
+            if !self.p.read_only[op] && !self.twin_waits(op) {
+                match self.try_step(node, false) {
+                    Step::New => {
+                        fresh = true;
+                        continue;
+                    }
+                    Step::Full => return End::Full,
+                    Step::Seen | Step::Illegal => {}
                 }
             }
+            scan.node = self.entries.next[node as usize];
         }
     }
+}
+
+/// A position of the scan over the callable operations of a configuration.
+#[derive(Clone, Copy, Debug)]
+struct Scan {
+    node: u32,
 }
 
 /// Checks one partition's operations.
@@ -558,11 +582,10 @@ pub(crate) fn check_partition<M: Model>(
     limits: &Limits,
 ) -> Outcome {
     let problem = Problem::new(model, ops);
-    let parallel = limits.threads > 1 && problem.ops.len() >= PARALLEL_OPS_MIN;
-    let (result, out_of_memory, order, mut stats) = if parallel {
-        parallel::run(&problem, limits)
-    } else {
-        sequential(&problem, limits)
+    let budget = (limits.threads > 1).then_some(limits.parallel_after_steps);
+    let (result, out_of_memory, order, mut stats) = match sequential(&problem, limits, budget) {
+        Some(ran) => ran,
+        None => parallel::run(&problem, limits),
     };
     stats.dropped = (ops.len() - problem.ops.len()) as u64;
     Outcome {
@@ -582,16 +605,24 @@ fn within(limits: &Limits) -> bool {
 /// Verdict, whether the memory ran out, the (partial) linearization, and counters.
 type Ran = (CheckResult, bool, Vec<u32>, SearchStats);
 
-fn sequential<M: Model>(p: &Problem<M>, limits: &Limits) -> Ran {
+/// Searches on this thread; `None` when `steps_max` model steps were not enough.
+fn sequential<M: Model>(p: &Problem<M>, limits: &Limits, steps_max: Option<u64>) -> Option<Ran> {
     let budget = tables::Budget::new(limits.memory_max);
     let mut worker = Worker::new(p, tables::Local::new(&budget), limits.track);
-    let first = worker.entries.next[HEAD as usize];
-    let end = worker.search(first, true, &mut |_| within(limits));
-    let stats = worker.stats;
-    match end {
+    let mut over = false;
+    let end = worker.search(None, &mut |w| {
+        over = steps_max.is_some_and(|m| w.stats.steps > m);
+        !over && within(limits)
+    });
+    if over {
+        return None;
+    }
+    let mut stats = worker.stats;
+    stats.memo_bytes = budget.used() as u64;
+    Some(match end {
         End::Found => (CheckResult::Ok, false, worker.linearization(), stats),
         End::Exhausted => (CheckResult::Illegal, false, worker.best, stats),
         End::Interrupted => (CheckResult::Unknown, false, worker.best, stats),
         End::Full => (CheckResult::Unknown, true, worker.best, stats),
-    }
+    })
 }

@@ -16,7 +16,7 @@
 //! linearization (or longest prefix) is reported may.
 
 use super::tables::{Budget, Shared};
-use super::{End, HEAD, Limits, Problem, Ran, SearchStats, Task, Worker, within};
+use super::{End, Limits, Problem, Ran, SearchStats, Task, Worker, within};
 use crate::{CheckResult, Model};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -118,7 +118,8 @@ pub(super) fn run<M: Model>(p: &Problem<M>, limits: &Limits) -> Ran {
         }
     });
     let best = ctl.best.into_inner().unwrap_or_else(|e| e.into_inner());
-    let stats = ctl.stats.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut stats = ctl.stats.into_inner().unwrap_or_else(|e| e.into_inner());
+    stats.memo_bytes = shared.budget.used() as u64;
     match ctl.halt.load(Ordering::SeqCst) {
         FOUND => {
             let found = ctl.found.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -157,12 +158,11 @@ fn work<M: Model>(
     loop {
         let end = if first {
             first = false;
-            let node = worker.entries.next[HEAD as usize];
-            worker.search(node, true, &mut poll)
+            worker.search(None, &mut poll)
         } else {
             let Some(task) = ctl.take() else { break };
-            let node = worker.start(task);
-            worker.search(node, false, &mut poll)
+            let at = worker.start(task);
+            worker.search(Some(at), &mut poll)
         };
         if limits.track {
             ctl.offer_best(&worker.best);

@@ -19,8 +19,12 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-/// Words per arena chunk (512 KiB).
+/// Words per arena chunk at most (512 KiB); an entry's address is its chunk (high 16
+/// bits) and its offset in the chunk (low 16 bits).
 const CHUNK_WORDS: usize = 1 << 16;
+/// Words of the first chunk; each next one doubles, up to [`CHUNK_WORDS`], so that the
+/// many tiny searches of counterexample shrinking stay tiny.
+const FIRST_CHUNK_WORDS: usize = 1 << 9;
 /// Estimate of the heap an interned state owns beyond its inline size (e.g. a KV value's
 /// newest chunk), charged per state.
 pub(crate) const STATE_HEAP_BYTES: usize = 48;
@@ -120,8 +124,7 @@ impl Memo {
     }
 
     fn word(&self, at: u32) -> u64 {
-        let at = at as usize;
-        self.chunks[at / CHUNK_WORDS][at % CHUNK_WORDS]
+        self.chunks[at as usize >> 16][at as usize & 0xffff]
     }
 
     fn matches(&self, at: u32, state: u32, tag: u32, lead: u32, words: &[u64]) -> bool {
@@ -130,8 +133,8 @@ impl Memo {
         if header as u32 != state || shape != shape_word(tag, lead, words.len()) {
             return false;
         }
-        let start = at as usize % CHUNK_WORDS + 3;
-        let chunk = &self.chunks[at as usize / CHUNK_WORDS];
+        let start = (at as usize & 0xffff) + 3;
+        let chunk = &self.chunks[at as usize >> 16];
         chunk[start - 1] == tag as u64 && chunk[start..start + words.len()] == *words
     }
 
@@ -177,16 +180,17 @@ impl Memo {
         if self
             .chunks
             .last()
-            .is_none_or(|c| c.len() + need > CHUNK_WORDS)
+            .is_none_or(|c| c.len() + need > c.capacity())
         {
-            if !budget.charge(CHUNK_WORDS * 8) {
+            let size = (FIRST_CHUNK_WORDS << self.chunks.len().min(8)).clamp(need, CHUNK_WORDS);
+            if self.chunks.len() == 1 << 16 || !budget.charge(size * 8) {
                 return Visit::Full;
             }
-            self.chunks.push(Vec::with_capacity(CHUNK_WORDS));
+            self.chunks.push(Vec::with_capacity(size));
         }
         let index = self.chunks.len() - 1;
         let chunk = &mut self.chunks[index];
-        let at = (index * CHUNK_WORDS + chunk.len()) as u32;
+        let at = (index << 16 | chunk.len()) as u32;
         chunk.push(state as u64 | (head as u64) << 32);
         chunk.push(shape_word(tag, lead, words.len()));
         chunk.push(tag as u64);

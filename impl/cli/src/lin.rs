@@ -1,14 +1,16 @@
 //! `aver lin`: check a history file for linearizability, and `aver bench lin`.
 //!
 //! Exit codes (`aver lin`): 0 linearizable, 1 illegal, 2 unknown (timeout), 3 bad input.
-//! The model defaults from the file: Jepsen logs use the CAS register, Porcupine kv logs the
-//! KV model, and JSON Lines the model its operation names imply (`version` on a put: the
-//! versioned KV; `get`/`put`/`append`: KV; `cas`: CAS register; `read`/`write`: register).
+//! The model defaults from the file: Jepsen etcd logs use the CAS register, Porcupine kv
+//! logs the KV model, Jepsen history.edn files the multi-register (`txn`), the CAS register
+//! (`cas`) or the register, and JSON Lines the model its operation names imply (`version` on
+//! a put: the versioned KV; `get`/`put`/`append`: KV; `cas`: CAS register; `read`/`write`:
+//! register).
 
 use anyhow::Context;
 use aver_checker::counterexample::{self, Counterexample};
 use aver_checker::formats::{self, Decode, Format, Record};
-use aver_checker::models::{CasRegister, Kv, Register, VersionedKv};
+use aver_checker::models::{CasRegister, Initial, Kv, MultiRegister, Register, VersionedKv};
 use aver_checker::{
     Analysis, CheckOptions, CheckResult, Model, Operation, PowerSet, check_operations_with,
 };
@@ -27,6 +29,10 @@ pub struct LinArgs {
     /// The file format.
     #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
     format: FormatArg,
+    /// The registers' value before any write (register, cas, multi-register; default nil),
+    /// as in Knossos's `(cas-register 0)`.
+    #[arg(long, allow_hyphen_values = true)]
+    init: Option<i64>,
     /// Give up after this many seconds (verdict unknown, exit 2).
     #[arg(long)]
     timeout: Option<f64>,
@@ -73,6 +79,7 @@ enum ModelArg {
     Register,
     Cas,
     VersionedKv,
+    MultiRegister,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -81,6 +88,7 @@ enum FormatArg {
     Jsonl,
     PorcupineKv,
     Jepsen,
+    JepsenEdn,
 }
 
 /// Longest the shrinking of a counterexample may take.
@@ -121,11 +129,24 @@ pub fn run(args: LinArgs) -> anyhow::Result<u8> {
         html: args.html.as_deref(),
         stats: args.stats,
     };
-    match model {
-        ModelArg::Kv => run.with(&Kv),
-        ModelArg::Register => run.with(&Register),
-        ModelArg::Cas => run.with(&CasRegister),
-        ModelArg::VersionedKv => run.with(&PowerSet(VersionedKv)),
+    let init = args.init;
+    match (model, init) {
+        (ModelArg::Kv | ModelArg::VersionedKv, Some(_)) => Ok(bad_input(
+            "--init applies to the register, cas and multi-register models",
+        )),
+        (ModelArg::Kv, None) => run.with(&Kv),
+        (ModelArg::VersionedKv, None) => run.with(&PowerSet(VersionedKv)),
+        (ModelArg::Register, None) => run.with(&Register),
+        (ModelArg::Cas, None) => run.with(&CasRegister),
+        (ModelArg::Register, value) => run.with(&Initial {
+            model: Register,
+            value,
+        }),
+        (ModelArg::Cas, value) => run.with(&Initial {
+            model: CasRegister,
+            value,
+        }),
+        (ModelArg::MultiRegister, init) => run.with(&MultiRegister { init }),
     }
 }
 
@@ -142,6 +163,7 @@ fn read_records(path: &Path, format: FormatArg) -> Result<(Format, Vec<Record>),
         FormatArg::Jsonl => Some(Format::Jsonl),
         FormatArg::PorcupineKv => Some(Format::PorcupineKv),
         FormatArg::Jepsen => Some(Format::Jepsen),
+        FormatArg::JepsenEdn => Some(Format::JepsenEdn),
     };
     let records = formats::parse_records(&file, &text, format).map_err(|e| e.to_string())?;
     Ok((format.unwrap_or(Format::Jsonl), records))
@@ -151,6 +173,9 @@ fn implied_model(format: Format, records: &[Record]) -> ModelArg {
     let has = |f: &str| records.iter().any(|r| r.f == f);
     match format {
         Format::Jepsen => ModelArg::Cas,
+        Format::JepsenEdn if has("txn") => ModelArg::MultiRegister,
+        Format::JepsenEdn if has("cas") => ModelArg::Cas,
+        Format::JepsenEdn => ModelArg::Register,
         Format::PorcupineKv => ModelArg::Kv,
         Format::Jsonl if records.iter().any(|r| r.args.contains_key("version")) => {
             ModelArg::VersionedKv
@@ -353,7 +378,9 @@ pub struct BenchArgs {
     /// Only files whose path contains this text.
     #[arg(long)]
     only: Option<String>,
-    /// Seconds each run may take before its verdict is unknown.
+    /// Seconds each run may take before its verdict is unknown (passed to `aver lin
+    /// --timeout`, wall clock); each child also gets at most this many CPU seconds plus the
+    /// counterexample's budget.
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
     /// Address space each child process may take (e.g. 8G): a baseline that would eat the
@@ -378,8 +405,12 @@ enum BenchSet {
 struct Measured {
     /// 0 linearizable, 1 illegal, 2 unknown, 3 bad input; `None`: killed or crashed.
     code: Option<i32>,
+    /// The signal that ended the process, if one did.
+    signal: i32,
     cpu_ms: f64,
     max_rss_kib: i64,
+    /// The search's own wall time, as the binary printed it ("checked in X ms").
+    search_ms: f64,
 }
 
 impl Measured {
@@ -389,6 +420,9 @@ impl Measured {
             Some(1) => "illegal",
             Some(2) => "unknown",
             Some(3) => "bad-input",
+            _ if self.signal == SIGXCPU => "cpu-limit",
+            _ if self.signal == SIGKILL => "killed",
+            _ if self.signal == SIGABRT => "no-memory",
             _ => "crashed",
         }
     }
@@ -425,6 +459,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     let mut totals = Totals::default();
     print_bench_header(args.baseline.is_some());
     for (path, name, expected) in &files {
+        if name.starts_with("porcupine/") {
+            totals.in_process += check_cpu_ms(path, name, args.repeat.max(3))?;
+        }
         let now = measure_median(&current, path, &args)?;
         let before = match &args.baseline {
             Some(b) => Some(measure_median(b, path, &args)?),
@@ -439,9 +476,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
 
 #[derive(Default)]
 struct Totals {
+    /// CPU of the checks alone of Porcupine's corpus, in this process.
+    in_process: f64,
     files: usize,
     cpu_now: f64,
     cpu_before: f64,
+    search_now: f64,
+    search_before: f64,
     decided_now: usize,
     decided_before: usize,
     slower: Vec<String>,
@@ -452,10 +493,12 @@ impl Totals {
     fn add(&mut self, name: &str, expected: &str, now: &Measured, before: Option<&Measured>) {
         self.files += 1;
         self.cpu_now += now.cpu_ms;
+        self.search_now += now.search_ms.max(0.0);
         self.decided_now += now.decided() as usize;
         self.mismatches += (now.decided() && now.verdict() != expected) as usize;
         if let Some(b) = before {
             self.cpu_before += b.cpu_ms;
+            self.search_before += b.search_ms.max(0.0);
             self.decided_before += b.decided() as usize;
             self.mismatches += (b.decided() && b.verdict() != expected) as usize;
             if now.cpu_ms > b.cpu_ms {
@@ -465,17 +508,27 @@ impl Totals {
     }
 
     fn print(&self, timeout: f64, baseline: bool) {
+        if self.in_process > 0.0 {
+            println!(
+                "Porcupine's corpus, checks alone in this process (no parsing, no process start, \
+                 no counterexample): cpu {:.1} ms in total (median per file)",
+                self.in_process
+            );
+        }
         println!(
-            "total: {} files, cpu {:.1} ms, decided within {timeout} s: {}",
-            self.files, self.cpu_now, self.decided_now
+            "total: {} files, cpu {:.1} ms (search alone {:.1} ms wall), decided within \
+             {timeout} s: {}",
+            self.files, self.cpu_now, self.search_now, self.decided_now
         );
         if baseline {
             println!(
-                "baseline: cpu {:.1} ms, decided within {timeout} s: {}; ratio baseline/now \
-                 {:.2}x",
+                "baseline: cpu {:.1} ms (search alone {:.1} ms wall), decided within {timeout} \
+                 s: {}; ratio baseline/now: cpu {:.2}x, search {:.2}x",
                 self.cpu_before,
+                self.search_before,
                 self.decided_before,
-                self.cpu_before / self.cpu_now.max(1e-9)
+                self.cpu_before / self.cpu_now.max(1e-9),
+                self.search_before / self.search_now.max(1e-9)
             );
             println!(
                 "slower than the baseline: {}",
@@ -498,9 +551,15 @@ impl Totals {
 }
 
 fn print_bench_header(baseline: bool) {
-    print!("{:<40} {:<12} {:<12} {:>10} {:>8}", "file", "expected", "verdict", "cpu ms", "rss MiB");
+    print!(
+        "{:<34} {:<12} {:<12} {:>9} {:>9} {:>7}",
+        "file", "expected", "verdict", "cpu ms", "search ms", "rss MiB"
+    );
     if baseline {
-        print!("  {:<12} {:>10} {:>8} {:>7}", "baseline", "cpu ms", "rss MiB", "ratio");
+        print!(
+            "  {:<12} {:>9} {:>9} {:>7} {:>7}",
+            "baseline", "cpu ms", "search ms", "rss MiB", "ratio"
+        );
     }
     println!();
 }
@@ -508,14 +567,21 @@ fn print_bench_header(baseline: bool) {
 fn print_bench_row(name: &str, expected: &str, now: &Measured, before: Option<&Measured>) {
     let mib = |m: &Measured| m.max_rss_kib as f64 / 1024.0;
     print!(
-        "{name:<40} {expected:<12} {:<12} {:>10.1} {:>8.1}",
+        "{name:<34} {expected:<12} {:<12} {:>9.1} {:>9.1} {:>7.1}",
         now.verdict(),
         now.cpu_ms,
+        now.search_ms,
         mib(now)
     );
     if let Some(b) = before {
         let ratio = b.cpu_ms / now.cpu_ms.max(1e-9);
-        print!("  {:<12} {:>10.1} {:>8.1} {ratio:>6.2}x", b.verdict(), b.cpu_ms, mib(b));
+        print!(
+            "  {:<12} {:>9.1} {:>9.1} {:>7.1} {ratio:>6.2}x",
+            b.verdict(),
+            b.cpu_ms,
+            b.search_ms,
+            mib(b)
+        );
     }
     println!();
 }
@@ -534,6 +600,47 @@ fn default_corpus() -> PathBuf {
     default_testdata().join("porcupine")
 }
 
+/// Median CPU milliseconds of checking one corpus file in this process (parsing excluded).
+fn check_cpu_ms(path: &Path, name: &str, repeat: usize) -> anyhow::Result<f64> {
+    fn timed<M: Model>(model: &M, history: &[Operation<M::Input, M::Output>], n: usize) -> f64 {
+        let mut cpu: Vec<f64> = (0..n)
+            .map(|_| {
+                let before = cpu_time();
+                aver_checker::check_operations(model, history, None);
+                (cpu_time() - before).as_secs_f64() * 1e3
+            })
+            .collect();
+        cpu.sort_by(f64::total_cmp);
+        cpu[cpu.len() / 2]
+    }
+    Ok(if name.contains("/jepsen/") {
+        timed(&CasRegister, &formats::read_history::<CasRegister>(path, None)?, repeat)
+    } else {
+        timed(&Kv, &formats::read_history::<Kv>(path, None)?, repeat)
+    })
+}
+
+/// CPU time of the whole process (all threads).
+fn cpu_time() -> Duration {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+    }
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    let mut t = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer (Linux, 64-bit).
+    let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 /// Runs `binary lin FILE` `repeat` times; the run with the median CPU time.
 fn measure_median(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
     let mut runs = Vec::with_capacity(args.repeat.max(1));
@@ -548,6 +655,9 @@ fn measure_median(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Resul
 /// peak resident memory come from `wait4`, the same way for any binary.
 fn measure(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
     use std::os::unix::process::CommandExt;
+    let out_path = std::env::temp_dir().join(format!("aver-bench-{}.out", std::process::id()));
+    let out = std::fs::File::create(&out_path)
+        .with_context(|| format!("creating {}", out_path.display()))?;
     let mut command = std::process::Command::new(binary);
     command
         .arg("lin")
@@ -555,15 +665,21 @@ fn measure(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measu
         .arg("--timeout")
         .arg(args.timeout.to_string())
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(out)
         .stderr(std::process::Stdio::null());
-    let limit = args.child_memory as u64;
+    let memory = args.child_memory as u64;
+    // CPU seconds: the timeout plus the counterexample's budget, so that on a loaded machine
+    // (where the wall-clock timeout comes first) and on a quiet one both binaries get the
+    // same CPU at most.
+    let cpu = args.timeout.ceil() as u64 + SHRINK_BUDGET.as_secs();
     // SAFETY: between fork and exec the closure calls only setrlimit, which is
-    // async-signal-safe, on a stack value.
+    // async-signal-safe, on stack values.
     unsafe {
         command.pre_exec(move || {
-            let rlimit = [limit, limit];
-            if setrlimit(RLIMIT_AS, rlimit.as_ptr()) != 0 {
+            let (memory, cpu) = ([memory, memory], [cpu, cpu + 5]);
+            if setrlimit(RLIMIT_AS, memory.as_ptr()) != 0
+                || setrlimit(RLIMIT_CPU, cpu.as_ptr()) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -594,15 +710,27 @@ fn measure(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measu
     }
     let cpu = |sec: i64, usec: i64| sec as f64 * 1e3 + usec as f64 / 1e3;
     let exited = status & 0x7f == 0;
+    let printed = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let search_ms = printed
+        .split_once("checked in ")
+        .and_then(|(_, rest)| rest.split_once(" ms"))
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or(f64::NAN);
     Ok(Measured {
         code: exited.then_some((status >> 8) & 0xff),
+        signal: if exited { 0 } else { status & 0x7f },
         cpu_ms: cpu(usage[0], usage[1]) + cpu(usage[2], usage[3]),
         max_rss_kib: usage[4],
+        search_ms,
     })
 }
 
 const WNOHANG: i32 = 1;
+const SIGABRT: i32 = 6;
 const SIGKILL: i32 = 9;
+const SIGXCPU: i32 = 24;
+const RLIMIT_CPU: i32 = 0;
 const RLIMIT_AS: i32 = 9;
 
 unsafe extern "C" {
@@ -633,6 +761,7 @@ mod tests {
             timeout: None,
             html: None,
             max_memory: 4 << 30,
+            init: None,
             threads: None,
             stats: false,
         }

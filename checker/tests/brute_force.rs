@@ -7,12 +7,12 @@
 //! and in some histories one output is then replaced by a random one, which usually makes
 //! the history illegal. The brute force shares nothing with the search but the model.
 
+use aver_checker::generate::{Anomaly, GenModel, GenSpec, generate};
+use aver_checker::models::Register;
 use aver_checker::models::{
     CasRegister, Kv, KvInput, KvOutput, KvValue, RegisterInput, RegisterOutput, VersionedInput,
     VersionedKv, VersionedOutput,
 };
-use aver_checker::generate::{Anomaly, GenModel, GenSpec, generate};
-use aver_checker::models::Register;
 use aver_checker::{
     CheckOptions, CheckResult, Event, EventKind, Model, Operation, PowerSet, check_events,
     check_operations, check_operations_with,
@@ -535,19 +535,34 @@ fn generated_verdicts_agree_with_brute_force() {
             let records = parse_records("gen.jsonl", &generated.jsonl, None).expect("parses");
             let mutated = generated.expected == CheckResult::Illegal;
             let got = match model {
-                GenModel::Register => agree(&Register, &decode::<Register>("g", &records).unwrap(), mutated),
-                GenModel::Cas => agree(&CasRegister, &decode::<CasRegister>("g", &records).unwrap(), mutated),
+                GenModel::Register => agree(
+                    &Register,
+                    &decode::<Register>("g", &records).unwrap(),
+                    mutated,
+                ),
+                GenModel::Cas => agree(
+                    &CasRegister,
+                    &decode::<CasRegister>("g", &records).unwrap(),
+                    mutated,
+                ),
                 GenModel::Kv => agree(&Kv, &decode::<Kv>("g", &records).unwrap(), mutated),
                 GenModel::VersionedKv => {
                     let m = PowerSet(VersionedKv);
-                    agree(&m, &decode::<PowerSet<VersionedKv>>("g", &records).unwrap(), mutated)
+                    agree(
+                        &m,
+                        &decode::<PowerSet<VersionedKv>>("g", &records).unwrap(),
+                        mutated,
+                    )
                 }
             };
             assert_eq!(got, generated.expected, "{spec:?}");
             checked[mutated as usize] += 1;
         }
     }
-    assert!(checked[0] >= 40 && checked[1] >= 40, "too few generated: {checked:?}");
+    assert!(
+        checked[0] >= 40 && checked[1] >= 40,
+        "too few generated: {checked:?}"
+    );
 }
 
 /// Samples `n` cases with a fixed seed and counts the verdicts.

@@ -1,7 +1,7 @@
 //! The hard generated set (testdata/hard: expected.tsv, generate.sh): every history there
 //! regenerates byte for byte from the command recorded next to it, and the checker's
 //! verdict matches the one known by construction. CI checks the files marked `ci=yes`
-//! (each about a second or less for the checker of e7c4ba9); all of them:
+//! (each about a second or less for this checker); all of them:
 //! `cargo test --release -p aver-checker --test hard -- --ignored`, or with timings
 //! `aver bench lin --set hard`.
 
@@ -83,9 +83,11 @@ fn check(row: &Row, text: &str) -> CheckResult {
     let timeout = Some(Duration::from_secs(60));
     let f = &row.file;
     match row.spec.model {
-        GenModel::Register => {
-            check_operations(&Register, &decode::<Register>(f, &records).unwrap(), timeout)
-        }
+        GenModel::Register => check_operations(
+            &Register,
+            &decode::<Register>(f, &records).unwrap(),
+            timeout,
+        ),
         GenModel::Cas => {
             let ops = decode::<CasRegister>(f, &records).unwrap();
             check_operations(&CasRegister, &ops, timeout)
@@ -100,7 +102,11 @@ fn check(row: &Row, text: &str) -> CheckResult {
 
 fn check_rows(all: bool) {
     let rows = rows();
-    assert!(rows.len() >= 60, "the hard set has {} histories", rows.len());
+    assert!(
+        rows.len() >= 60,
+        "the hard set has {} histories",
+        rows.len()
+    );
     let verdicts = |v: CheckResult| rows.iter().filter(|r| r.expected == v).count();
     assert!(verdicts(CheckResult::Ok) >= 20 && verdicts(CheckResult::Illegal) >= 20);
     let mut wrong = Vec::new();
@@ -114,7 +120,10 @@ fn check_rows(all: bool) {
         );
         let got = check(row, &text);
         if got != row.expected {
-            wrong.push(format!("{}: expected {:?}, got {got:?}", row.file, row.expected));
+            wrong.push(format!(
+                "{}: expected {:?}, got {got:?}",
+                row.file, row.expected
+            ));
         }
     }
     assert!(wrong.is_empty(), "verdicts differ:\n{}", wrong.join("\n"));

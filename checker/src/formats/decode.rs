@@ -2,8 +2,8 @@
 
 use super::{LineError, Record};
 use crate::models::{
-    CasRegister, Initial, Kv, KvInput, KvOutput, MicroOp, MultiRegister, Register,
-    RegisterInput, RegisterOutput, Txn, TxnOutput, VersionedInput, VersionedKv, VersionedOutput,
+    CasRegister, Initial, Kv, KvInput, KvOutput, MicroOp, MultiRegister, Register, RegisterInput,
+    RegisterOutput, Txn, TxnOutput, VersionedInput, VersionedKv, VersionedOutput,
 };
 use crate::{Model, PowerSet};
 use serde_json::Value;
@@ -284,7 +284,9 @@ fn micro_ops<'a>(
                 Some("write" | "w" | ":write" | ":w") => "write",
                 _ => return fail(field, format!("unknown micro-op {}", p[0])),
             };
-            let key = p[1].as_str().map_or_else(|| p[1].to_string(), str::to_string);
+            let key = p[1]
+                .as_str()
+                .map_or_else(|| p[1].to_string(), str::to_string);
             Ok((f, key, &p[2]))
         })
         .collect()

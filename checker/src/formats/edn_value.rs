@@ -232,9 +232,7 @@ impl Reader {
                     Some('r') => s.push('\r'),
                     Some('u') => {
                         let hex: String = (0..4).filter_map(|_| self.bump()).collect();
-                        let c = u32::from_str_radix(&hex, 16)
-                            .ok()
-                            .and_then(char::from_u32);
+                        let c = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
                         s.push(c.ok_or_else(|| self.error(format!("bad escape \\u{hex}")))?);
                     }
                     Some(c) => s.push(c),
@@ -269,8 +267,9 @@ impl Reader {
             "true" => Edn::Bool(true),
             "false" => Edn::Bool(false),
             _ if token.starts_with(':') => Edn::Keyword(token[1..].to_string()),
-            _ if starts_number(&token) => number(&token)
-                .ok_or_else(|| self.error(format!("cannot read number {token:?}")))?,
+            _ if starts_number(&token) => {
+                number(&token).ok_or_else(|| self.error(format!("cannot read number {token:?}")))?
+            }
             _ => Edn::Symbol(token),
         })
     }
@@ -312,7 +311,15 @@ mod tests {
     #[test]
     fn bad_edn_is_an_error_with_a_line_not_a_panic() {
         let deep = "[".repeat(100);
-        for bad in ["[{:a 1", "[{:a}]", "[1 2] 3", "{:a \"x", "[)", "#", deep.as_str()] {
+        for bad in [
+            "[{:a 1",
+            "[{:a}]",
+            "[1 2] 3",
+            "{:a \"x",
+            "[)",
+            "#",
+            deep.as_str(),
+        ] {
             assert!(parse_ops(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_ops("[\n\n{:a 1 :b}]").unwrap_err().line, 3);

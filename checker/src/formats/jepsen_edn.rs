@@ -30,7 +30,11 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Record>, LineError> {
         let client = match op.get("process") {
             Some(Edn::Int(p)) if *p >= 0 => *p as u64,
             Some(Edn::Int(p)) => {
-                return Err(LineError::new(line, ":process", format!("negative process {p}")));
+                return Err(LineError::new(
+                    line,
+                    ":process",
+                    format!("negative process {p}"),
+                ));
             }
             Some(_) => continue, // the nemesis, or another non-client process
             None => return Err(LineError::new(line, ":process", "missing")),
@@ -126,13 +130,21 @@ fn output(f: &str, value: &Edn, line: usize) -> Result<Option<Value>, LineError>
 fn txn(value: &Edn, line: usize) -> Result<Value, LineError> {
     let bad = |what: String| LineError::new(line, ":value", what);
     let Edn::Vector(mops) = value else {
-        return Err(bad(format!("expected [[:read k v] ...], found {}", clip(&value.show()))));
+        return Err(bad(format!(
+            "expected [[:read k v] ...], found {}",
+            clip(&value.show())
+        )));
     };
     let mut out = Vec::with_capacity(mops.len());
     for mop in mops {
         let parts = match mop {
             Edn::Vector(p) if p.len() == 3 => p,
-            _ => return Err(bad(format!("expected [f k v], found {}", clip(&mop.show())))),
+            _ => {
+                return Err(bad(format!(
+                    "expected [f k v], found {}",
+                    clip(&mop.show())
+                )));
+            }
         };
         let f = match &parts[0] {
             Edn::Keyword(k) if k == "read" || k == "r" => "read",

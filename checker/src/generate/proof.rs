@@ -139,10 +139,15 @@ fn kv_get_impossible(ops: &[Op], r: usize) -> Option<String> {
         .collect();
     let missing = ops.iter().enumerate().find(|&(t, a)| {
         on_key(&a)
-            && matches!((&a.input, &a.output), (Call::Append { .. }, Some(Out::Done)))
+            && matches!(
+                (&a.input, &a.output),
+                (Call::Append { .. }, Some(Out::Done))
+            )
             && before(a, get)
             && !seen_tokens.contains(&t)
-            && puts.iter().all(|p| before(p, a) || !may_precede_return(p, get))
+            && puts
+                .iter()
+                .all(|p| before(p, a) || !may_precede_return(p, get))
     });
     missing.map(|(t, _)| format!("misses <{t}>, appended before the get was called"))
 }

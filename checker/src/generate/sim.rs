@@ -19,14 +19,37 @@ const RESTART: u64 = 50;
 /// What a client asked for; keys are indices.
 #[derive(Clone, Debug)]
 pub(crate) enum Call {
-    Read { key: usize },
-    Write { key: usize, value: i64 },
-    Cas { key: usize, expected: i64, new: i64 },
-    Get { key: usize },
-    Put { key: usize, value: String },
-    Append { key: usize, value: String },
-    VGet { key: usize },
-    VPut { key: usize, value: String, version: u64 },
+    Read {
+        key: usize,
+    },
+    Write {
+        key: usize,
+        value: i64,
+    },
+    Cas {
+        key: usize,
+        expected: i64,
+        new: i64,
+    },
+    Get {
+        key: usize,
+    },
+    Put {
+        key: usize,
+        value: String,
+    },
+    Append {
+        key: usize,
+        value: String,
+    },
+    VGet {
+        key: usize,
+    },
+    VPut {
+        key: usize,
+        value: String,
+        version: u64,
+    },
 }
 
 impl Call {
@@ -272,7 +295,10 @@ impl Sim<'_> {
     fn point(&mut self, id: usize) {
         let key = self.ops[id].input.key();
         let state = self.current(key).clone();
-        let anomaly = self.anomaly.filter(|&(_, victim)| victim == id).map(|a| a.0);
+        let anomaly = self
+            .anomaly
+            .filter(|&(_, victim)| victim == id)
+            .map(|a| a.0);
         let (mut out, mut next) = apply(&state, &self.ops[id].input);
         match anomaly {
             Some(Anomaly::StaleRead) => out = self.stale(key, id).unwrap_or(out),
@@ -296,9 +322,10 @@ impl Sim<'_> {
     fn stale(&self, key: usize, id: usize) -> Option<Out> {
         let called = self.ops[id].call;
         let states = &self.states[key];
-        let old = states.iter().rev().find(|(_, by)| {
-            by.is_some_and(|w| self.ops[w].ret.is_some_and(|r| r < called))
-        })?;
+        let old = states
+            .iter()
+            .rev()
+            .find(|(_, by)| by.is_some_and(|w| self.ops[w].ret.is_some_and(|r| r < called)))?;
         Some(apply(&old.0, &self.ops[id].input).0)
     }
 }
@@ -331,7 +358,9 @@ fn apply(state: &State, call: &Call) -> (Out, State) {
 fn forced(state: &State, call: &Call) -> (Out, State) {
     match (state, call) {
         (State::Reg(_), Call::Cas { new, .. }) => (Out::Cas(true), State::Reg(Some(*new))),
-        (State::Ver(_, v), Call::VPut { value, .. }) => (Out::Done, State::Ver(value.clone(), v + 1)),
+        (State::Ver(_, v), Call::VPut { value, .. }) => {
+            (Out::Done, State::Ver(value.clone(), v + 1))
+        }
         _ => apply(state, call),
     }
 }
@@ -344,9 +373,11 @@ impl Run {
             (Anomaly::StaleRead, Call::Read { .. } | Call::Get { .. } | Call::VGet { .. }, _) => {
                 true
             }
-            (Anomaly::LostWrite, Call::Write { .. } | Call::Put { .. } | Call::Append { .. }, _) => {
-                true
-            }
+            (
+                Anomaly::LostWrite,
+                Call::Write { .. } | Call::Put { .. } | Call::Append { .. },
+                _,
+            ) => true,
             (Anomaly::LostWrite, Call::VPut { .. }, Some(Out::Done)) => true,
             (Anomaly::DuplicatedAppend, Call::Append { .. }, _) => true,
             (Anomaly::WrongCas, Call::Cas { .. }, Some(Out::Cas(false))) => true,

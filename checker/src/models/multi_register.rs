@@ -54,7 +54,8 @@ impl Model for MultiRegister {
                     }
                 }
                 MicroOp::Write(k, v) => {
-                    next.get_or_insert_with(|| state.clone()).insert(k.clone(), *v);
+                    next.get_or_insert_with(|| state.clone())
+                        .insert(k.clone(), *v);
                 }
             }
         }

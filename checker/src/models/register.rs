@@ -91,8 +91,7 @@ fn unneeded_writes(ops: &[&Operation<RegisterInput, RegisterOutput>]) -> Vec<boo
         })
         .collect();
     let cas_all_true = ops.iter().all(|o| {
-        !matches!(o.input, RegisterInput::Cas { .. })
-            || o.output == Some(RegisterOutput::Cas(true))
+        !matches!(o.input, RegisterInput::Cas { .. }) || o.output == Some(RegisterOutput::Cas(true))
     });
     ops.iter()
         .map(|o| cas_all_true && pending_write(o).is_some_and(|v| !observed.contains(&v)))

@@ -425,7 +425,11 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
         if visit != Visit::New {
             self.flip(op);
             self.stats.seen += (visit == Visit::Seen) as u64;
-            return if visit == Visit::Seen { Step::Seen } else { Step::Full };
+            return if visit == Visit::Seen {
+                Step::Seen
+            } else {
+                Step::Full
+            };
         }
         self.stats.configurations += 1;
         let before = std::mem::replace(&mut self.state, next);

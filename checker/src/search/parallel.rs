@@ -82,7 +82,8 @@ impl<S> Control<S> {
     fn give(&self, task: Task<S>) {
         let mut pool = self.lock();
         pool.tasks.push(task);
-        self.want.store(pool.tasks.len() < pool.idle, Ordering::Relaxed);
+        self.want
+            .store(pool.tasks.len() < pool.idle, Ordering::Relaxed);
         self.wake.notify_one();
     }
 

@@ -296,7 +296,9 @@ pub(crate) struct Shared<S> {
 impl<S: Clone + Eq + Hash> Shared<S> {
     pub(crate) fn new(budget: Budget) -> Self {
         Shared {
-            ids: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
+            ids: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
             next_id: AtomicU32::new(0),
             memo: (0..SHARDS).map(|_| Mutex::new(Memo::new())).collect(),
             budget,
@@ -367,7 +369,8 @@ impl<S: Clone + Eq + Hash> Tables<S> for Handle<'_, S> {
             }
         }
         let key = key_of(set_hash, id, tag);
-        self.shard(key).visit(key, id, tag, bits, &self.shared.budget)
+        self.shard(key)
+            .visit(key, id, tag, bits, &self.shared.budget)
     }
 }
 

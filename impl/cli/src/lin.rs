@@ -208,7 +208,13 @@ impl Run<'_> {
         let analysis = check_operations_with(model, &history, &self.options);
         let elapsed = started.elapsed();
         let counterexample = counterexample::find(model, &history, &analysis, SHRINK_BUDGET);
-        print_verdict(self.file, &history, &analysis, elapsed, self.options.memory_max);
+        print_verdict(
+            self.file,
+            &history,
+            &analysis,
+            elapsed,
+            self.options.memory_max,
+        );
         if self.stats {
             print_stats(&analysis);
         }
@@ -451,7 +457,11 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
                 anyhow::bail!("{}: expected path<TAB>verdict", table.display());
             };
             let shown = format!("{set}/{name}");
-            if args.only.as_ref().is_none_or(|o| shown.contains(o.as_str())) {
+            if args
+                .only
+                .as_ref()
+                .is_none_or(|o| shown.contains(o.as_str()))
+            {
                 files.push((dir.join(set).join(name), shown, expected.to_string()));
             }
         }
@@ -502,7 +512,10 @@ impl Totals {
             self.decided_before += b.decided() as usize;
             self.mismatches += (b.decided() && b.verdict() != expected) as usize;
             if now.cpu_ms > b.cpu_ms {
-                self.slower.push(format!("{name} ({:.1} ms > {:.1} ms)", now.cpu_ms, b.cpu_ms));
+                self.slower.push(format!(
+                    "{name} ({:.1} ms > {:.1} ms)",
+                    now.cpu_ms, b.cpu_ms
+                ));
             }
         }
     }
@@ -614,7 +627,11 @@ fn check_cpu_ms(path: &Path, name: &str, repeat: usize) -> anyhow::Result<f64> {
         cpu[cpu.len() / 2]
     }
     Ok(if name.contains("/jepsen/") {
-        timed(&CasRegister, &formats::read_history::<CasRegister>(path, None)?, repeat)
+        timed(
+            &CasRegister,
+            &formats::read_history::<CasRegister>(path, None)?,
+            repeat,
+        )
     } else {
         timed(&Kv, &formats::read_history::<Kv>(path, None)?, repeat)
     })

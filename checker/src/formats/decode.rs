@@ -264,11 +264,11 @@ impl Decode for MultiRegister {
     }
 }
 
+/// One micro-operation as read: `("read"|"write", key, value)`.
+type RawMicroOp<'a> = (&'static str, String, &'a Value);
+
 /// `[["read"|"write", key, value], ...]`.
-fn micro_ops<'a>(
-    value: &'a Value,
-    field: &str,
-) -> Result<Vec<(&'static str, String, &'a Value)>, (String, String)> {
+fn micro_ops<'a>(value: &'a Value, field: &str) -> Result<Vec<RawMicroOp<'a>>, (String, String)> {
     let Some(items) = value.as_array() else {
         return fail(field, "expected [[f, key, value], ...]");
     };

@@ -160,12 +160,15 @@ fn validate(spec: &GenSpec) -> Result<(), String> {
     if spec.keys == 0 || (!keyed && spec.keys != 1) {
         return Err("--keys must be 1 for the register and cas models, and at least 1".into());
     }
-    let fits = match (spec.model, spec.anomaly) {
-        (_, None | Some(Anomaly::StaleRead | Anomaly::LostWrite)) => true,
-        (GenModel::Kv, Some(Anomaly::DuplicatedAppend)) => true,
-        (GenModel::Cas | GenModel::VersionedKv, Some(Anomaly::WrongCas)) => true,
-        _ => false,
-    };
+    let fits = matches!(
+        (spec.model, spec.anomaly),
+        (_, None | Some(Anomaly::StaleRead | Anomaly::LostWrite))
+            | (GenModel::Kv, Some(Anomaly::DuplicatedAppend))
+            | (
+                GenModel::Cas | GenModel::VersionedKv,
+                Some(Anomaly::WrongCas)
+            )
+    );
     if !fits {
         let anomaly = spec.anomaly.map_or("", Anomaly::name);
         return Err(format!(

@@ -57,11 +57,10 @@ fn sets(op: &Op) -> Option<i64> {
 
 /// Whether a register operation certainly took effect (it returned with a known success).
 fn definitely_sets(op: &Op) -> bool {
-    match (&op.input, &op.output) {
-        (Call::Write { .. }, Some(Out::Write)) => true,
-        (Call::Cas { .. }, Some(Out::Cas(true))) => true,
-        _ => false,
-    }
+    matches!(
+        (&op.input, &op.output),
+        (Call::Write { .. }, Some(Out::Write)) | (Call::Cas { .. }, Some(Out::Cas(true)))
+    )
 }
 
 /// A read that saw `v`, or a cas that succeeded on `v`, when every operation that could have

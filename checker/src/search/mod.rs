@@ -313,6 +313,14 @@ impl SearchStats {
     }
 }
 
+/// What a forced-read pass found.
+enum Forced {
+    Took,
+    Dead,
+    None,
+    Full,
+}
+
 /// One thread's search.
 struct Worker<'p, 'a, M: Model, T> {
     p: &'p Problem<'a, M>,
@@ -424,7 +432,6 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
             };
         }
         self.stats.configurations += 1;
-        self.stats.forced += forced as u64;
         let before = std::mem::replace(&mut self.state, next);
         self.stack.push(Frame {
             call: node,
@@ -441,12 +448,30 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
         Step::New
     }
 
-    // Reads placed eagerly. Sound: if the configuration C has a linearizable extension and
-    // r is a callable read-only operation the model accepts in C's state, moving r to the
-    // front of that extension gives another one (r changes no state, and every operation
-    // that must precede r already does), so C extends iff C + r does. Hence when C + r
-    // fails, or was visited before (and failed, or is being searched), C fails too, and
-    // the frame of r is marked `forced` so that undoing it also undoes C.
+    /// Places a read eagerly. Sound: if the configuration C has a linearizable extension
+    /// and r is a callable read-only operation the model accepts in C's state, moving r to
+    /// the front of that extension gives another one (r changes no state, and every
+    /// operation that must precede r already does), so C extends iff C + r does. Hence if
+    /// C + r was visited before (and failed, or is being searched), C fails too.
+    fn forced(&mut self) -> Forced {
+        let mut node = self.entries.next[HEAD as usize];
+        while self.entries.is_call[node as usize] {
+            let op = self.entries.op[node as usize] as usize;
+            if self.p.read_only[op] && !self.twin_waits(op) {
+                match self.try_step(node, true) {
+                    Step::New => {
+                        self.stats.forced += 1;
+                        return Forced::Took;
+                    }
+                    Step::Seen => return Forced::Dead,
+                    Step::Full => return Forced::Full,
+                    Step::Illegal => {}
+                }
+            }
+            node = self.entries.next[node as usize];
+        }
+        Forced::None
+    }
 
     /// Undoes choices up to the most recent one with alternatives left; returns where to
     /// scan next, or `None` when this worker's task is exhausted.
@@ -486,20 +511,15 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
         })
     }
 
-    /// Searches from `at` (`None`: from the front of this worker's configuration).
+    /// Searches from `at` (`None`: a configuration just reached, scan from the front).
     ///
     /// Callable operations are tried in call order. (Trying the never-returned ones last
     /// was measured: it helps some versioned-KV histories and makes append-heavy KV
     /// histories, whose timed-out appends took effect soon after their call, far slower.)
-    /// A read-only operation the model accepts is placed eagerly (see the comment above
-    /// `backtrack`); it is met in the same scan, so no operation costs more than one model
-    /// step per visit.
     fn search(&mut self, at: Option<Scan>, poll: &mut dyn FnMut(&mut Self) -> bool) -> End {
         let mut steps = 0u32;
-        let front = |w: &Self| Scan {
-            node: w.entries.next[HEAD as usize],
-        };
-        let mut scan = at.unwrap_or_else(|| front(self));
+        let mut fresh = at.is_none();
+        let mut scan = at.unwrap_or(Scan { node: HEAD });
         loop {
             if self.remaining == 0 {
                 return End::Found;
@@ -511,6 +531,24 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
                     return End::Interrupted;
                 }
             }
+            if fresh {
+                fresh = false;
+                scan = match self.forced() {
+                    Forced::Took => {
+                        fresh = true;
+                        continue;
+                    }
+                    Forced::Dead => match self.backtrack() {
+                        Some(next) => next,
+                        None => return End::Exhausted,
+                    },
+                    Forced::Full => return End::Full,
+                    Forced::None => Scan {
+                        node: self.entries.next[HEAD as usize],
+                    },
+                };
+                continue;
+            }
             let node = scan.node;
             if !self.entries.is_call[node as usize] {
                 scan = match self.backtrack() {
@@ -520,23 +558,17 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
                 continue;
             }
             let op = self.entries.op[node as usize] as usize;
-            let step = if self.twin_waits(op) {
-                Step::Illegal
-            } else {
-                self.try_step(node, self.p.read_only[op])
-            };
-            scan = match step {
-                Step::New => front(self),
-                Step::Full => return End::Full,
-                // A read the model accepts whose configuration was seen: this one fails.
-                Step::Seen if self.p.read_only[op] => match self.backtrack() {
-                    Some(next) => next,
-                    None => return End::Exhausted,
-                },
-                Step::Seen | Step::Illegal => Scan {
-                    node: self.entries.next[node as usize],
-                },
-            };
+            if !self.p.read_only[op] && !self.twin_waits(op) {
+                match self.try_step(node, false) {
+                    Step::New => {
+                        fresh = true;
+                        continue;
+                    }
+                    Step::Full => return End::Full,
+                    Step::Seen | Step::Illegal => {}
+                }
+            }
+            scan.node = self.entries.next[node as usize];
         }
     }
 }

@@ -19,6 +19,8 @@ enum BenchCmd {
     Check(crate::check::BenchArgs),
     /// Put load on a running aver cluster (and on etcd with `--against etcd`).
     Kv(crate::kv::BenchArgs),
+    /// MapReduce word count over ~300 MB: 1 vs 2 workers vs `tr | sort | uniq -c`.
+    Mr(crate::mr::BenchArgs),
 }
 
 /// Runs the chosen benchmark.
@@ -28,5 +30,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         BenchCmd::Lin(a) => crate::lin::bench(a),
         BenchCmd::Check(a) => crate::check::bench(a),
         BenchCmd::Kv(a) => crate::kv::bench(a),
+        BenchCmd::Mr(a) => crate::mr::bench(a),
     }
 }

@@ -5,8 +5,11 @@
 mod bench;
 mod check;
 mod cluster;
+#[path = "gen.rs"] // `gen` is a reserved word in Rust 2024
+mod gen_history;
 mod kv;
 mod lin;
+mod mr;
 mod replay;
 mod serve;
 mod sim;
@@ -32,7 +35,12 @@ enum Command {
     Sim(sim::SimArgs),
     /// Check a history for linearizability.
     Lin(lin::LinArgs),
-    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`, `aver bench kv`.
+    /// MapReduce as real processes: `aver mr run --workers 3 --app wc FILES...`.
+    Mr(mr::MrArgs),
+    /// Generate test data: `aver gen history ...`.
+    Gen(gen_history::GenArgs),
+    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`, `aver bench mr`,
+    /// `aver bench kv`.
     Bench(bench::BenchArgs),
     /// Run one real node (e.g. `aver serve kv --id 1 --peers ... --data data/n1`).
     Serve(serve::ServeArgs),
@@ -63,11 +71,13 @@ fn main() -> ExitCode {
         Command::Explore(a) => check::explore(a),
         Command::Sim(a) => sim::run(a),
         Command::Lin(a) => lin::run(a),
+        Command::Mr(a) => mr::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Cluster(a) => cluster::run(a),
         Command::Kv(a) => kv::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::Gen(a) => gen_history::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

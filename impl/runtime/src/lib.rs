@@ -13,6 +13,8 @@
 //!
 //! The deterministic simulator (`impl/sim`) runs cores through the same [`Driver`] with a
 //! different [`Environment`].
+//!
+//! [`mr`] runs MapReduce's coordinator and workers as real processes.
 #![deny(missing_docs)]
 
 pub mod client;
@@ -20,6 +22,7 @@ pub mod commit;
 pub mod driver;
 pub mod frame;
 pub mod group;
+pub mod mr;
 pub mod net;
 pub mod node;
 pub mod outbox;

@@ -1,6 +1,6 @@
 //! A WAL segment and a trace file of arbitrary bytes: scanned, decoded, never a panic.
 #![no_main]
-use aver_runtime::service::KvOp;
+use aver_runtime::kv::{Entry, ServerMessage};
 use aver_runtime::storage::wal;
 use aver_runtime::trace;
 use libfuzzer_sys::fuzz_target;
@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let scan = wal::scan(data);
     for b in &scan.batches {
-        let _ = wal::decode_records::<KvOp>(b.body);
+        let _ = wal::decode_records::<Entry>(b.body);
     }
-    let _ = trace::parse_trace::<KvOp>(std::path::Path::new("fuzz.trace"), data);
+    let _ = trace::parse_trace::<Entry, ServerMessage>(std::path::Path::new("fuzz.trace"), data);
 });

@@ -10,9 +10,7 @@
 
 use crate::serve::{cluster_id, init_logging, parse_members};
 use aver_core::contract::NodeId;
-use aver_runtime::client::Client;
 use aver_runtime::net::TokioNet;
-use aver_runtime::service::{KvOp, KvOutput};
 use aver_runtime::wire::{ClusterId, NodeStatus};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
@@ -447,11 +445,14 @@ pub async fn statuses(
     members: &BTreeMap<NodeId, SocketAddr>,
 ) -> Vec<Option<NodeStatus>> {
     let mut opts = aver_runtime::client::ClientOptions::new(cluster, members.clone());
-    opts.attempt_timeout = Duration::from_millis(500);
-    let mut client: Client<TokioNet, KvOp, KvOutput> = Client::new(TokioNet, opts);
+    opts.op_timeout = Duration::from_millis(500);
     let mut out = Vec::new();
     for &id in members.keys() {
-        out.push(client.status(id).await.ok());
+        out.push(
+            aver_runtime::client::status(&TokioNet, &opts, id)
+                .await
+                .ok(),
+        );
     }
     out
 }

@@ -48,7 +48,7 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// One key/value operation on a running cluster: `get`, `put`, `append`.
     Kv(kv::KvArgs),
-    /// Replay node traces into the Raft core and check every invariant.
+    /// Replay node traces into the node's core (kvraft on Raft) and check every invariant.
     Replay(replay::ReplayArgs),
 }
 

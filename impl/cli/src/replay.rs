@@ -1,5 +1,6 @@
-//! `aver replay TRACE...`: feeds recorded node inputs to the Raft core and checks that it does
-//! what the node did, with every invariant along the way (see `aver_runtime::replay`).
+//! `aver replay TRACE...`: feeds recorded node inputs to the node's core (the kvraft server on
+//! Raft) and checks that it does what the node did, with every invariant along the way (see
+//! `aver_runtime::replay`).
 //!
 //! Each argument is a node's trace directory (`DATA/n1/trace`), a node's data directory
 //! (`DATA/n1`), or a cluster's data directory (`DATA`, every `DATA/n*/trace`). Nodes given
@@ -9,7 +10,6 @@
 //! arguments or unreadable traces.
 
 use aver_runtime::replay::{ReplayError, replay_cluster};
-use aver_runtime::service::KvOp;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -59,7 +59,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<u8> {
     for p in &args.traces {
         dirs.extend(trace_dirs(p)?);
     }
-    match replay_cluster::<KvOp>(&dirs) {
+    match replay_cluster(&dirs) {
         Ok(report) => {
             for (dir, n) in dirs.iter().zip(&report.nodes) {
                 println!(

@@ -87,18 +87,18 @@ proptest! {
     #[test]
     fn request_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         use aver_runtime::frame;
-        use aver_runtime::service::KvOp;
+        use aver_runtime::kv::{Entry, Op};
         use aver_runtime::wire::Request;
         if let Ok(Some((body, _))) = frame::split_frame(&bytes, 1 << 20) {
-            let _ = frame::decode_body::<Request<KvOp>>(body);
+            let _ = frame::decode_body::<Request<Op>>(body);
         }
         // The same bytes as the body of a valid frame: only the decoder stands between them
         // and the node.
         let framed = [&(bytes.len() as u32).to_le_bytes()[..], &crc32(&bytes).to_le_bytes(), &bytes].concat();
         let (body, _) = frame::split_frame(&framed, 1 << 20).unwrap().unwrap();
-        let _ = frame::decode_body::<Request<KvOp>>(body);
+        let _ = frame::decode_body::<Request<Op>>(body);
         let _ = frame::decode_body::<aver_runtime::wire::Hello>(body);
-        let _ = frame::decode_body::<aver_runtime::wire::PeerFrame<KvOp>>(body);
+        let _ = frame::decode_body::<aver_runtime::wire::PeerFrame<Entry>>(body);
     }
 }
 

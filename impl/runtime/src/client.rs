@@ -1,278 +1,328 @@
-//! A client of a cluster: leader discovery, retries where they are safe, timeouts.
+//! A client of a cluster: the kvraft clerk core ([`aver_core::kvraft::Clerk`]) driven over TCP.
 //!
-//! The client sends an operation to the node it believes leads; a `NotLeader` answer names the
-//! leader (or the client tries the next node), and `NotApplied`/`Busy` or a connection that
-//! cannot be made mean the operation was not executed, so it is retried — until the
-//! operation's deadline. Once a request may have reached a leader and no definite answer came
-//! back (a timeout, a dropped connection, `Unknown`), the client stops and reports
-//! [`Outcome::Unknown`] — unless the operation says it is safe to repeat ([`RetrySafe`], e.g.
-//! a read): the services here keep no table of client requests, so a retry could execute a
-//! write twice. A history records such an operation without a return.
+//! The clerk decides everything a client decides — the sequence number of each operation,
+//! which server to ask, when to move to the hinted leader, when to resend (on the same
+//! sequence number, so the servers' dedup table executes the operation once). This driver
+//! only carries its requests to sockets, its replies back, and runs its `Retry` timer.
+//!
+//! An operation not answered within [`ClientOptions::op_timeout`] is abandoned: the caller
+//! learns [`Outcome::Unknown`] (it may still execute), and the next operation starts a new
+//! clerk with a new session id — the core has no input to give up an operation, and a new
+//! session cannot be confused with the old one's retries.
 
+use crate::driver::{Driver, Environment};
 use crate::frame;
+use crate::kv::{ClientMessage, Op, OpReply, Store};
 use crate::net::{Net, dial};
-use crate::wire::{ClusterId, Endpoint, Hello, NodeStatus, OpResult, Reply, Request};
-use aver_core::contract::NodeId;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use crate::wire::{ClusterId, Endpoint, Hello, NodeStatus, Reply, Request};
+use aver_core::contract::{NodeId, TimerCmd};
+use aver_core::kvraft::{Clerk, ClerkConfig, ClerkOutput, ClerkTimer, ClientId, ClientMsg, KvBugs};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-
-/// Whether an operation may be executed more than once with the same effect as once (a
-/// read), so that the client may retry it after an ambiguous failure.
-pub trait RetrySafe {
-    /// True if repeating the operation is harmless.
-    fn retry_safe(&self) -> bool;
-}
-
-impl RetrySafe for crate::service::KvOp {
-    fn retry_safe(&self) -> bool {
-        matches!(self, crate::service::KvOp::Get { .. })
-    }
-}
+use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// How a client finds and waits for a cluster.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// The cluster.
     pub cluster: ClusterId,
-    /// Its members and their addresses.
+    /// Its members and their addresses (the clerk tries them in this order).
     pub nodes: BTreeMap<NodeId, SocketAddr>,
-    /// How long one attempt waits for its reply.
-    pub attempt_timeout: Duration,
-    /// How long one operation may take, retries included.
+    /// The clerk's `Retry` timer: how long it waits for an answer before resending to the
+    /// next server.
+    pub retry: Duration,
+    /// How long one operation may take, retries included, before it is abandoned.
     pub op_timeout: Duration,
+    /// How long connecting to a server (and its handshake) may take.
+    pub connect_timeout: Duration,
     /// Largest reply frame accepted.
     pub frame_max: usize,
+    /// Seed of the session ids this client draws (one per clerk).
+    pub seed: u64,
 }
 
 impl ClientOptions {
-    /// Defaults: 2 s per attempt, 10 s per operation.
+    /// Defaults: resend after 1 s, give up after 10 s.
     pub fn new(cluster: ClusterId, nodes: BTreeMap<NodeId, SocketAddr>) -> ClientOptions {
         ClientOptions {
             cluster,
             nodes,
-            attempt_timeout: Duration::from_secs(2),
+            retry: Duration::from_secs(1),
             op_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_millis(500),
             frame_max: crate::frame::FRAME_BODY_MAX_DEFAULT,
+            seed: 0,
         }
     }
 }
 
 /// How an operation ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome<Out> {
-    /// Executed, with this output (an acknowledgement).
-    Ok(Out),
-    /// Not executed: no leader could be reached before the deadline.
-    Failed(String),
-    /// May or may not have been executed.
+pub enum Outcome<R> {
+    /// Executed (exactly once), with this reply: an acknowledgement.
+    Ok(R),
+    /// Abandoned without an answer: it may or may not execute.
     Unknown(String),
 }
 
-struct Conn<S> {
-    stream: S,
-    buf: Vec<u8>,
+/// What the clerk asked for during one input.
+#[derive(Default)]
+struct ClerkEnv {
+    sends: Vec<(NodeId, ClientMessage)>,
+    outputs: Vec<ClerkOutput<OpReply>>,
+    timer: Option<TimerCmd<ClerkTimer>>,
 }
 
-/// A client issuing one operation at a time.
-pub struct Client<N: Net, Op, Out> {
+impl Environment<Clerk<Store>> for ClerkEnv {
+    fn persist(&mut self, _: &[Infallible]) {}
+    fn sync(&mut self) {}
+    fn send(&mut self, to: NodeId, msg: ClientMessage) {
+        self.sends.push((to, msg));
+    }
+    fn apply(&mut self, output: ClerkOutput<OpReply>) {
+        self.outputs.push(output);
+    }
+    fn set_timer(&mut self, timer: ClerkTimer) {
+        self.timer = Some(TimerCmd::Set(timer));
+    }
+    fn cancel_timer(&mut self, timer: ClerkTimer) {
+        self.timer = Some(TimerCmd::Cancel(timer));
+    }
+}
+
+/// A reply read from a server, or the end of its connection (`None`).
+type Incoming = (NodeId, u64, Option<Reply<OpReply>>);
+
+/// A client issuing one operation at a time through a kvraft clerk.
+pub struct Client<N: Net> {
     net: N,
     opts: ClientOptions,
-    leader: Option<NodeId>,
-    conns: BTreeMap<NodeId, Conn<N::Stream>>,
-    next_id: u64,
-    rotate: usize,
-    _types: PhantomData<fn(Op) -> Out>,
+    rng: ChaCha8Rng,
+    driver: Driver<Clerk<Store>>,
+    env: ClerkEnv,
+    retry_at: Option<Instant>,
+    /// Write halves of the open connections, with a generation number each.
+    conns: BTreeMap<NodeId, (u64, WriteHalf<N::Stream>)>,
+    generation: u64,
+    incoming_tx: mpsc::UnboundedSender<Incoming>,
+    incoming: mpsc::UnboundedReceiver<Incoming>,
+    /// Why the last request could not be delivered (for the message of an abandoned one).
+    last_error: Option<String>,
 }
 
-enum Attempt<Out> {
-    Done(Outcome<Out>),
-    /// Not executed; try again (after `pause`).
-    Retry(Duration),
-}
-
-impl<N: Net, Op: Serialize + Clone + RetrySafe, Out: DeserializeOwned> Client<N, Op, Out> {
+impl<N: Net> Client<N> {
     /// A client of the cluster in `opts`.
     pub fn new(net: N, opts: ClientOptions) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let driver = Driver::new(new_clerk(&opts, &mut rng));
+        let (incoming_tx, incoming) = mpsc::unbounded_channel();
         Client {
             net,
             opts,
-            leader: None,
+            rng,
+            driver,
+            env: ClerkEnv::default(),
+            retry_at: None,
             conns: BTreeMap::new(),
-            next_id: 1,
-            rotate: 0,
-            _types: PhantomData,
+            generation: 0,
+            incoming_tx,
+            incoming,
+            last_error: None,
         }
     }
 
-    /// The node believed to lead, if any.
-    pub fn leader(&self) -> Option<NodeId> {
-        self.leader
+    /// The clerk's current session id.
+    pub fn client_id(&self) -> ClientId {
+        self.driver.core().config().client
     }
 
-    /// Executes `op`.
-    pub async fn call(&mut self, op: &Op) -> Outcome<Out> {
-        let deadline = tokio::time::Instant::now() + self.opts.op_timeout;
-        let mut last_error = String::from("no attempt made");
+    /// The server the clerk believes leads.
+    pub fn leader(&self) -> NodeId {
+        self.driver.core().leader()
+    }
+
+    /// Asks `node` for its status (on a connection of its own).
+    pub async fn status(&self, node: NodeId) -> Result<NodeStatus, String> {
+        status(&self.net, &self.opts, node).await
+    }
+
+    /// Executes `op` through the clerk.
+    pub async fn call(&mut self, op: Op) -> Outcome<OpReply> {
+        let deadline = Instant::now() + self.opts.op_timeout;
+        if self.driver.core().outstanding().is_some() {
+            self.abandon();
+        }
+        let invoked = self.driver.input(&mut self.env, |clerk| clerk.invoke(op));
+        if invoked.is_err() {
+            return Outcome::Unknown("the clerk is busy".into());
+        }
         loop {
-            if tokio::time::Instant::now() >= deadline {
-                return Outcome::Failed(format!(
-                    "no leader answered within {:?} ({last_error})",
-                    self.opts.op_timeout
-                ));
+            self.carry_out().await;
+            if let Some(out) = self.env.outputs.pop() {
+                return Outcome::Ok(out.reply);
             }
-            let node = self.pick();
-            match self.attempt(node, op).await {
-                Ok(Attempt::Done(outcome)) => return outcome,
-                Ok(Attempt::Retry(pause)) => tokio::time::sleep(pause).await,
-                Err(e) => {
-                    last_error = e;
-                    self.forget(node);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        }
-    }
-
-    fn pick(&mut self) -> NodeId {
-        if let Some(l) = self.leader.filter(|l| self.opts.nodes.contains_key(l)) {
-            return l;
-        }
-        let ids: Vec<NodeId> = self.opts.nodes.keys().copied().collect();
-        self.rotate = (self.rotate + 1) % ids.len().max(1);
-        ids[self.rotate]
-    }
-
-    fn forget(&mut self, node: NodeId) {
-        self.conns.remove(&node);
-        if self.leader == Some(node) {
-            self.leader = None;
-        }
-    }
-
-    /// One attempt at `node`. `Err`: the request was certainly not delivered (connecting or
-    /// writing failed).
-    async fn attempt(&mut self, node: NodeId, op: &Op) -> Result<Attempt<Out>, String> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let request = Request::Op { id, op: op.clone() };
-        let why = match self.exchange(node, &request, id).await? {
-            Ok(Reply::Op { result, .. }) => return Ok(self.judge(node, result, op.retry_safe())),
-            Ok(other) => format!("{node} answered {}", describe(&other)),
-            Err(why) => why,
-        };
-        self.forget(node);
-        if op.retry_safe() {
-            return Err(why);
-        }
-        Ok(Attempt::Done(Outcome::Unknown(why)))
-    }
-
-    fn judge(&mut self, node: NodeId, reply: OpResult<Out>, retry_safe: bool) -> Attempt<Out> {
-        match reply {
-            OpResult::Ok(out) => {
-                self.leader = Some(node);
-                Attempt::Done(Outcome::Ok(out))
-            }
-            OpResult::NotLeader { leader } => {
-                self.leader = leader.map(|l| l.0).filter(|&l| l != node);
-                let pause = if self.leader.is_some() { 0 } else { 50 };
-                Attempt::Retry(Duration::from_millis(pause))
-            }
-            OpResult::NotApplied => Attempt::Retry(Duration::ZERO),
-            OpResult::Busy => Attempt::Retry(Duration::from_millis(20)),
-            OpResult::Unknown if retry_safe => {
-                self.leader = None;
-                Attempt::Retry(Duration::from_millis(20))
-            }
-            OpResult::Unknown => {
-                self.leader = None;
-                let why = format!("{node} lost its leadership before the entry applied");
-                Attempt::Done(Outcome::Unknown(why))
-            }
-        }
-    }
-
-    /// Sends `request` to `node` and waits for the reply with `id`. `Err`: not delivered;
-    /// `Ok(Err(why))`: perhaps delivered, but no reply came (timeout, broken connection).
-    async fn exchange(
-        &mut self,
-        node: NodeId,
-        request: &Request<Op>,
-        id: u64,
-    ) -> Result<Result<Reply<Out>, String>, String> {
-        let (frame_max, timeout) = (self.opts.frame_max, self.opts.attempt_timeout);
-        let bytes = frame::encode_to_vec(request, frame_max).map_err(|e| e.to_string())?;
-        let conn = self.connection(node).await?;
-        if let Err(e) = conn.stream.write_all(&bytes).await {
-            return Err(format!("{node}: {e}"));
-        }
-        let wait = async {
-            loop {
-                let read =
-                    frame::read_value::<_, Reply<Out>>(&mut conn.stream, frame_max, &mut conn.buf);
-                let reply = match read.await {
-                    Ok(Some(reply)) => reply,
-                    Ok(None) => return Err(format!("{node} closed the connection")),
-                    Err(e) => return Err(format!("{node}: {e}")),
-                };
-                match &reply {
-                    Reply::Op { id: got, .. } | Reply::Status { id: got, .. } if *got != id => {}
-                    _ => return Ok(reply),
-                }
-            }
-        };
-        Ok(tokio::time::timeout(timeout, wait)
-            .await
-            .unwrap_or_else(|_| Err(format!("{node} did not answer within {timeout:?}"))))
-    }
-
-    async fn connection(&mut self, node: NodeId) -> Result<&mut Conn<N::Stream>, String> {
-        if !self.conns.contains_key(&node) {
-            let addr = *self
-                .opts
-                .nodes
-                .get(&node)
-                .ok_or_else(|| format!("{node} is not a member"))?;
-            let hello = Hello::new(self.opts.cluster, Endpoint::Client, Some(node));
-            let connect = dial(&self.net, addr, &hello);
-            let stream = tokio::time::timeout(self.opts.attempt_timeout, connect)
-                .await
-                .map_err(|_| format!("{node} at {addr}: connect timed out"))??;
-            self.conns.insert(
-                node,
-                Conn {
-                    stream,
-                    buf: Vec::new(),
+            tokio::select! {
+                Some((node, generation, reply)) = self.incoming.recv() => match reply {
+                    Some(Reply::Kv(r)) => {
+                        let msg = ClientMsg::Reply(r);
+                        self.driver.on_message(&mut self.env, node, msg);
+                    }
+                    Some(_) => {}
+                    None => self.forget(node, generation),
                 },
-            );
+                _ = sleep_until(self.retry_at) => {
+                    self.retry_at = None;
+                    self.driver.on_timeout(&mut self.env, ClerkTimer::Retry);
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.abandon();
+                    let last = self.last_error.take().map_or(String::new(), |e| format!(" ({e})"));
+                    return Outcome::Unknown(format!(
+                        "no answer within {:?}{last}", self.opts.op_timeout
+                    ));
+                }
+            }
         }
-        Ok(self.conns.get_mut(&node).expect("just inserted"))
     }
 
-    /// Asks `node` for its status.
-    pub async fn status(&mut self, node: NodeId) -> Result<NodeStatus, String> {
-        let id = self.next_id;
-        self.next_id += 1;
-        match self.exchange(node, &Request::Status { id }, id).await {
-            Ok(Ok(Reply::Status { status, .. })) => Ok(status),
-            Ok(Ok(other)) => Err(format!("{node} answered {}", describe(&other))),
-            Ok(Err(e)) | Err(e) => {
-                self.forget(node);
-                Err(e)
+    /// Gives up the outstanding operation: the next one runs in a new session.
+    fn abandon(&mut self) {
+        self.driver = Driver::new(new_clerk(&self.opts, &mut self.rng));
+        self.env = ClerkEnv::default();
+        self.retry_at = None;
+    }
+
+    /// Sends what the clerk asked to send and sets its timer. A request that cannot be
+    /// delivered is lost like any message; the clerk's timer resends it.
+    async fn carry_out(&mut self) {
+        match self.env.timer.take() {
+            Some(TimerCmd::Set(_)) => self.retry_at = Some(Instant::now() + self.opts.retry),
+            Some(TimerCmd::Cancel(_)) => self.retry_at = None,
+            None => {}
+        }
+        for (to, msg) in std::mem::take(&mut self.env.sends) {
+            let ClientMsg::Request(r) = msg else { continue };
+            if let Err(e) = self.send(to, &Request::Kv(r)).await {
+                tracing::debug!("request to {to} not delivered: {e}");
+                self.last_error = Some(e);
             }
+        }
+    }
+
+    async fn send(&mut self, to: NodeId, request: &Request<Op>) -> Result<(), String> {
+        let bytes =
+            frame::encode_to_vec(request, self.opts.frame_max).map_err(|e| e.to_string())?;
+        if !self.conns.contains_key(&to) {
+            self.connect(to).await?;
+        }
+        let (generation, writer) = self.conns.get_mut(&to).expect("connected");
+        let generation = *generation;
+        if let Err(e) = writer.write_all(&bytes).await {
+            self.forget(to, generation);
+            return Err(format!("{to}: {e}"));
+        }
+        Ok(())
+    }
+
+    async fn connect(&mut self, node: NodeId) -> Result<(), String> {
+        let addr = *self
+            .opts
+            .nodes
+            .get(&node)
+            .ok_or_else(|| format!("{node} is not a member"))?;
+        let hello = Hello::new(self.opts.cluster, Endpoint::Client, Some(node));
+        let stream = tokio::time::timeout(self.opts.connect_timeout, dial(&self.net, addr, &hello))
+            .await
+            .map_err(|_| format!("{node} at {addr}: connect timed out"))??;
+        let (mut reader, writer) = tokio::io::split(stream);
+        self.generation += 1;
+        let generation = self.generation;
+        let tx = self.incoming_tx.clone();
+        let frame_max = self.opts.frame_max;
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            loop {
+                match frame::read_value::<_, Reply<OpReply>>(&mut reader, frame_max, &mut buf).await
+                {
+                    Ok(Some(reply)) => {
+                        if tx.send((node, generation, Some(reply))).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        let _ = tx.send((node, generation, None));
+                        return;
+                    }
+                }
+            }
+        });
+        self.conns.insert(node, (generation, writer));
+        Ok(())
+    }
+
+    fn forget(&mut self, node: NodeId, generation: u64) {
+        if self.conns.get(&node).is_some_and(|(g, _)| *g == generation) {
+            self.conns.remove(&node);
         }
     }
 }
 
-fn describe<Out>(reply: &Reply<Out>) -> String {
-    match reply {
-        Reply::Op { .. } => "an operation reply".into(),
-        Reply::Status { .. } => "a status".into(),
-        Reply::Error { what } => format!("an error: {what}"),
+fn new_clerk(opts: &ClientOptions, rng: &mut ChaCha8Rng) -> Clerk<Store> {
+    Clerk::new(ClerkConfig {
+        client: ClientId(rng.random()),
+        servers: opts.nodes.keys().copied().collect(),
+        bugs: KvBugs::NONE,
+    })
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
+}
+
+/// Asks `node` for its status (on a connection of its own).
+pub async fn status<N: Net>(
+    net: &N,
+    opts: &ClientOptions,
+    node: NodeId,
+) -> Result<NodeStatus, String> {
+    let addr = *opts
+        .nodes
+        .get(&node)
+        .ok_or_else(|| format!("{node} is not a member"))?;
+    let hello = Hello::new(opts.cluster, Endpoint::Client, Some(node));
+    let exchange = async {
+        let mut stream = dial(net, addr, &hello).await?;
+        frame::write_value(
+            &mut stream,
+            &Request::<Op>::Status { id: 1 },
+            opts.frame_max,
+        )
+        .await
+        .map_err(|e| format!("{node}: {e}"))?;
+        let mut buf = Vec::new();
+        match frame::read_value::<_, Reply<OpReply>>(&mut stream, opts.frame_max, &mut buf).await {
+            Ok(Some(Reply::Status { status, .. })) => Ok(status),
+            Ok(Some(Reply::Error { what })) => Err(format!("{node} answered an error: {what}")),
+            Ok(Some(Reply::Kv(_))) => Err(format!("{node} answered an operation reply")),
+            Ok(None) => Err(format!("{node} closed the connection")),
+            Err(e) => Err(format!("{node}: {e}")),
+        }
+    };
+    tokio::time::timeout(opts.op_timeout, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "{node} did not answer within {:?}",
+                opts.op_timeout
+            ))
+        })
 }

@@ -13,7 +13,7 @@
 
 use crate::group::GroupQueue;
 use crate::storage::{Storage, StorageError, StorageStats};
-use aver_core::raft::{Command, PersistOp};
+use aver_core::raft::{Command, LogIndex, PersistOp, Term};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -30,6 +30,8 @@ pub enum CommitEvent {
         stats: StorageStats,
         /// Bytes of the log's current generation (for snapshot decisions).
         log_bytes: u64,
+        /// Index and term of the last durable log entry (for `Raft::on_persisted`).
+        last: (LogIndex, Term),
     },
     /// Storage failed; nothing after the last `Durable` is durable. The node must stop.
     Failed(StorageError),
@@ -160,6 +162,10 @@ fn commit_group<C: Command + Serialize + DeserializeOwned>(
             ticket,
             stats: storage.stats(),
             log_bytes: storage.log_bytes(),
+            last: {
+                let log = &storage.durable().log;
+                (log.last_index(), log.last_term())
+            },
         },
         Err(e) => CommitEvent::Failed(e),
     }

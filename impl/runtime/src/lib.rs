@@ -7,8 +7,9 @@
 //! * [`net`]: one TCP stream per pair of members, the handshake, bounded queues, reconnects;
 //! * [`storage`] and [`commit`]: a segmented WAL, hard state and snapshots, made durable by
 //!   group commit;
-//! * [`node`]: the event loop that runs the Raft core and a [`service::Service`] on tokio;
-//! * [`client`]: leader discovery and safe retries for clients;
+//! * [`kv`] and [`node`]: the event loop that runs the kvraft server core on the Raft core on
+//!   tokio;
+//! * [`client`]: the driver of the kvraft clerk core over TCP, recording histories;
 //! * [`trace`] and [`replay`]: node input traces, and replaying them into the core.
 //!
 //! The deterministic simulator (`impl/sim`) runs cores through the same [`Driver`] with a
@@ -22,12 +23,12 @@ pub mod commit;
 pub mod driver;
 pub mod frame;
 pub mod group;
+pub mod kv;
 pub mod mr;
 pub mod net;
 pub mod node;
 pub mod outbox;
 pub mod replay;
-pub mod service;
 pub mod storage;
 pub mod trace;
 pub mod wire;

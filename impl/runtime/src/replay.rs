@@ -1,5 +1,5 @@
-//! Replaying node traces ([`crate::trace`]) into the Raft core: the conformance check that the
-//! thing that ran is the thing that was verified.
+//! Replaying node traces ([`crate::trace`]) into the node's core — the kvraft server on Raft:
+//! the conformance check that the thing that ran is the thing that was verified.
 //!
 //! For each incarnation of a node, a fresh core is built from the recorded durable state and
 //! driven, through the same [`Driver`] the node used, with the recorded inputs. After every
@@ -7,10 +7,10 @@
 //!
 //! * **outputs** — the digest of what the core asked for (persists, syncs, messages,
 //!   applies, timers, return value) equals the one the node recorded;
-//! * **step and node invariants** — the core's own checks (RAFT-2, 6, 8, 9, 10; a recorded
-//!   violation fails the replay), the full RAFT-9 and RAFT-11 (the core's durable state
+//! * **step and node invariants** — the cores' own checks (RAFT-2, 6, 8, 9, 10 and the rsm's
+//!   KV-3; a recorded violation fails the replay), the full RAFT-9 and RAFT-11 (the core's durable state
 //!   equals the fold of every persist operation it emitted) after inputs that persisted;
-//! * **the apply stream** — RAFT-A1: in order, no gaps, a snapshot moves forward.
+//! * **the apply stream** — RAFT-A1: the rsm's applied index never moves back.
 //!
 //! Across incarnations: the durable state a restart recovered must be the fold of a prefix of
 //! the previous incarnation's persist operations that includes every one known durable —
@@ -23,14 +23,13 @@
 //! the model checker's job: traces of separate processes share no clock.
 
 use crate::driver::{Driver, Environment};
-use crate::trace::{Digest, Item, TraceError, TraceInput, TraceRecord, read_trace, trace_files};
-use aver_core::contract::{NodeId, Violation};
-use aver_core::raft::{
-    Apply, Command, Durable, LogIndex, Message, PersistOp, Raft, SnapshotMeta, Term, Timer,
-    invariants,
+use crate::kv::{Entry, Server, ServerMessage};
+use crate::trace::{
+    Digest, Item, TraceError, TraceInput, TraceRecord, event_digest, read_trace, trace_files,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use aver_core::contract::{NodeId, Violation};
+use aver_core::kvraft::KvEvent;
+use aver_core::raft::{Durable, LogIndex, PersistOp, Raft, SnapshotMeta, Term, Timer, invariants};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -109,20 +108,19 @@ pub struct NodeFacts {
 }
 
 /// The environment of a replayed core: it digests outputs exactly as the node's environment
-/// did, folds persist operations, and checks the apply stream.
-struct ReplayEnv<C> {
+/// did, folds persist operations, and follows the apply stream.
+struct ReplayEnv {
     digest: Digest,
-    ops: Vec<PersistOp<C>>,
-    folded: Durable<C>,
+    ops: Vec<PersistOp<Entry>>,
+    folded: Durable<Entry>,
     last_applied: LogIndex,
-    apply_error: Option<String>,
     applied_entries: Vec<(LogIndex, Term, u64)>,
     /// Operations folded when the O(log) checks last ran.
     checked_ops: usize,
 }
 
-impl<C: Command + Serialize> Environment<Raft<C>> for ReplayEnv<C> {
-    fn persist(&mut self, ops: &[PersistOp<C>]) {
+impl Environment<Server> for ReplayEnv {
+    fn persist(&mut self, ops: &[PersistOp<Entry>]) {
         for op in ops {
             self.digest.item(Item::Persist, op);
             self.folded.apply(op);
@@ -132,38 +130,11 @@ impl<C: Command + Serialize> Environment<Raft<C>> for ReplayEnv<C> {
     fn sync(&mut self) {
         self.digest.item(Item::Sync, &());
     }
-    fn send(&mut self, to: NodeId, msg: Message<C>) {
+    fn send(&mut self, to: NodeId, msg: ServerMessage) {
         self.digest.item(Item::Send, &(to, &msg));
     }
-    fn apply(&mut self, output: Apply<C>) {
-        self.digest.item(Item::Apply, &output);
-        match &output {
-            Apply::Entry {
-                index,
-                term,
-                command,
-            } => {
-                if *index != self.last_applied.next() {
-                    self.apply_error.get_or_insert(format!(
-                        "RAFT-A1 violated: applied {} after {}",
-                        index.0, self.last_applied.0
-                    ));
-                }
-                self.last_applied = *index;
-                let mut d = Digest::default();
-                d.item(Item::Apply, command);
-                self.applied_entries.push((*index, *term, d.finish()));
-            }
-            Apply::Snapshot(s) => {
-                if s.meta.index < self.last_applied {
-                    self.apply_error.get_or_insert(format!(
-                        "RAFT-A1 violated: snapshot at {} after applying {}",
-                        s.meta.index.0, self.last_applied.0
-                    ));
-                }
-                self.last_applied = s.meta.index;
-            }
-        }
+    fn apply(&mut self, event: KvEvent) {
+        self.digest.item(Item::Apply, &event_digest(&event));
     }
     fn set_timer(&mut self, timer: Timer) {
         self.digest.item(Item::SetTimer, &timer);
@@ -173,17 +144,41 @@ impl<C: Command + Serialize> Environment<Raft<C>> for ReplayEnv<C> {
     }
 }
 
+impl ReplayEnv {
+    /// Follows the rsm's applied index after an input: RAFT-A1 (it never moves back), and
+    /// the entries newly applied that the log still holds, for RAFT-A2 across nodes.
+    fn follow_applies(&mut self, server: &Server) -> Result<(), String> {
+        let applied = server.rsm().applied_index();
+        if applied < self.last_applied {
+            return Err(format!(
+                "RAFT-A1 violated: applied index moved back from {} to {}",
+                self.last_applied.0, applied.0
+            ));
+        }
+        let log = server.engine().log();
+        let mut index = self.last_applied.next();
+        while index <= applied {
+            if let Some(e) = log.entry(index) {
+                let mut d = Digest::default();
+                d.item(Item::Apply, &e.command);
+                self.applied_entries.push((index, e.term, d.finish()));
+            }
+            index = index.next();
+        }
+        self.last_applied = applied;
+        Ok(())
+    }
+}
+
 /// The end of one incarnation, for checking the next one's recovery.
-struct Ending<C> {
-    start: Durable<C>,
-    ops: Vec<PersistOp<C>>,
+struct Ending {
+    start: Durable<Entry>,
+    ops: Vec<PersistOp<Entry>>,
     durable_ops: u64,
 }
 
 /// Replays every incarnation of the node whose traces are in `trace_dir`.
-pub fn replay_node<C: Command + Serialize + DeserializeOwned>(
-    trace_dir: &Path,
-) -> Result<(NodeReplay, NodeFacts), ReplayError> {
+pub fn replay_node(trace_dir: &Path) -> Result<(NodeReplay, NodeFacts), ReplayError> {
     let files = trace_files(trace_dir).map_err(|e| TraceError {
         path: trace_dir.to_path_buf(),
         offset: 0,
@@ -194,9 +189,9 @@ pub fn replay_node<C: Command + Serialize + DeserializeOwned>(
     }
     let mut summary = NodeReplay::default();
     let mut facts = NodeFacts::default();
-    let mut previous: Option<Ending<C>> = None;
+    let mut previous: Option<Ending> = None;
     for path in &files {
-        let file = read_trace::<C>(path)?;
+        let file = read_trace::<Entry, ServerMessage>(path)?;
         summary.torn_bytes += file.torn_bytes;
         let ending = Incarnation::replay(
             path,
@@ -211,21 +206,21 @@ pub fn replay_node<C: Command + Serialize + DeserializeOwned>(
     Ok((summary, facts))
 }
 
-struct Incarnation<'a, C> {
+struct Incarnation<'a> {
     path: &'a Path,
-    driver: Driver<Raft<C>>,
-    env: ReplayEnv<C>,
+    driver: Driver<Server>,
+    env: ReplayEnv,
     durable_ops: u64,
 }
 
-impl<'a, C: Command + Serialize + DeserializeOwned> Incarnation<'a, C> {
+impl<'a> Incarnation<'a> {
     fn replay(
         path: &'a Path,
-        records: Vec<TraceRecord<C>>,
-        previous: Option<&Ending<C>>,
+        records: Vec<TraceRecord<Entry, ServerMessage>>,
+        previous: Option<&Ending>,
         summary: &mut NodeReplay,
         facts: &mut NodeFacts,
-    ) -> Result<Ending<C>, ReplayError> {
+    ) -> Result<Ending, ReplayError> {
         let mut records = records.into_iter().enumerate();
         let fail = |record: usize, input: &str, what: String| ReplayError::Diverged {
             path: path.to_path_buf(),
@@ -237,6 +232,7 @@ impl<'a, C: Command + Serialize + DeserializeOwned> Incarnation<'a, C> {
             _,
             TraceRecord::Start {
                 config,
+                kv,
                 durable,
                 digest,
                 ..
@@ -258,13 +254,12 @@ impl<'a, C: Command + Serialize + DeserializeOwned> Incarnation<'a, C> {
         let start = durable.clone();
         let mut inc = Incarnation {
             path,
-            driver: Driver::new(Raft::new(config, durable.clone())),
+            driver: Driver::new(Server::new(kv, Raft::new(config, durable.clone()))),
             env: ReplayEnv {
                 digest: Digest::default(),
                 ops: Vec::new(),
                 folded: durable,
                 last_applied: LogIndex(0),
-                apply_error: None,
                 applied_entries: Vec::new(),
                 checked_ops: usize::MAX,
             },
@@ -286,7 +281,7 @@ impl<'a, C: Command + Serialize + DeserializeOwned> Incarnation<'a, C> {
                 }
             }
         }
-        let core = inc.driver.core();
+        let core = inc.driver.core().engine();
         summary.term = summary.term.max(core.term().0);
         summary.commit = summary.commit.max(core.commit_index().0);
         Ok(Ending {
@@ -296,19 +291,15 @@ impl<'a, C: Command + Serialize + DeserializeOwned> Incarnation<'a, C> {
         })
     }
 
-    fn feed(&mut self, input: TraceInput<C>) {
+    fn feed(&mut self, input: TraceInput<ServerMessage>) {
         let (driver, env) = (&mut self.driver, &mut self.env);
         match input {
             TraceInput::Message { from, msg } => driver.on_message(env, from, msg),
             TraceInput::Timeout(t) => driver.on_timeout(env, t),
-            TraceInput::Propose(command) => {
-                let r = driver.input(env, |raft| raft.propose(command));
-                let r = r.map_err(|nl| (nl.leader_hint, nl.term));
-                env.digest.item(Item::Result, &r);
-            }
-            TraceInput::Snapshot { index, data } => {
-                let taken = driver.input(env, |raft| raft.snapshot(index, data));
-                env.digest.item(Item::Result, &taken);
+            TraceInput::Persisted { index, term } => {
+                driver.input(env, |server| {
+                    server.engine_input(|raft| raft.on_persisted(index, term))
+                });
             }
         }
     }
@@ -333,13 +324,12 @@ impl<'a, C: Command + Serialize + DeserializeOwned> Incarnation<'a, C> {
                  recorded {recorded:016x})"
             )));
         }
-        let core = self.driver.core();
-        if let Some(v) = core.violation() {
+        let server = self.driver.core();
+        if let Some(v) = server.violation() {
             return Err(fail(v.to_string()));
         }
-        if let Some(e) = self.env.apply_error.take() {
-            return Err(fail(e));
-        }
+        self.env.follow_applies(server).map_err(fail)?;
+        let core = server.engine();
         if self.env.ops.len() != self.env.checked_ops {
             self.env.checked_ops = self.env.ops.len();
             invariants::snapshot_consistency(core).map_err(|v| fail(v.to_string()))?;
@@ -349,9 +339,9 @@ impl<'a, C: Command + Serialize + DeserializeOwned> Incarnation<'a, C> {
     }
 }
 
-fn collect_facts<C: Command>(
-    core: &Raft<C>,
-    env: &mut ReplayEnv<C>,
+fn collect_facts(
+    core: &Raft<Entry>,
+    env: &mut ReplayEnv,
     facts: &mut NodeFacts,
 ) -> Result<(), String> {
     if core.is_leader() && facts.leaders.last().is_none_or(|(t, _)| *t != core.term()) {
@@ -370,13 +360,13 @@ fn collect_facts<C: Command>(
         facts.commits.insert((core.term(), commit, t));
     }
     for (index, term, digest) in env.applied_entries.drain(..) {
-        if let Some(&(t, d)) = facts.applied.get(&index) {
-            if (t, d) != (term, digest) {
-                return Err(format!(
-                    "RAFT-A2 violated: index {} applied twice, differently",
-                    index.0
-                ));
-            }
+        if let Some(&(t, d)) = facts.applied.get(&index)
+            && (t, d) != (term, digest)
+        {
+            return Err(format!(
+                "RAFT-A2 violated: index {} applied twice, differently",
+                index.0
+            ));
         }
         facts.applied.insert(index, (term, digest));
     }
@@ -386,7 +376,7 @@ fn collect_facts<C: Command>(
 /// A restart recovered `got`; it must be the fold of a prefix of the previous incarnation's
 /// operations that includes every operation known durable. Hard state and log are written
 /// separately (hard state first), so each is checked against its own prefix.
-fn check_recovery<C: Command>(prev: &Ending<C>, got: &Durable<C>) -> Result<(), String> {
+fn check_recovery(prev: &Ending, got: &Durable<Entry>) -> Result<(), String> {
     let known = (prev.durable_ops as usize).min(prev.ops.len());
     let mut state = prev.start.clone();
     state.apply_all(&prev.ops[..known]);
@@ -426,13 +416,11 @@ pub struct ClusterReplay {
 }
 
 /// Replays every node's traces and checks the cross-node invariants.
-pub fn replay_cluster<C: Command + Serialize + DeserializeOwned>(
-    trace_dirs: &[PathBuf],
-) -> Result<ClusterReplay, ReplayError> {
+pub fn replay_cluster(trace_dirs: &[PathBuf]) -> Result<ClusterReplay, ReplayError> {
     let mut out = ClusterReplay::default();
     let mut all = Vec::new();
     for dir in trace_dirs {
-        let (summary, facts) = replay_node::<C>(dir)?;
+        let (summary, facts) = replay_node(dir)?;
         out.nodes.push(summary);
         all.push(facts);
     }

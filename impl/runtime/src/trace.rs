@@ -1,12 +1,14 @@
-//! Node input traces: everything a running node fed its Raft core, so that `aver replay` can
-//! feed the same inputs to a fresh core and check that it does exactly what the node did.
+//! Node input traces: everything a running node fed its core (the kvraft server on Raft), so
+//! that `aver replay` can feed the same inputs to a fresh core and check that it does exactly
+//! what the node did.
 //!
 //! A node writes one file per incarnation, `DIR/trace/<incarnation>.trace`, as frames
 //! ([`crate::frame`]) of [`TraceRecord`]s:
 //!
 //! * `Start` — the configuration and the durable state recovered from disk (a restart is an
 //!   input too), and the digest of the outputs of the core's construction;
-//! * `Input` — one input (a message, a timeout, a proposal, a snapshot from the service) and
+//! * `Input` — one input (a message from a peer or a clerk, a timeout, the news that the log
+//!   is durable through some index) and
 //!   the digest of everything the core asked for in response ([`Digest`]: persist operations,
 //!   messages, applies, timers, and the input's return value, in order);
 //! * `Durable` — how many of this incarnation's persist operations are known to be durable.
@@ -20,25 +22,27 @@
 //! last one known durable and the last one emitted (`aver replay` checks this).
 
 use aver_core::contract::NodeId;
-use aver_core::raft::{Config, Durable, LogIndex, Message, Timer};
+use aver_core::kvraft::{KvConfig, KvEvent};
+use aver_core::raft::{Config, Durable, LogIndex, Term, Timer};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Largest trace record read back (a `Start` holds the whole durable state).
 pub const TRACE_RECORD_MAX: usize = 1 << 30;
 
 /// One record of a trace file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TraceRecord<C> {
+pub enum TraceRecord<C, M> {
     /// The node (re)started from `durable`.
     Start {
         /// Its incarnation number (1 for the first start of a data directory).
         incarnation: u64,
         /// The Raft configuration.
         config: Config,
+        /// The kvraft server's configuration.
+        kv: KvConfig,
         /// The durable state recovered from disk.
         durable: Durable<C>,
         /// Digest of the outputs of the core's construction.
@@ -47,7 +51,7 @@ pub enum TraceRecord<C> {
     /// One input and the digest of the core's outputs for it.
     Input {
         /// The input.
-        input: TraceInput<C>,
+        input: TraceInput<M>,
         /// [`Digest`] of the outputs.
         digest: u64,
     },
@@ -58,38 +62,45 @@ pub enum TraceRecord<C> {
     },
 }
 
-/// One input to the Raft core.
+/// One input to the node's core (the kvraft server on Raft).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TraceInput<C> {
-    /// A message from a peer.
+pub enum TraceInput<M> {
+    /// A message from a peer or a clerk.
     Message {
         /// The sender.
         from: NodeId,
         /// The message.
-        msg: Message<C>,
+        msg: M,
     },
     /// A timer fired.
     Timeout(Timer),
-    /// A client operation proposed as `command`.
-    Propose(C),
-    /// The service captured its state through `index`.
-    Snapshot {
-        /// Last index the snapshot covers.
+    /// The log became durable through `index` (of `term`): `Raft::on_persisted`.
+    Persisted {
+        /// Last durable index.
         index: LogIndex,
-        /// The service's state.
-        data: Arc<[u8]>,
+        /// Its term.
+        term: Term,
     },
 }
 
-impl<C> TraceInput<C> {
+impl<M> TraceInput<M> {
     /// Short name, for errors.
     pub fn kind(&self) -> String {
         match self {
-            TraceInput::Message { from, msg } => format!("{} from {from}", msg.kind()),
+            TraceInput::Message { from, .. } => format!("message from {from}"),
             TraceInput::Timeout(t) => format!("{t:?} timeout"),
-            TraceInput::Propose(_) => "proposal".into(),
-            TraceInput::Snapshot { index, .. } => format!("snapshot at {}", index.0),
+            TraceInput::Persisted { index, .. } => format!("durable through {}", index.0),
         }
+    }
+}
+
+/// What a digest records of a server event (`KvEvent` has no serde form): a tag, the log
+/// index if any, the client and the sequence number.
+pub fn event_digest(event: &KvEvent) -> (u8, Option<u64>, u64, u64) {
+    match *event {
+        KvEvent::Executed { index, client, seq } => (0, Some(index.0), client.0, seq.0),
+        KvEvent::Duplicate { index, client, seq } => (1, index.map(|i| i.0), client.0, seq.0),
+        KvEvent::Restored { index } => (2, Some(index.0), 0, 0),
     }
 }
 
@@ -195,7 +206,7 @@ impl TraceWriter {
     }
 
     /// Buffers one record.
-    pub fn push<C: Serialize>(&mut self, record: &TraceRecord<C>) {
+    pub fn push<C: Serialize, M: Serialize>(&mut self, record: &TraceRecord<C, M>) {
         crate::frame::encode(record, TRACE_RECORD_MAX, &mut self.buf)
             .expect("a trace record fits its limit");
     }
@@ -241,16 +252,18 @@ pub struct TraceError {
 
 /// What [`read_trace`] found.
 #[derive(Debug)]
-pub struct TraceFile<C> {
+pub struct TraceFile<C, M> {
     /// The records, in order.
-    pub records: Vec<TraceRecord<C>>,
+    pub records: Vec<TraceRecord<C, M>>,
     /// Bytes of an incomplete last record (the process died inside a `write`), ignored.
     pub torn_bytes: usize,
 }
 
 /// Reads a trace file. An incomplete last record is ignored (and reported); any other damage
 /// is an error naming the offset.
-pub fn read_trace<C: DeserializeOwned>(path: &Path) -> Result<TraceFile<C>, TraceError> {
+pub fn read_trace<C: DeserializeOwned, M: DeserializeOwned>(
+    path: &Path,
+) -> Result<TraceFile<C, M>, TraceError> {
     let bytes = std::fs::read(path).map_err(|e| TraceError {
         path: path.to_path_buf(),
         offset: 0,
@@ -260,10 +273,10 @@ pub fn read_trace<C: DeserializeOwned>(path: &Path) -> Result<TraceFile<C>, Trac
 }
 
 /// Parses a trace file's bytes (`path` only names it in errors). Never panics.
-pub fn parse_trace<C: DeserializeOwned>(
+pub fn parse_trace<C: DeserializeOwned, M: DeserializeOwned>(
     path: &Path,
     bytes: &[u8],
-) -> Result<TraceFile<C>, TraceError> {
+) -> Result<TraceFile<C, M>, TraceError> {
     let mut records = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -305,7 +318,7 @@ mod tests {
         /// Bad input: any bytes as a trace file give records or an error naming the offset.
         #[test]
         fn trace_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-            let _ = parse_trace::<u64>(Path::new("fuzz.trace"), &bytes);
+            let _ = parse_trace::<u64, u64>(Path::new("fuzz.trace"), &bytes);
         }
     }
 
@@ -313,19 +326,20 @@ mod tests {
     fn torn_last_record_is_ignored_and_damage_named() {
         let mut bytes = Vec::new();
         for ops in 0..3 {
-            crate::frame::encode(&TraceRecord::<u64>::Durable { ops }, 1024, &mut bytes).unwrap();
+            crate::frame::encode(&TraceRecord::<u64, u64>::Durable { ops }, 1024, &mut bytes)
+                .unwrap();
         }
         let p = Path::new("t.trace");
-        let whole = parse_trace::<u64>(p, &bytes).unwrap();
+        let whole = parse_trace::<u64, u64>(p, &bytes).unwrap();
         assert_eq!(whole.records.len(), 3);
-        let torn = parse_trace::<u64>(p, &bytes[..bytes.len() - 2]).unwrap();
+        let torn = parse_trace::<u64, u64>(p, &bytes[..bytes.len() - 2]).unwrap();
         assert_eq!(
             (torn.records.len(), torn.torn_bytes),
             (2, bytes.len() - 2 - 2 * (bytes.len() / 3))
         );
         let mut bad = bytes.clone();
         bad[9] ^= 1;
-        let err = parse_trace::<u64>(p, &bad).unwrap_err().to_string();
+        let err = parse_trace::<u64, u64>(p, &bad).unwrap_err().to_string();
         assert!(err.contains("t.trace at byte 0"), "{err}");
     }
 }

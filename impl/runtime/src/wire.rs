@@ -8,6 +8,7 @@
 //! that addressed another node. Only then do larger frames flow.
 
 use aver_core::contract::NodeId;
+use aver_core::kvraft;
 use aver_core::raft::Message;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -15,7 +16,7 @@ use std::fmt;
 /// First bytes of every hello.
 pub const MAGIC: [u8; 4] = *b"AVER";
 /// Wire protocol version; a node refuses any other.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Identifies a cluster, so that a node never talks to a member of another cluster that
 /// happens to listen on a configured address.
@@ -102,13 +103,9 @@ pub enum PeerFrame<C> {
 /// A frame from a client after the handshake.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request<Op> {
-    /// Execute `op` through the log. Answered by [`Reply::Op`] with the same id.
-    Op {
-        /// Chosen by the client; echoed in the reply.
-        id: u64,
-        /// The operation.
-        op: Op,
-    },
+    /// A clerk's request for the kvraft server core (answered by [`Reply::Kv`] unless the
+    /// server has nothing to say, e.g. for a request its clerk has moved past).
+    Kv(kvraft::Request<Op>),
     /// Report this node's state. Answered by [`Reply::Status`].
     Status {
         /// Echoed in the reply.
@@ -118,14 +115,9 @@ pub enum Request<Op> {
 
 /// A frame from a node to a client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Reply<Out> {
-    /// The outcome of [`Request::Op`].
-    Op {
-        /// The request's id.
-        id: u64,
-        /// What happened.
-        result: OpResult<Out>,
-    },
+pub enum Reply<R> {
+    /// The kvraft server core's reply to a clerk.
+    Kv(kvraft::Reply<R>),
     /// This node's state.
     Status {
         /// The request's id.
@@ -138,27 +130,6 @@ pub enum Reply<Out> {
         /// What was wrong.
         what: String,
     },
-}
-
-/// The outcome of one operation. Only `Ok` is an acknowledgement; `NotLeader` and
-/// `NotApplied` guarantee the operation was **not** executed (safe to retry anywhere);
-/// `Unknown` means it may or may not be.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OpResult<Out> {
-    /// Executed; its output.
-    Ok(Out),
-    /// This node does not lead; try the hinted leader (its id and client address).
-    NotLeader {
-        /// The leader this node knows of, if any.
-        leader: Option<(NodeId, String)>,
-    },
-    /// Proposed, but another entry was committed at its index: it will never execute.
-    NotApplied,
-    /// Proposed, then this node lost its leadership or skipped its index in a snapshot: it
-    /// may execute (through another leader) or not.
-    Unknown,
-    /// The node is overloaded and did not propose it (not executed).
-    Busy,
 }
 
 /// A node's state, for `aver cluster status` and benchmarks.
@@ -186,7 +157,7 @@ pub struct NodeStatus {
     pub fsyncs: u64,
     /// Group commits so far.
     pub commits: u64,
-    /// Client operations acknowledged so far.
+    /// Replies with a result sent to clerks so far (acknowledged operations).
     pub acked_ops: u64,
     /// Malformed frames received (bad length, checksum or encoding).
     pub malformed_frames: u64,

@@ -2,10 +2,10 @@
 //! recovers from the WAL, and strangers refused at the handshake.
 
 use aver_core::contract::NodeId;
+use aver_core::kvraft::{AppendOp as KvOp, AppendReply};
 use aver_runtime::client::{Client, ClientOptions, Outcome};
 use aver_runtime::net::TokioNet;
 use aver_runtime::node::{self, NodeOptions, RunningNode};
-use aver_runtime::service::{KvMap, KvOp, KvOutput};
 use aver_runtime::wire::ClusterId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,7 +28,7 @@ fn options(id: u32, members: &BTreeMap<NodeId, SocketAddr>, dir: &Path) -> NodeO
 }
 
 async fn start(id: u32, members: &BTreeMap<NodeId, SocketAddr>, dir: &Path) -> RunningNode {
-    node::start(options(id, members, dir), KvMap::default(), TokioNet)
+    node::start(options(id, members, dir), TokioNet)
         .await
         .unwrap()
 }
@@ -56,32 +56,32 @@ async fn three_nodes_elect_replicate_and_recover_from_disk() {
         nodes.push(Some(start(id, &members, tmp.path()).await));
     }
     let opts = ClientOptions::new(ClusterId(0xabc), members.clone());
-    let mut client: Client<TokioNet, KvOp, KvOutput> = Client::new(TokioNet, opts);
+    let mut client: Client<TokioNet> = Client::new(TokioNet, opts);
     for i in 0..200 {
         let out = client
-            .call(&put(&format!("k{}", i % 7), &i.to_string()))
+            .call(put(&format!("k{}", i % 7), &i.to_string()))
             .await;
-        assert_eq!(out, Outcome::Ok(KvOutput::Done), "put {i}");
+        assert_eq!(out, Outcome::Ok(AppendReply::Ok), "put {i}");
     }
     assert_eq!(
-        client.call(&get("k3")).await,
-        Outcome::Ok(KvOutput::Value("199".into()))
+        client.call(get("k3")).await,
+        Outcome::Ok(AppendReply::Value("199".into()))
     );
     // Restart the leader: its successor still has every acknowledged write, and so does the
     // restarted node once it has caught up from its WAL and snapshots.
-    let leader = client.leader().unwrap();
+    let leader = client.leader();
     let idx = leader.0 as usize - 1;
     let old = nodes[idx].take().unwrap();
     old.stop();
     old.wait().await.unwrap();
     assert_eq!(
-        client.call(&get("k5")).await,
-        Outcome::Ok(KvOutput::Value("194".into()))
+        client.call(get("k5")).await,
+        Outcome::Ok(AppendReply::Value("194".into()))
     );
     nodes[idx] = Some(start(leader.0, &members, tmp.path()).await);
     for i in 200..260 {
-        let out = client.call(&put("k0", &i.to_string())).await;
-        assert_eq!(out, Outcome::Ok(KvOutput::Done), "put {i}");
+        let out = client.call(put("k0", &i.to_string())).await;
+        assert_eq!(out, Outcome::Ok(AppendReply::Ok), "put {i}");
     }
     let mut status = Vec::new();
     for id in 1..=3 {
@@ -107,7 +107,7 @@ async fn three_nodes_elect_replicate_and_recover_from_disk() {
     let dirs: Vec<_> = (1..=3)
         .map(|i| tmp.path().join(format!("n{i}")).join("trace"))
         .collect();
-    let report = aver_runtime::replay::replay_cluster::<KvOp>(&dirs).unwrap();
+    let report = aver_runtime::replay::replay_cluster(&dirs).unwrap();
     let restarted = &report.nodes[idx];
     assert_eq!(restarted.incarnations, 2);
     assert_eq!(restarted.restarts_checked, 1);
@@ -125,9 +125,9 @@ async fn strangers_are_refused_and_malformed_frames_counted() {
     // A client of another cluster.
     let mut foreign = ClientOptions::new(ClusterId(0xdef), members.clone());
     foreign.op_timeout = Duration::from_millis(300);
-    let mut c: Client<TokioNet, KvOp, KvOutput> = Client::new(TokioNet, foreign);
-    match c.call(&get("x")).await {
-        Outcome::Failed(why) => assert!(why.contains("is not this node's cluster"), "{why}"),
+    let mut c: Client<TokioNet> = Client::new(TokioNet, foreign);
+    match c.call(get("x")).await {
+        Outcome::Unknown(why) => assert!(why.contains("is not this node's cluster"), "{why}"),
         other => panic!("foreign client got {other:?}"),
     }
     // Garbage instead of a hello: the connection closes, the node keeps serving.
@@ -136,8 +136,8 @@ async fn strangers_are_refused_and_malformed_frames_counted() {
     let mut sink = Vec::new();
     let _ = s.read_to_end(&mut sink).await;
     let opts = ClientOptions::new(ClusterId(0xabc), members.clone());
-    let mut c: Client<TokioNet, KvOp, KvOutput> = Client::new(TokioNet, opts);
-    assert_eq!(c.call(&put("a", "1")).await, Outcome::Ok(KvOutput::Done));
+    let mut c: Client<TokioNet> = Client::new(TokioNet, opts);
+    assert_eq!(c.call(put("a", "1")).await, Outcome::Ok(AppendReply::Ok));
     let st = c.status(NodeId(1)).await.unwrap();
     assert!(st.refused_handshakes >= 1, "{st:?}");
     assert!(st.malformed_frames >= 1, "{st:?}");

@@ -14,10 +14,10 @@ mod common;
 use aver_checker::Operation;
 use aver_checker::models::{KvInput, KvOutput as Out};
 use aver_core::contract::NodeId;
+use aver_core::kvraft::{AppendOp as KvOp, AppendReply};
 use aver_runtime::client::{Client, ClientOptions, Outcome};
 use aver_runtime::net::Net;
 use aver_runtime::node::{self, NodeOptions};
-use aver_runtime::service::{KvMap, KvOp, KvOutput};
 use aver_runtime::storage::fs::{Crash, FaultFs};
 use aver_runtime::wire::ClusterId;
 use common::history::{self, to_checker};
@@ -85,9 +85,10 @@ const RUN_SECS: u64 = 30;
 /// so the client continues under a new history id.
 async fn client(c: u64, history: History, leader: Arc<AtomicU32>) {
     let mut opts = ClientOptions::new(ClusterId(1), members());
-    opts.attempt_timeout = Duration::from_secs(1);
+    opts.retry = Duration::from_secs(1);
+    opts.seed = c;
     opts.op_timeout = Duration::from_secs(4);
-    let mut client: Client<SimNet, KvOp, KvOutput> = Client::new(SimNet, opts);
+    let mut client: Client<SimNet> = Client::new(SimNet, opts);
     let mut id = c * 1000;
     for n in 0.. {
         if now_us() > RUN_SECS * 1_000_000 {
@@ -98,31 +99,28 @@ async fn client(c: u64, history: History, leader: Arc<AtomicU32>) {
         let key = format!("k{}", (c + n) % KEYS);
         let op = match n % 4 {
             0 => KvOp::Append {
-                key,
-                value: format!("[{c}.{n}]"),
+                key: key.into(),
+                value: format!("[{c}.{n}]").into(),
             },
-            1 => KvOp::Get { key },
+            1 => KvOp::Get { key: key.into() },
             2 => KvOp::Put {
-                key,
-                value: format!("<{c}.{n}>"),
+                key: key.into(),
+                value: format!("<{c}.{n}>").into(),
             },
             _ => KvOp::Append {
                 key: history::LOG_KEY.into(),
-                value: format!("[{c}.{n}]"),
+                value: format!("[{c}.{n}]").into(),
             },
         };
         let call = now_us();
-        let outcome = client.call(&op).await;
+        let outcome = client.call(op.clone()).await;
         let ret = now_us();
         let (output, ret) = match outcome {
-            Outcome::Ok(KvOutput::Value(v)) => (Some(Out::Value(v)), Some(ret)),
-            Outcome::Ok(KvOutput::Done) => (Some(Out::Done), Some(ret)),
-            Outcome::Failed(_) => continue, // not executed: not part of the history
+            Outcome::Ok(AppendReply::Value(v)) => (Some(Out::Value(v.to_string())), Some(ret)),
+            Outcome::Ok(AppendReply::Ok) => (Some(Out::Done), Some(ret)),
             Outcome::Unknown(_) => (None, None),
         };
-        if let Some(l) = client.leader() {
-            leader.store(l.0, Ordering::Relaxed);
-        }
+        leader.store(client.leader().0, Ordering::Relaxed);
         let input = to_checker(&op);
         history.lock().unwrap().push(Operation {
             client: id,
@@ -169,7 +167,7 @@ fn run(seed: u64) -> Vec<String> {
                 o.seed = seed ^ (i as u64) << 20;
                 o.snapshot_log_bytes = 3000;
                 o.trace = Some(trace_dir);
-                let n = node::start(o, KvMap::default(), SimNet).await?;
+                let n = node::start(o, SimNet).await?;
                 n.wait().await?;
                 Ok(())
             }
@@ -189,7 +187,7 @@ fn run(seed: u64) -> Vec<String> {
     let history = Arc::try_unwrap(history).unwrap().into_inner().unwrap();
     let verdict = check(seed, &history);
     let dirs: Vec<PathBuf> = (1..=NODES).map(|i| traces.join(format!("n{i}"))).collect();
-    let report = aver_runtime::replay::replay_cluster::<KvOp>(&dirs)
+    let report = aver_runtime::replay::replay_cluster(&dirs)
         .unwrap_or_else(|e| panic!("seed={seed}: traces do not replay: {e}"));
     assert!(report.elections >= 1);
     let acked = history.iter().filter(|o| o.ret.is_some()).count();
@@ -273,17 +271,20 @@ fn final_reads(sim: &mut turmoil::Sim<'_>, history: &History) {
     sim.client("final", async move {
         let mut opts = ClientOptions::new(ClusterId(1), members());
         opts.op_timeout = Duration::from_secs(30);
-        let mut client: Client<SimNet, KvOp, KvOutput> = Client::new(SimNet, opts);
+        opts.seed = 1 << 40;
+        let mut client: Client<SimNet> = Client::new(SimNet, opts);
         let keys = (0..KEYS)
             .map(|k| format!("k{k}"))
             .chain(["log".to_string()]);
         for key in keys {
-            let op = KvOp::Get { key: key.clone() };
+            let op = KvOp::Get {
+                key: key.as_str().into(),
+            };
             let call = now_us();
-            match client.call(&op).await {
-                Outcome::Ok(KvOutput::Value(v)) => {
+            match client.call(op.clone()).await {
+                Outcome::Ok(AppendReply::Value(v)) => {
                     let input = to_checker(&op);
-                    let (output, ret) = (Some(Out::Value(v)), Some(now_us()));
+                    let (output, ret) = (Some(Out::Value(v.to_string())), Some(now_us()));
                     h.lock().unwrap().push(Operation {
                         client: 999,
                         input,

@@ -11,9 +11,9 @@
 use super::etcd::{Etcd, Http, find_etcd};
 use crate::cluster::{Target, statuses};
 use aver_core::contract::NodeId;
+use aver_core::kvraft::AppendOp;
 use aver_runtime::client::{Client, ClientOptions, Outcome};
 use aver_runtime::net::TokioNet;
-use aver_runtime::service::{KvOp, KvOutput};
 use aver_runtime::wire::ClusterId;
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
@@ -127,7 +127,7 @@ async fn aver_run(
     a: &BenchArgs,
     clients: usize,
 ) -> Run {
-    let value = "v".repeat(a.value_size);
+    let value: std::sync::Arc<str> = "v".repeat(a.value_size).into();
     let keys = a.keys;
     let window = Window::new(a.duration);
     let counters = tokio::spawn({
@@ -140,10 +140,12 @@ async fn aver_run(
         }
     });
     let opts = ClientOptions::new(cluster, members.clone());
+    let sessions = super::session_seed();
     let mut run = closed_loop(clients, a.duration, |c| {
-        let (opts, value) = (opts.clone(), value.clone());
+        let (mut opts, value) = (opts.clone(), value.clone());
+        opts.seed = sessions ^ c as u64;
         async move {
-            let mut client: Client<TokioNet, KvOp, KvOutput> = Client::new(TokioNet, opts);
+            let mut client: Client<TokioNet> = Client::new(TokioNet, opts);
             let mut rng = 0x9e37_79b9_7f4a_7c15 ^ (c as u64 + 1);
             let (mut ops, mut errors, mut lat) = (0, 0, Vec::new());
             loop {
@@ -152,11 +154,11 @@ async fn aver_run(
                     return (ops, errors, lat);
                 }
                 let key = format!("k{}", next(&mut rng) % keys);
-                let op = KvOp::Put {
-                    key,
+                let op = AppendOp::Put {
+                    key: key.into(),
                     value: value.clone(),
                 };
-                let ok = matches!(client.call(&op).await, Outcome::Ok(_));
+                let ok = matches!(client.call(op).await, Outcome::Ok(_));
                 let end = Instant::now();
                 if start >= window.warm && end <= window.end {
                     if ok {

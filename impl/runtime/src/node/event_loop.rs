@@ -1,16 +1,17 @@
-//! The node's event loop and its [`Environment`]: the only place the core, the service and
-//! the waiting clients live.
+//! The node's event loop and its [`Environment`]: the only place the core (the kvraft server
+//! on Raft) and the clerk sessions' reply queues live.
 
 use super::{NodeError, NodeOptions};
 use crate::commit::{CommitEvent, Committer};
 use crate::driver::{Driver, Environment};
+use crate::kv::{Entry, OpReply, PeerMessage, Server, ServerMessage};
 use crate::net::{Metrics, PeerQueue};
-use crate::service::Service;
 use crate::storage::StorageStats;
 use crate::trace::{Digest, Item, TraceInput, TraceRecord, TraceWriter};
-use crate::wire::{NodeStatus, OpResult, Reply, Request};
+use crate::wire::{NodeStatus, Reply, Request};
 use aver_core::contract::NodeId;
-use aver_core::raft::{Apply, LogIndex, Message, PersistOp, Raft, RoleKind, Term, Timer};
+use aver_core::kvraft::{ClientMsg, KvEvent, KvMsg};
+use aver_core::raft::{PersistOp, RoleKind, Term, Timer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
@@ -24,30 +25,47 @@ use tokio::time::Instant;
 /// the batch, so that a flood of input cannot starve commits and timers).
 pub const INPUTS_PER_TURN_MAX: usize = 512;
 
-/// A client request, with where to send its reply.
-pub struct Input<S: Service> {
-    /// The request.
-    pub request: Request<S::Op>,
-    /// The session's reply queue (the loop never waits on it: a full queue drops the reply,
-    /// and the client times out).
-    pub reply: mpsc::Sender<Reply<S::Output>>,
+/// What a clerk session tells the event loop. Each session has its own node id (outside the
+/// members'), which the server core answers to.
+pub enum Input {
+    /// A session opened; its replies go to `reply` (the loop never waits on it: a full queue
+    /// drops the reply, and the clerk retries).
+    Open {
+        /// The session's id.
+        from: NodeId,
+        /// Its reply queue.
+        reply: mpsc::Sender<Reply<OpReply>>,
+    },
+    /// A request from the session.
+    Request {
+        /// The session's id.
+        from: NodeId,
+        /// The request.
+        request: Request<crate::kv::Op>,
+    },
+    /// The session closed.
+    Closed(NodeId),
 }
 
 /// What the environment holds back until the writes before it are durable.
-enum Output<C> {
-    Send(NodeId, Message<C>),
-    Apply(Apply<C>),
+enum Output {
+    Send(NodeId, ServerMessage),
 }
 
 /// The real environment of one node. Writes are buffered for the committer; every message and
 /// apply is tagged with the number of writes before it and released only once those are
 /// durable (see the module docs of [`super`]).
-struct NodeEnv<C> {
+struct NodeEnv {
     /// Writes not yet handed to the committer.
-    pending: Vec<PersistOp<C>>,
+    pending: Vec<PersistOp<Entry>>,
     /// Writes emitted so far (this incarnation).
     written: u64,
-    outputs: VecDeque<(u64, Output<C>)>,
+    outputs: VecDeque<(u64, Output)>,
+    /// Outputs the core says do not depend on pending writes: released at the end of the
+    /// turn, in order.
+    independent: Vec<Output>,
+    /// Events the server reported (executed writes, duplicates, restores).
+    events: Vec<KvEvent>,
     /// Deadlines of `[Election, Heartbeat]`.
     deadlines: [Option<Instant>; 2],
     rng: ChaCha8Rng,
@@ -64,8 +82,8 @@ fn slot(t: Timer) -> usize {
     }
 }
 
-impl<C: aver_core::raft::Command + serde::Serialize> Environment<Raft<C>> for NodeEnv<C> {
-    fn persist(&mut self, ops: &[PersistOp<C>]) {
+impl Environment<Server> for NodeEnv {
+    fn persist(&mut self, ops: &[PersistOp<Entry>]) {
         if let Some(d) = &mut self.digest {
             for op in ops {
                 d.item(Item::Persist, op);
@@ -81,7 +99,7 @@ impl<C: aver_core::raft::Command + serde::Serialize> Environment<Raft<C>> for No
         }
     }
 
-    fn send(&mut self, to: NodeId, msg: Message<C>) {
+    fn send(&mut self, to: NodeId, msg: ServerMessage) {
         if let Some(d) = &mut self.digest {
             d.item(Item::Send, &(to, &msg));
         }
@@ -89,12 +107,18 @@ impl<C: aver_core::raft::Command + serde::Serialize> Environment<Raft<C>> for No
             .push_back((self.written, Output::Send(to, msg)));
     }
 
-    fn apply(&mut self, output: Apply<C>) {
+    fn send_independent(&mut self, to: NodeId, msg: ServerMessage) {
         if let Some(d) = &mut self.digest {
-            d.item(Item::Apply, &output);
+            d.item(Item::Send, &(to, &msg));
         }
-        self.outputs
-            .push_back((self.written, Output::Apply(output)));
+        self.independent.push(Output::Send(to, msg));
+    }
+
+    fn apply(&mut self, event: KvEvent) {
+        if let Some(d) = &mut self.digest {
+            d.item(Item::Apply, &crate::trace::event_digest(&event));
+        }
+        self.events.push(event);
     }
 
     fn set_timer(&mut self, timer: Timer) {
@@ -120,80 +144,66 @@ impl<C: aver_core::raft::Command + serde::Serialize> Environment<Raft<C>> for No
     }
 }
 
-/// A client waiting for its entry to apply.
-struct Waiter<O> {
-    term: Term,
-    id: u64,
-    reply: mpsc::Sender<Reply<O>>,
-}
-
 /// What [`super::start`] hands the loop.
-pub(super) struct Parts<S: Service> {
+pub(super) struct Parts {
     pub opts: Arc<NodeOptions>,
-    pub driver: Driver<Raft<S::Command>>,
-    pub service: S,
-    pub peers: BTreeMap<NodeId, Arc<PeerQueue<Message<S::Command>>>>,
-    pub committer: Committer<S::Command>,
+    pub driver: Driver<Server>,
+    pub peers: BTreeMap<NodeId, Arc<PeerQueue<PeerMessage>>>,
+    pub committer: Committer<Entry>,
     pub commits: mpsc::UnboundedReceiver<CommitEvent>,
     pub trace: Option<TraceWriter>,
     pub metrics: Arc<Metrics>,
 }
 
 /// The event loop of one node.
-pub(super) struct EventLoop<S: Service> {
+pub(super) struct EventLoop {
     opts: Arc<NodeOptions>,
-    driver: Driver<Raft<S::Command>>,
-    env: NodeEnv<S::Command>,
-    service: S,
-    /// The index the service has applied (it trails the core's applied index while applies
-    /// wait for durability).
-    service_applied: LogIndex,
-    waiters: BTreeMap<LogIndex, Waiter<S::Output>>,
-    peers: BTreeMap<NodeId, Arc<PeerQueue<Message<S::Command>>>>,
-    committer: Committer<S::Command>,
+    driver: Driver<Server>,
+    env: NodeEnv,
+    /// Reply queues of the open clerk sessions.
+    sessions: BTreeMap<NodeId, mpsc::Sender<Reply<OpReply>>>,
+    peers: BTreeMap<NodeId, Arc<PeerQueue<PeerMessage>>>,
+    committer: Committer<Entry>,
     commits: mpsc::UnboundedReceiver<CommitEvent>,
     /// Submitted tickets and the write count each covers.
     tickets: VecDeque<(u64, u64)>,
     /// Writes known durable.
     durable: u64,
-    /// A snapshot is being written; `Some(writes)`: durable once `durable >= writes`.
-    snapshot_until: Option<u64>,
     trace: Option<TraceWriter>,
     metrics: Arc<Metrics>,
     storage: StorageStats,
     log_bytes: u64,
     acked_ops: u64,
-    /// Role and term after the last input, to log changes.
-    seen: (RoleKind, Term),
+    /// Role, term and snapshot index after the last input, to log changes.
+    seen: (RoleKind, Term, u64),
 }
 
-impl<S: Service> EventLoop<S> {
-    pub(super) fn new(p: Parts<S>) -> EventLoop<S> {
+impl EventLoop {
+    pub(super) fn new(p: Parts) -> EventLoop {
         let env = NodeEnv {
             pending: Vec::new(),
             written: 0,
             outputs: VecDeque::new(),
+            independent: Vec::new(),
+            events: Vec::new(),
             deadlines: [None, None],
             rng: ChaCha8Rng::seed_from_u64(p.opts.seed),
             heartbeat: p.opts.heartbeat,
             election: p.opts.election,
             digest: p.trace.as_ref().map(|_| Digest::default()),
         };
-        let seen = (p.driver.core().role_kind(), p.driver.core().term());
-        let service_applied = p.driver.core().log().base().index;
+        let raft = p.driver.core().engine();
+        let seen = (raft.role_kind(), raft.term(), raft.log().base().index.0);
         EventLoop {
             opts: p.opts,
             driver: p.driver,
             env,
-            service: p.service,
-            service_applied,
-            waiters: BTreeMap::new(),
+            sessions: BTreeMap::new(),
             peers: p.peers,
             committer: p.committer,
             commits: p.commits,
             tickets: VecDeque::new(),
             durable: 0,
-            snapshot_until: None,
             trace: p.trace,
             metrics: p.metrics,
             storage: StorageStats::default(),
@@ -206,8 +216,8 @@ impl<S: Service> EventLoop<S> {
     /// Runs until `stop` turns true (`Ok`) or something fatal happens (`Err`).
     pub(super) async fn run(
         mut self,
-        mut peers: mpsc::Receiver<(NodeId, Message<S::Command>)>,
-        mut clients: mpsc::Receiver<Input<S>>,
+        mut peers: mpsc::Receiver<(NodeId, PeerMessage)>,
+        mut clients: mpsc::Receiver<Input>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), NodeError> {
         let result = self.serve(&mut peers, &mut clients, &mut stop).await;
@@ -229,8 +239,8 @@ impl<S: Service> EventLoop<S> {
 
     async fn serve(
         &mut self,
-        peers: &mut mpsc::Receiver<(NodeId, Message<S::Command>)>,
-        clients: &mut mpsc::Receiver<Input<S>>,
+        peers: &mut mpsc::Receiver<(NodeId, PeerMessage)>,
+        clients: &mut mpsc::Receiver<Input>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), NodeError> {
         self.start_trace();
@@ -243,7 +253,7 @@ impl<S: Service> EventLoop<S> {
                 Some(event) = self.commits.recv() => self.on_commit(event)?,
                 _ = sleep_until(deadline) => self.fire_timers()?,
                 Some((from, msg)) = peers.recv() => {
-                    self.on_peer(from, msg)?;
+                    self.on_message(from, KvMsg::Peer(msg))?;
                     self.drain(peers, clients)?;
                 }
                 Some(input) = clients.recv() => {
@@ -258,14 +268,14 @@ impl<S: Service> EventLoop<S> {
     /// Takes whatever else is already queued, up to the per-turn limit.
     fn drain(
         &mut self,
-        peers: &mut mpsc::Receiver<(NodeId, Message<S::Command>)>,
-        clients: &mut mpsc::Receiver<Input<S>>,
+        peers: &mut mpsc::Receiver<(NodeId, PeerMessage)>,
+        clients: &mut mpsc::Receiver<Input>,
     ) -> Result<(), NodeError> {
         // Alternate, so that a stream of peer messages cannot starve clients (or vice versa).
         for _ in 0..INPUTS_PER_TURN_MAX / 2 {
             let mut idle = true;
             if let Ok((from, msg)) = peers.try_recv() {
-                self.on_peer(from, msg)?;
+                self.on_message(from, KvMsg::Peer(msg))?;
                 idle = false;
             }
             if let Ok(input) = clients.try_recv() {
@@ -283,32 +293,35 @@ impl<S: Service> EventLoop<S> {
 
     fn start_trace(&mut self) {
         self.driver.flush(&mut self.env);
+        self.after_events();
         let Some(trace) = &mut self.trace else { return };
         let digest = self.env.digest.as_mut().map_or(0, Digest::finish);
-        let core = self.driver.core();
-        trace.push(&TraceRecord::Start {
+        let server = self.driver.core();
+        trace.push(&TraceRecord::<Entry, ServerMessage>::Start {
             incarnation: trace.incarnation(),
-            config: core.config().clone(),
-            durable: core.durable().clone(),
+            config: server.engine().config().clone(),
+            kv: server.config().clone(),
+            durable: server.engine().durable().clone(),
             digest,
         });
     }
 
     /// Records a handled input (when tracing) and stops on a violation.
-    fn after_input(&mut self, input: Option<TraceInput<S::Command>>) -> Result<(), NodeError> {
+    fn after_input(&mut self, input: Option<TraceInput<ServerMessage>>) -> Result<(), NodeError> {
         if let (Some(trace), Some(input)) = (&mut self.trace, input) {
             let digest = self.env.digest.as_mut().map_or(0, Digest::finish);
-            trace.push(&TraceRecord::Input { input, digest });
+            trace.push(&TraceRecord::<Entry, ServerMessage>::Input { input, digest });
         }
         if let Some(v) = self.driver.core().violation().cloned() {
             let _ = self.flush_trace();
             return Err(NodeError::Violation(v));
         }
-        self.log_role_change();
+        self.after_events();
+        self.log_changes();
         Ok(())
     }
 
-    fn on_peer(&mut self, from: NodeId, msg: Message<S::Command>) -> Result<(), NodeError> {
+    fn on_message(&mut self, from: NodeId, msg: ServerMessage) -> Result<(), NodeError> {
         let record = self.trace.is_some().then(|| TraceInput::Message {
             from,
             msg: msg.clone(),
@@ -330,72 +343,33 @@ impl<S: Service> EventLoop<S> {
         Ok(())
     }
 
-    fn on_client(&mut self, input: Input<S>) -> Result<(), NodeError> {
-        let Input { request, reply } = input;
-        match request {
-            Request::Status { id } => {
-                let _ = reply.try_send(Reply::Status {
-                    id,
-                    status: self.status(),
-                });
+    fn on_client(&mut self, input: Input) -> Result<(), NodeError> {
+        match input {
+            Input::Open { from, reply } => {
+                self.sessions.insert(from, reply);
                 Ok(())
             }
-            Request::Op { id, op } => self.propose(id, op, reply),
-        }
-    }
-
-    fn propose(
-        &mut self,
-        id: u64,
-        op: S::Op,
-        reply: mpsc::Sender<Reply<S::Output>>,
-    ) -> Result<(), NodeError> {
-        let core = self.driver.core();
-        if !core.is_leader() {
-            let leader = self.leader_hint(core.leader_hint());
-            let _ = reply.try_send(Reply::Op {
-                id,
-                result: OpResult::NotLeader { leader },
-            });
-            return Ok(());
-        }
-        if self.waiters.len() >= self.opts.waiters_max {
-            let _ = reply.try_send(Reply::Op {
-                id,
-                result: OpResult::Busy,
-            });
-            return Ok(());
-        }
-        let command = self.service.command(op);
-        let record = self
-            .trace
-            .is_some()
-            .then(|| TraceInput::Propose(command.clone()));
-        let result = self
-            .driver
-            .input(&mut self.env, |raft| raft.propose(command));
-        if let Some(d) = &mut self.env.digest {
-            let r = result.map_err(|nl| (nl.leader_hint, nl.term));
-            d.item(Item::Result, &r);
-        }
-        match result {
-            Ok((index, term)) => {
-                self.waiters.insert(index, Waiter { term, id, reply });
+            Input::Closed(from) => {
+                self.sessions.remove(&from);
+                Ok(())
             }
-            Err(nl) => {
-                let leader = self.leader_hint(nl.leader_hint);
-                let _ = reply.try_send(Reply::Op {
-                    id,
-                    result: OpResult::NotLeader { leader },
-                });
+            Input::Request {
+                from,
+                request: Request::Status { id },
+            } => {
+                if let Some(s) = self.sessions.get(&from) {
+                    let _ = s.try_send(Reply::Status {
+                        id,
+                        status: self.status(),
+                    });
+                }
+                Ok(())
             }
+            Input::Request {
+                from,
+                request: Request::Kv(r),
+            } => self.on_message(from, KvMsg::Client(ClientMsg::Request(r))),
         }
-        self.after_input(record)
-    }
-
-    fn leader_hint(&self, leader: Option<NodeId>) -> Option<(NodeId, String)> {
-        let id = leader?;
-        Some((id, self.opts.members.get(&id)?.to_string()))
     }
 
     // ---- end of a turn: trace, commit, release --------------------------------------------
@@ -403,12 +377,7 @@ impl<S: Service> EventLoop<S> {
     fn end_turn(&mut self) -> Result<(), NodeError> {
         self.flush_trace()?;
         self.submit();
-        self.release()?;
-        if self.maybe_snapshot()? {
-            self.flush_trace()?;
-            self.submit();
-        }
-        self.fail_waiters_if_deposed();
+        self.release();
         Ok(())
     }
 
@@ -438,10 +407,28 @@ impl<S: Service> EventLoop<S> {
                 ticket,
                 stats,
                 log_bytes,
+                last,
             } => {
                 self.storage = stats;
                 self.log_bytes = log_bytes;
                 self.on_durable_ticket(ticket);
+                if self
+                    .driver
+                    .core()
+                    .engine()
+                    .config()
+                    .leader_counts_durable_only
+                {
+                    let (index, term) = last;
+                    self.driver.input(&mut self.env, |server| {
+                        server.engine_input(|raft| raft.on_persisted(index, term))
+                    });
+                    let record = self
+                        .trace
+                        .is_some()
+                        .then_some(TraceInput::Persisted { index, term });
+                    self.after_input(record)?;
+                }
                 Ok(())
             }
         }
@@ -456,155 +443,83 @@ impl<S: Service> EventLoop<S> {
             self.durable = writes;
         }
         if let Some(trace) = &mut self.trace {
-            trace.push::<S::Command>(&TraceRecord::Durable { ops: self.durable });
-        }
-        if self.snapshot_until.is_some_and(|w| self.durable >= w) {
-            self.snapshot_until = None;
+            trace.push::<Entry, ServerMessage>(&TraceRecord::Durable { ops: self.durable });
         }
     }
 
-    /// Releases every output whose writes are durable, in order.
-    fn release(&mut self) -> Result<(), NodeError> {
+    /// Releases the independent outputs, then every output whose writes are durable, in
+    /// order.
+    fn release(&mut self) {
+        for output in std::mem::take(&mut self.env.independent) {
+            self.perform(output);
+        }
         while let Some((writes, _)) = self.env.outputs.front() {
             if *writes > self.durable {
                 break;
             }
             let (_, output) = self.env.outputs.pop_front().expect("front exists");
-            match output {
-                Output::Send(to, msg) => {
-                    if let Some(q) = self.peers.get(&to) {
-                        q.push(msg);
-                    }
-                }
-                Output::Apply(apply) => self.on_apply(apply)?,
-            }
+            self.perform(output);
         }
-        Ok(())
     }
 
-    fn on_apply(&mut self, apply: Apply<S::Command>) -> Result<(), NodeError> {
-        match apply {
-            Apply::Entry {
-                index,
-                term,
-                command,
-            } => {
-                let output = self.service.apply(index, &command);
-                self.service_applied = index;
-                if let Some(w) = self.waiters.remove(&index) {
-                    let result = if w.term == term {
-                        self.acked_ops += 1;
-                        OpResult::Ok(output)
-                    } else {
-                        OpResult::NotApplied
-                    };
-                    let _ = w.reply.try_send(Reply::Op { id: w.id, result });
+    fn perform(&mut self, output: Output) {
+        let Output::Send(to, msg) = output;
+        match msg {
+            KvMsg::Peer(m) => {
+                if let Some(q) = self.peers.get(&to) {
+                    q.push(m);
                 }
             }
-            Apply::Snapshot(s) => {
-                self.service.restore(&s.data).map_err(|e| {
-                    NodeError::Service(format!(
-                        "snapshot at {} does not restore: {e}",
-                        s.meta.index.0
-                    ))
-                })?;
-                self.service_applied = s.meta.index;
-                tracing::info!(node = %self.opts.id, index = s.meta.index.0, "snapshot installed");
-                let covered: Vec<LogIndex> = self
-                    .waiters
-                    .range(..=s.meta.index)
-                    .map(|(&i, _)| i)
-                    .collect();
-                for index in covered {
-                    let w = self.waiters.remove(&index).expect("listed");
-                    let result = OpResult::Unknown;
-                    let _ = w.reply.try_send(Reply::Op { id: w.id, result });
+            KvMsg::Client(ClientMsg::Reply(r)) => {
+                if r.result.is_ok() {
+                    self.acked_ops += 1;
+                }
+                if let Some(s) = self.sessions.get(&to) {
+                    // A full or closed session drops the reply; its clerk retries.
+                    let _ = s.try_send(Reply::Kv(r));
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Snapshots when the log has grown past the threshold. Returns true if it did.
-    fn maybe_snapshot(&mut self) -> Result<bool, NodeError> {
-        let threshold = self.opts.snapshot_log_bytes;
-        let base = self.driver.core().log().base().index;
-        if threshold == 0
-            || self.log_bytes < threshold
-            || self.snapshot_until.is_some()
-            || self.service_applied <= base
-        {
-            return Ok(false);
-        }
-        let index = self.service_applied;
-        let data: Arc<[u8]> = Arc::from(self.service.snapshot());
-        let record = self.trace.is_some().then(|| TraceInput::Snapshot {
-            index,
-            data: data.clone(),
-        });
-        let taken = self
-            .driver
-            .input(&mut self.env, |raft| raft.snapshot(index, data));
-        if let Some(d) = &mut self.env.digest {
-            d.item(Item::Result, &taken);
-        }
-        self.after_input(record)?;
-        if taken {
-            self.snapshot_until = Some(self.env.written);
-            tracing::info!(node = %self.opts.id, index = index.0, log_bytes = self.log_bytes, "snapshot taken");
-        }
-        Ok(taken)
-    }
-
-    /// A node that no longer leads cannot tell whether its waiting clients' entries will
-    /// commit (another leader may commit them, or overwrite them): it tells them so.
-    fn fail_waiters_if_deposed(&mut self) {
-        let core = self.driver.core();
-        if self.waiters.is_empty() || core.is_leader() && self.waiters_current(core.term()) {
-            return;
-        }
-        let term = core.term();
-        let leading = core.is_leader();
-        let stale: Vec<LogIndex> = self
-            .waiters
-            .iter()
-            .filter(|(_, w)| !leading || w.term < term)
-            .map(|(&i, _)| i)
-            .collect();
-        for index in stale {
-            let w = self.waiters.remove(&index).expect("listed");
-            let _ = w.reply.try_send(Reply::Op {
-                id: w.id,
-                result: OpResult::Unknown,
-            });
+            KvMsg::Client(ClientMsg::Request(_)) => {} // servers send no requests
         }
     }
 
-    fn waiters_current(&self, term: Term) -> bool {
-        self.waiters.values().next().is_none_or(|w| w.term == term)
+    /// Logs what the server reported (snapshots installed).
+    fn after_events(&mut self) {
+        for event in self.env.events.drain(..) {
+            if let KvEvent::Restored { index } = event {
+                tracing::info!(node = %self.opts.id, index = index.0, "snapshot installed");
+            }
+        }
     }
 
-    fn log_role_change(&mut self) {
-        let core = self.driver.core();
-        let now = (core.role_kind(), core.term());
+    fn log_changes(&mut self) {
+        let raft = self.driver.core().engine();
+        let now = (raft.role_kind(), raft.term(), raft.log().base().index.0);
         if now == self.seen {
             return;
         }
         let id = self.opts.id;
-        match now.0 {
-            RoleKind::Candidate => tracing::info!(node = %id, term = now.1.0, "election started"),
-            RoleKind::Leader => tracing::info!(node = %id, term = now.1.0, "became leader"),
-            RoleKind::Follower if now.1 != self.seen.1 || self.seen.0 != RoleKind::Follower => {
-                tracing::info!(node = %id, term = now.1.0, leader = ?core.leader_hint(), "follower")
+        if now.2 != self.seen.2 {
+            tracing::info!(node = %id, index = now.2, log_bytes = self.log_bytes, "snapshot");
+        }
+        if (now.0, now.1) != (self.seen.0, self.seen.1) {
+            match now.0 {
+                RoleKind::Candidate => {
+                    tracing::info!(node = %id, term = now.1.0, "election started")
+                }
+                RoleKind::Leader => tracing::info!(node = %id, term = now.1.0, "became leader"),
+                RoleKind::Follower => {
+                    tracing::info!(node = %id, term = now.1.0, leader = ?raft.leader_hint(), "follower")
+                }
             }
-            RoleKind::Follower => {}
         }
         self.seen = now;
     }
 
     fn status(&self) -> NodeStatus {
-        let core = self.driver.core();
-        let role = match core.role_kind() {
+        let server = self.driver.core();
+        let raft = server.engine();
+        let role = match raft.role_kind() {
             RoleKind::Follower => "follower",
             RoleKind::Candidate => "candidate",
             RoleKind::Leader => "leader",
@@ -613,14 +528,14 @@ impl<S: Service> EventLoop<S> {
         NodeStatus {
             id: self.opts.id,
             role: role.into(),
-            term: core.term().0,
-            leader: core
+            term: raft.term().0,
+            leader: raft
                 .leader_hint()
-                .or(core.is_leader().then_some(self.opts.id)),
-            commit: core.commit_index().0,
-            applied: self.service_applied.0,
-            snapshot_index: core.log().base().index.0,
-            last_index: core.log().last_index().0,
+                .or(raft.is_leader().then_some(self.opts.id)),
+            commit: raft.commit_index().0,
+            applied: server.rsm().applied_index().0,
+            snapshot_index: raft.log().base().index.0,
+            last_index: raft.log().last_index().0,
             log_bytes: self.log_bytes,
             fsyncs: self.storage.fsyncs,
             commits: self.storage.commits,

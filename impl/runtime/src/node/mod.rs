@@ -1,14 +1,17 @@
-//! A real node: the Raft core and a [`Service`] on tokio, with framed TCP, durable storage,
-//! timers from the runtime's clock, and (optionally) an input trace.
+//! A real node: the kvraft server core on the Raft core ([`crate::kv::Server`]) on tokio,
+//! with framed TCP, durable storage, timers from the runtime's clock, and (optionally) an
+//! input trace. The node makes no protocol decisions: clerk requests, the dedup table,
+//! ReadIndex, snapshots and replies are the cores'.
 //!
 //! # Tasks
 //!
-//! * the **event loop** ([`event_loop`]) owns the core (through the per-node [`Driver`]),
-//!   the service and the waiting clients. It is the only task that touches them, so none of
+//! * the **event loop** ([`event_loop`]) owns the core (through the per-node [`Driver`]) and
+//!   the clerk sessions' reply queues. It is the only task that touches them, so none of
 //!   that state is shared;
 //! * a **committer** makes persist operations durable (group commit, [`crate::commit`]);
 //! * one **link** per peer ([`crate::net::Link`]) and one **session** per client connection
-//!   ([`server`]) move frames between sockets and the event loop.
+//!   ([`server`]) move frames between sockets and the event loop. Each session gets a node id
+//!   of its own (above [`server::SESSION_ID_BASE`]), which the server core answers to.
 //!
 //! # The order of duties, with group commit
 //!
@@ -17,11 +20,14 @@
 //! apply with the count of writes so far; at the end of each loop turn the buffered writes go
 //! to the committer as one batch, and outputs are released only once the committer reports
 //! every write before them durable. So nothing that depends on a write leaves before its
-//! fsync — a vote, an acknowledgement, a commit counted with the leader's own entry, a reply
-//! to a client — while the loop keeps taking inputs, and one fsync covers everything that
-//! arrived during the previous one. Timers are set at once (they promise nothing).
+//! fsync — a vote, an acknowledgement, a reply to a clerk — while the loop keeps taking
+//! inputs, and one fsync covers everything that
+//! arrived during the previous one. Timers are set at once (they promise nothing). The Raft
+//! core runs with `leader_counts_durable_only` (specs/raft.md §2): a leader's AppendEntries
+//! leave at once, in parallel with its own fsync, and the event loop reports each completed
+//! commit to the core (`Raft::on_persisted`) so that the leader counts its own copy.
 //!
-//! A step-check violation recorded by the core (`Raft::violation`) stops the node with an
+//! A step-check violation recorded by the core (`KvServer::violation`) stops the node with an
 //! error naming the invariant before anything of that input leaves; so does a storage error
 //! (a failed fsync is never retried).
 
@@ -30,13 +36,14 @@ mod server;
 
 use crate::commit::Committer;
 use crate::driver::Driver;
+use crate::kv::{Entry, Server};
 use crate::net::{Link, Membership, Metrics, Net, PeerQueue};
-use crate::service::Service;
 use crate::storage::fs::{Fs, RealFs};
 use crate::storage::{Storage, StorageError, StorageOptions, files};
 use crate::trace::TraceWriter;
 use crate::wire::ClusterId;
 use aver_core::contract::{NodeId, Violation};
+use aver_core::kvraft::KvConfig;
 use aver_core::raft::{Config, Raft};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -66,7 +73,8 @@ pub struct NodeOptions {
     pub election: (Duration, Duration),
     /// Seed of the node's RNG (election timeouts, backoff jitter).
     pub seed: u64,
-    /// Snapshot once the log since the last snapshot exceeds this many bytes (0: never).
+    /// The kvraft server's snapshot threshold (`KvConfig::max_raft_state`: Raft's state
+    /// without the snapshot, in bytes; 0: never).
     pub snapshot_log_bytes: u64,
     /// Write an input trace into this directory (for `aver replay`; usually `DIR/trace`).
     pub trace: Option<PathBuf>,
@@ -76,7 +84,7 @@ pub struct NodeOptions {
     pub client_frame_max: usize,
     /// Messages queued per peer before the oldest is dropped.
     pub outbox_capacity: usize,
-    /// Client operations waiting for their entry to apply before new ones are refused.
+    /// Client requests waiting at once before new ones are refused (`KvConfig::pending_max`).
     pub waiters_max: usize,
     /// Commit on the event loop's thread instead of a committer thread (for simulated
     /// networks, whose hosts must not spawn threads).
@@ -87,6 +95,9 @@ pub struct NodeOptions {
     pub fs: Arc<dyn Fs>,
     /// Storage tunables.
     pub storage: StorageOptions,
+    /// The leader counts its own copy of an entry only once durable, and writes in parallel
+    /// with replicating (`Config::leader_counts_durable_only`).
+    pub leader_writes_in_parallel: bool,
 }
 
 impl NodeOptions {
@@ -110,7 +121,7 @@ impl NodeOptions {
             heartbeat: Duration::from_millis(50),
             election: (Duration::from_millis(300), Duration::from_millis(600)),
             seed: id.0 as u64,
-            snapshot_log_bytes: 16 << 20,
+            snapshot_log_bytes: 256 << 10,
             trace: None,
             frame_body_max: crate::frame::FRAME_BODY_MAX_DEFAULT,
             client_frame_max: 1 << 20,
@@ -120,6 +131,7 @@ impl NodeOptions {
             lock_data_dir: true,
             fs: Arc::new(RealFs),
             storage: StorageOptions::default(),
+            leader_writes_in_parallel: true,
         }
     }
 }
@@ -131,7 +143,7 @@ pub enum NodeError {
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
     /// The core's own step checks found a violated invariant.
-    #[error("stopping: the Raft core reports {0}")]
+    #[error("stopping: the core (kvraft server or Raft) reports {0}")]
     Violation(Violation),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
@@ -198,11 +210,7 @@ impl RunningNode {
 }
 
 /// Recovers the node's state from disk, opens its sockets and starts its tasks.
-pub async fn start<S: Service, N: Net>(
-    opts: NodeOptions,
-    service: S,
-    net: N,
-) -> Result<RunningNode, NodeError> {
+pub async fn start<N: Net>(opts: NodeOptions, net: N) -> Result<RunningNode, NodeError> {
     if !opts.members.contains_key(&opts.id) {
         return Err(NodeError::Config(format!(
             "{} is not among the members {:?}",
@@ -213,7 +221,7 @@ pub async fn start<S: Service, N: Net>(
     let lock = lock_data_dir(&opts)?;
     check_identity(&opts)?;
     let (storage, durable, report) =
-        Storage::<S::Command>::open(opts.fs.clone(), &opts.data_dir, opts.storage)?;
+        Storage::<Entry>::open(opts.fs.clone(), &opts.data_dir, opts.storage)?;
     tracing::info!(
         node = %opts.id,
         term = durable.hard.term.0,
@@ -225,7 +233,13 @@ pub async fn start<S: Service, N: Net>(
         removed_files = report.removed_files,
         "WAL recovered"
     );
-    let config = Config::new(opts.id, opts.members.keys().copied().collect());
+    let kv = KvConfig {
+        max_raft_state: (opts.snapshot_log_bytes > 0).then_some(opts.snapshot_log_bytes as usize),
+        pending_max: opts.waiters_max,
+        ..KvConfig::default()
+    };
+    let mut config: Config = kv.raft_config(opts.id, opts.members.keys().copied().collect());
+    config.leader_counts_durable_only = opts.leader_writes_in_parallel;
     let trace = match &opts.trace {
         Some(dir) => Some(open_trace(dir)?),
         None => None,
@@ -276,7 +290,7 @@ pub async fn start<S: Service, N: Net>(
         cluster: opts.cluster,
         members: opts.members.keys().copied().collect(),
     };
-    tokio::spawn(server::accept_loop::<S, N>(server::Acceptor {
+    tokio::spawn(server::accept_loop::<N>(server::Acceptor {
         net,
         listener,
         membership,
@@ -286,11 +300,10 @@ pub async fn start<S: Service, N: Net>(
         client_frame_max: opts.client_frame_max,
         stop: stop_rx.clone(),
     }));
-    let raft = Raft::new(config, durable);
+    let server = Server::new(kv, Raft::new(config, durable));
     let event_loop = event_loop::EventLoop::new(event_loop::Parts {
         opts: Arc::new(opts),
-        driver: Driver::new(raft),
-        service,
+        driver: Driver::new(server),
         peers: queues,
         committer,
         commits: commit_rx,

@@ -3,8 +3,8 @@
 
 use super::event_loop::Input;
 use crate::frame;
+use crate::kv::{Op, OpReply};
 use crate::net::{self, Membership, Metrics, Net};
-use crate::service::Service;
 use crate::wire::{Endpoint, Reply, Request};
 use aver_core::contract::NodeId;
 use std::collections::BTreeMap;
@@ -14,28 +14,33 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
+/// Node ids of clerk sessions start here (members' ids are small), so that the server core
+/// can address its replies to a session like to any node.
+pub const SESSION_ID_BASE: u32 = 1 << 31;
+
 /// Replies queued per client session before the node starts dropping them (the client then
 /// times out); the event loop never waits on a client.
 pub const SESSION_REPLIES_MAX: usize = 4096;
 
 /// What the accept loop needs.
-pub(super) struct Acceptor<S: Service, N: Net> {
+pub(super) struct Acceptor<N: Net> {
     pub net: N,
     pub listener: N::Listener,
     pub membership: Membership,
     pub metrics: Arc<Metrics>,
     /// Where streams accepted from each peer go (its link).
     pub peers: BTreeMap<NodeId, mpsc::Sender<N::Stream>>,
-    pub clients: mpsc::Sender<Input<S>>,
+    pub clients: mpsc::Sender<Input>,
     pub client_frame_max: usize,
     pub stop: watch::Receiver<bool>,
 }
 
 /// Accepts connections until the node stops; each gets its own task.
-pub(super) async fn accept_loop<S: Service, N: Net>(mut a: Acceptor<S, N>) {
+pub(super) async fn accept_loop<N: Net>(mut a: Acceptor<N>) {
     let mut stop = a.stop.clone();
     let membership = Arc::new(a.membership.clone());
     let peers = Arc::new(a.peers.clone());
+    let mut sessions: u32 = 0;
     loop {
         let accepted = tokio::select! {
             biased;
@@ -50,7 +55,9 @@ pub(super) async fn accept_loop<S: Service, N: Net>(mut a: Acceptor<S, N>) {
                 continue;
             }
         };
-        let conn = Connection::<S, N> {
+        sessions = sessions.wrapping_add(1) % SESSION_ID_BASE;
+        let conn = Connection::<N> {
+            session: NodeId(SESSION_ID_BASE + sessions),
             addr,
             membership: membership.clone(),
             metrics: a.metrics.clone(),
@@ -63,17 +70,18 @@ pub(super) async fn accept_loop<S: Service, N: Net>(mut a: Acceptor<S, N>) {
     }
 }
 
-struct Connection<S: Service, N: Net> {
+struct Connection<N: Net> {
+    session: NodeId,
     addr: SocketAddr,
     membership: Arc<Membership>,
     metrics: Arc<Metrics>,
     peers: Arc<BTreeMap<NodeId, mpsc::Sender<N::Stream>>>,
-    clients: mpsc::Sender<Input<S>>,
+    clients: mpsc::Sender<Input>,
     client_frame_max: usize,
     stop: watch::Receiver<bool>,
 }
 
-impl<S: Service, N: Net> Connection<S, N> {
+impl<N: Net> Connection<N> {
     async fn serve(self, mut stream: N::Stream) {
         match net::accept_handshake(&mut stream, &self.membership, &self.metrics).await {
             Ok(Endpoint::Peer(p)) => {
@@ -91,7 +99,15 @@ impl<S: Service, N: Net> Connection<S, N> {
     /// naming what was wrong, counted, and closes the session.
     async fn client_session(self, stream: N::Stream) {
         let (mut reader, writer) = tokio::io::split(stream);
-        let (tx, rx) = mpsc::channel::<Reply<S::Output>>(SESSION_REPLIES_MAX);
+        let (tx, rx) = mpsc::channel::<Reply<OpReply>>(SESSION_REPLIES_MAX);
+        let from = self.session;
+        let open = Input::Open {
+            from,
+            reply: tx.clone(),
+        };
+        if self.clients.send(open).await.is_err() {
+            return;
+        }
         let frame_max = self.client_frame_max;
         let writer_task = tokio::spawn(write_replies(writer, rx, frame_max));
         let mut buf = Vec::new();
@@ -100,14 +116,11 @@ impl<S: Service, N: Net> Connection<S, N> {
             let read = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
-                r = frame::read_value::<_, Request<S::Op>>(&mut reader, frame_max, &mut buf) => r,
+                r = frame::read_value::<_, Request<Op>>(&mut reader, frame_max, &mut buf) => r,
             };
             match read {
                 Ok(Some(request)) => {
-                    let input = Input {
-                        request,
-                        reply: tx.clone(),
-                    };
+                    let input = Input::Request { from, request };
                     if self.clients.send(input).await.is_err() {
                         break;
                     }
@@ -123,6 +136,7 @@ impl<S: Service, N: Net> Connection<S, N> {
                 }
             }
         }
+        let _ = self.clients.send(Input::Closed(from)).await;
         drop(tx);
         let _ = writer_task.await;
     }

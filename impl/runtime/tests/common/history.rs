@@ -12,7 +12,7 @@
 
 use aver_checker::models::{KvInput, KvOutput as Out};
 use aver_checker::{CheckResult, Operation};
-use aver_runtime::service::KvOp;
+use aver_core::kvraft::AppendOp as KvOp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -25,14 +25,16 @@ pub type Op = Operation<KvInput, Out>;
 /// The checker's input for a KV operation.
 pub fn to_checker(op: &KvOp) -> KvInput {
     match op {
-        KvOp::Get { key } => KvInput::Get { key: key.clone() },
+        KvOp::Get { key } => KvInput::Get {
+            key: key.to_string(),
+        },
         KvOp::Put { key, value } => KvInput::Put {
-            key: key.clone(),
-            value: value.as_str().into(),
+            key: key.to_string(),
+            value: value.clone(),
         },
         KvOp::Append { key, value } => KvInput::Append {
-            key: key.clone(),
-            value: value.as_str().into(),
+            key: key.to_string(),
+            value: value.clone(),
         },
     }
 }

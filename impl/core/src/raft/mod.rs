@@ -44,6 +44,7 @@ mod election;
 pub mod invariants;
 pub mod log;
 pub mod message;
+pub mod rename;
 mod replication;
 mod snapshot;
 pub mod types;
@@ -54,6 +55,7 @@ pub use message::{
     AppendEntries, AppendEntriesReply, AppendResult, InstallSnapshot, InstallSnapshotReply,
     Message, RequestVote, RequestVoteReply,
 };
+pub use rename::Renaming;
 pub use types::{Command, Entry, HardState, LogIndex, Snapshot, SnapshotMeta, Term};
 
 use crate::contract::{self, NodeId, TimerCmd, Violation};

@@ -58,27 +58,18 @@
 //! entry is committed, a snapshot is installed by InstallSnapshot, and a new leader is
 //! elected after a leader crashed.
 
-mod actor;
+pub mod actor;
 mod config;
 mod model;
 mod properties;
 mod replay;
+pub mod state;
+pub mod symmetry;
 mod trace;
 
-pub use actor::{ModelTimer, RaftServer, ServerState};
 pub use config::{IN_FLIGHT_MAX_PER_SERVER, NetworkKind, RaftModelCfg};
-pub use model::{Cmd, RaftAction, RaftModel, RaftState};
+pub use model::{Cmd, RaftAction, RaftModel};
 pub use properties::{PROPERTIES, RaftProperty, property_named, safety_properties};
 pub use replay::{StatePath, WalkReport, random_walks, replay};
+pub use state::{RaftState, Server};
 pub use trace::{TraceStep, describe_msg, describe_server, trace};
-
-use aver_core::NodeId;
-use stateright::actor::Id;
-
-fn node_id(id: Id) -> NodeId {
-    NodeId(usize::from(id) as u32)
-}
-
-fn actor_id(id: NodeId) -> Id {
-    Id::from(id.0 as usize)
-}

@@ -70,7 +70,7 @@ pub fn random_walks(model: &RaftModel, runs: u64, steps_max: usize, seed: u64) -
             report.states += 1;
             report.depth = report.depth.max(path.len());
             for (k, p) in PROPERTIES.iter().enumerate() {
-                if report.discoveries[k].is_some() {
+                if report.discoveries[k].is_some() || p.step_check && !model.cfg.step_checks {
                     continue;
                 }
                 let holds = (p.condition)(model, state);

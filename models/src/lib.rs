@@ -7,10 +7,12 @@
 //! named after the catalogue IDs in `specs/invariants.md`.
 //!
 //! * [`raft`]: the Raft core (elections, replication, commit, snapshots, crash/recover).
+//! * [`mr`]: the MapReduce coordinator and worker cores, with crashing and slow workers.
 //!
 //! `aver check` (impl/cli) keeps the registry of models it runs; each model here exposes its
 //! configurations, properties and trace rendering for it.
 #![deny(missing_docs)]
 
+pub mod mr;
 pub mod raft;
 pub mod search;

@@ -46,7 +46,7 @@ fn signature(s: &Server) -> u64 {
     match r.role() {
         Role::Follower => {}
         Role::Candidate { votes } => votes.count_ones().hash(&mut h),
-        Role::Leader { progress } => {
+        Role::Leader { progress, .. } => {
             let mut p = progress.clone();
             p.sort();
             p.hash(&mut h);

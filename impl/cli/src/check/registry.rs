@@ -26,11 +26,18 @@ pub struct Entry {
 }
 
 /// Every registered model.
-pub const REGISTRY: &[Entry] = &[Entry {
-    name: "raft",
-    check: super::raft::check,
-    explore: super::raft::explore,
-}];
+pub const REGISTRY: &[Entry] = &[
+    Entry {
+        name: "raft",
+        check: super::raft::check,
+        explore: super::raft::explore,
+    },
+    Entry {
+        name: "mr",
+        check: crate::mr::check,
+        explore: crate::mr::explore,
+    },
+];
 
 /// The entry named `name`, or an error listing the known names.
 pub fn lookup(name: &str) -> anyhow::Result<&'static Entry> {

@@ -108,12 +108,16 @@ impl<C: Command> Raft<C> {
                     .filter(|&p| votes & (1 << p) != 0)
                     .fold(0, |acc, p| acc | 1 << moved(p)),
             },
-            Role::Leader { progress } => {
+            Role::Leader { progress, reads } => {
                 let mut renamed = progress.clone();
                 for (p, pr) in progress.iter().enumerate() {
                     renamed[moved(p)] = *pr;
                 }
-                Role::Leader { progress: renamed }
+                // Reads are named by the service, not by server ids.
+                Role::Leader {
+                    progress: renamed,
+                    reads: reads.clone(),
+                }
             }
         };
         Raft {
@@ -124,6 +128,7 @@ impl<C: Command> Raft<C> {
             commit: self.commit,
             applied: self.applied,
             violation: self.violation.clone(),
+            read_states: self.read_states.clone(),
             ready: RaftReady::default(),
         }
     }

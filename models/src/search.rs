@@ -558,10 +558,7 @@ where
 
 /// Rebuilds a path from action indices (as in [`Found::discoveries`]): each state with the
 /// action taken from it (`None` for the last). `None` if the indices do not replay.
-pub fn replay_indices<M: Model>(
-    model: &M,
-    indices: &[usize],
-) -> Option<StatesPath<M>>
+pub fn replay_indices<M: Model>(model: &M, indices: &[usize]) -> Option<StatesPath<M>>
 where
     M::State: Clone,
     M::Action: Clone,

@@ -1,6 +1,6 @@
 //! The Raft model's pinned numbers: one witness path per `sometimes` property, the exhaustive
 //! CI configurations (state counts and every property), and the reductions checked against
-//! the unreduced search. Seeded bugs are in `raft_bugs.rs`. Run in release:
+//! the unreduced search. Seeded bugs (caught by their consequences) are in `raft_bugs.rs`. Run in release:
 //! `cargo test -p aver-models --release`.
 
 mod common;

@@ -70,6 +70,6 @@ mod trace;
 pub use config::{IN_FLIGHT_MAX_PER_SERVER, NetworkKind, RaftModelCfg};
 pub use model::{Cmd, RaftAction, RaftModel};
 pub use properties::{PROPERTIES, RaftProperty, property_named, safety_properties};
-pub use replay::{StatePath, WalkReport, random_walks, replay};
+pub use replay::{StatePath, WalkReport, random_walks, random_walks_checking, replay};
 pub use state::{RaftState, Server};
 pub use trace::{TraceStep, describe_msg, describe_server, trace};

@@ -152,7 +152,50 @@ fn ci_config_is_exhaustive_and_safe() {
             "follower installs a snapshot"
         ]
     );
-    assert_eq!(unique, 1_507);
+    // 1,507 before main's ReadIndex fields (read_ctx, read_ack) changed message and progress
+    // hashes: the unordered network is sorted by hash, so DFS meets states in another order
+    // and covering keeps a different (equally complete) set.
+    assert_eq!(unique, 1_437);
+}
+
+/// `ci_crash`: terms ≤ 1, logs ≤ 1, one crash with recovery, no snapshots.
+#[test]
+fn ci_crash_config_is_exhaustive_and_safe() {
+    let (found, unique) = exhaustive(RaftModelCfg::ci_crash(), 1);
+    assert!(found.contains(&"follower applies an entry"), "{found:?}");
+    assert_eq!(unique, 6_976);
+}
+
+/// `ci_reelect`: terms ≤ 2, empty logs, one crash: a leader crashes and another is elected.
+#[test]
+fn ci_reelect_config_is_exhaustive_and_safe() {
+    let (found, unique) = exhaustive(RaftModelCfg::ci_reelect(), 1);
+    assert!(found.contains(&"new leader after crash"), "{found:?}");
+    assert_eq!(unique, 5_635);
+}
+
+/// `ci_crash_snapshots`: terms ≤ 1, logs ≤ 1, one crash, snapshots: restart from a snapshot.
+#[test]
+fn ci_crash_snapshots_config_is_exhaustive_and_safe() {
+    let (found, unique) = exhaustive(RaftModelCfg::ci_crash_snapshots(), 1);
+    assert!(found.contains(&"follower installs a snapshot"), "{found:?}");
+    assert_eq!(unique, 38_177);
+}
+
+/// `ci_terms2`: a leader change with log entries (terms ≤ 2, logs ≤ 1, one crash): a
+/// follower truncates a conflicting entry, and every safety property holds exhaustively.
+/// About a minute of CPU, so `aver check` runs it and the test is for nightly runs:
+/// `cargo test -p aver-models --release --test raft ci_terms2 -- --ignored`.
+#[test]
+#[ignore = "117 s on one loaded core; aver check runs this configuration"]
+fn ci_terms2_config_is_exhaustive_and_safe() {
+    let (found, unique) = exhaustive(RaftModelCfg::ci_terms2(), 1);
+    assert!(
+        found.contains(&"follower truncates a conflicting entry"),
+        "{found:?}"
+    );
+    assert!(found.contains(&"new leader after crash"), "{found:?}");
+    assert_eq!(unique, 325_441);
 }
 
 // ---- reductions against the unreduced search -------------------------------------------------

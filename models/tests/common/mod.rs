@@ -130,8 +130,9 @@ impl Walk {
 /// Runs `cfg` exhaustively (DFS with every reduction) and asserts that no safety property has
 /// a counterexample and that every `sometimes` property the bounds can reach has an example.
 /// Returns the names of the properties with examples and the number of states kept. The count
-/// of a complete search does not depend on threads; tests pin it: a change means the state
-/// space changed — review why before updating a number.
+/// of a complete search with one thread is deterministic (with more, covering keeps more or
+/// fewer states depending on which of two comparable states is met first); tests pin it at one
+/// thread: a change means the state space changed — review why before updating a number.
 pub fn exhaustive(cfg: RaftModelCfg, threads: usize) -> (Vec<&'static str>, usize) {
     let start = Instant::now();
     let model = cfg.clone().into_model();

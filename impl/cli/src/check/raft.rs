@@ -160,9 +160,12 @@ fn simulate(model: &RaftModel, runs: u64) -> Collected {
         "  runs={} states={} depth={}",
         report.runs, report.states, report.depth
     );
+    // Properties the model does not check (step checks, when off) get no row.
+    let checked = |(p, _): &(&raft::RaftProperty, _)| model.cfg.step_checks || !p.step_check;
     let rows = PROPERTIES
         .iter()
         .zip(&report.discoveries)
+        .filter(checked)
         .map(|(p, d)| Row {
             property: p.name,
             expectation: p.expectation.clone(),

@@ -15,3 +15,4 @@
 
 pub mod mr;
 pub mod raft;
+pub mod search;

@@ -1,210 +1,317 @@
-//! The actor: one Raft server, a thin adapter that feeds one input to the core and carries out
-//! its `Ready`.
+//! The actor: one Raft server, a thin adapter around the core. It feeds one input to the
+//! core through the runtime's [`Driver`] — the one loop every driver of aver uses to carry out
+//! a `Ready` in the contract's order — with an [`Environment`] that writes into the model's
+//! state: persist operations are folded into the server's disk with the core's own
+//! [`Durable::apply`], messages go into the network, applies into the service and the ghost
+//! record of what was applied, timers into the server's timer set. It makes no protocol
+//! decision.
 
-use super::{Cmd, actor_id, node_id};
-use aver_core::TimerCmd;
-use aver_core::raft::{Config, Durable, Message, Raft, RaftReady, Timer};
-use stateright::actor::{Actor, Id, Out, model_timeout};
-use std::borrow::Cow;
+use super::Cmd;
+use super::state::{Envelope, Events, Fault, Hashed, PANIC, RaftState, Server, Timers};
+use aver_core::NodeId;
+use aver_core::raft::{
+    AppendResult, Apply, Config, Durable, LogIndex, Message, PersistOp, Raft, Timer,
+};
+use aver_runtime::{Driver, Environment};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-/// The actor: one Raft server. Holds only configuration.
+/// One input to one server.
 #[derive(Clone, Debug)]
-pub struct RaftServer {
-    /// The core's configuration (id, voters, seeded bugs).
-    pub config: Config,
-    /// The `Propose` timer proposes only while the log is shorter than this.
-    pub max_log: u64,
-    /// Whether the `Compact` timer is armed.
-    pub compaction: bool,
-}
-
-/// The actor's timers: the core's own, plus the two that stand for the world above Raft.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ModelTimer {
-    /// A timer of the core.
-    Raft(Timer),
-    /// A client asks this server to propose a command (only a leader with room does).
-    Propose,
-    /// The service asks this server to snapshot what it has applied.
+pub enum Input {
+    /// A message from a peer.
+    Message(NodeId, Message<Cmd>),
+    /// A timer of the core fired.
+    Timeout(Timer),
+    /// A client asks this server (a leader) to propose a command.
+    Propose(Cmd),
+    /// The service snapshots what it has applied.
     Compact,
 }
 
-/// One server's state in the model.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ServerState {
-    /// The core.
-    pub raft: Raft<Cmd>,
-    /// What the disk holds, when it differs from `raft.durable()` (only under a seeded bug
-    /// that skips a write; `None` for a correct server).
-    pub disk: Option<Durable<Cmd>>,
-    /// This server installed a snapshot sent by a leader since it last started.
-    pub installed_snapshot: bool,
+/// The model's side of one step of one server: what the driver writes while carrying out the
+/// core's `Ready`.
+struct ModelEnv<'a> {
+    me: NodeId,
+    /// The disk before the step.
+    disk_before: &'a Durable<Cmd>,
+    /// The disk after the persist operations of this step, once there are any.
+    disk: Option<Durable<Cmd>>,
+    sent: Vec<(NodeId, Message<Cmd>)>,
+    timers: Timers,
+    service: Vec<Cmd>,
+    /// The ghost record of what was applied (see [`RaftState::applied`]).
+    applied: &'a mut Vec<Cmd>,
+    fault: &'a mut Option<Fault>,
+    entries_applied: bool,
+    truncated: bool,
+    snapshot_applied: bool,
 }
 
-impl ServerState {
-    /// What this server's disk holds.
-    pub fn disk(&self) -> &Durable<Cmd> {
-        self.disk.as_ref().unwrap_or(self.raft.durable())
+impl ModelEnv<'_> {
+    fn fault(&mut self, id: &'static str, detail: String) {
+        if self.fault.is_none() {
+            *self.fault = Some(Fault { id, detail });
+        }
     }
-}
 
-impl RaftServer {
-    /// Carries out one `Ready` (persist → save, messages → send, timers), and returns the
-    /// server's next state, or `None` if nothing changed (so Stateright can prune no-ops).
-    fn drive(
-        &self,
-        before: &ServerState,
-        raft: Raft<Cmd>,
-        ready: RaftReady<Cmd>,
-        from_leader: bool,
-        o: &mut Out<Self>,
-    ) -> Option<ServerState> {
-        let disk_unchanged = ready.persist.is_empty() && raft.durable() == before.raft.durable();
-        let disk = if disk_unchanged {
-            before.disk.clone()
-        } else {
-            let mut disk = before.disk().clone();
-            if !ready.persist.is_empty() {
-                disk.apply_all(&ready.persist);
-                o.save(disk.clone());
+    /// RAFT-A1: the service applies index `len + 1` next.
+    fn apply_entry(&mut self, index: LogIndex, command: Cmd) {
+        let expected = self.service.len() as u64 + 1;
+        if index.0 != expected {
+            let detail = format!(
+                "{} applied {index} when its service held {} entries",
+                self.me,
+                self.service.len()
+            );
+            self.fault("RAFT-A1", detail);
+            return;
+        }
+        self.service.push(command);
+        self.agree(index.0, &[command], "command");
+        self.entries_applied = true;
+    }
+
+    /// RAFT-A1 and RAFT-A2 for a snapshot: it does not move the service back, and its
+    /// contents (one command per index) agree with what was applied at those indices.
+    fn apply_snapshot(&mut self, index: LogIndex, data: &[u8]) {
+        if (index.0 as usize) < self.service.len() {
+            let detail = format!(
+                "{} installed a snapshot through {index} over a service that had applied {}",
+                self.me,
+                self.service.len()
+            );
+            self.fault("RAFT-A1", detail);
+        }
+        if data.len() as u64 != index.0 {
+            let detail = format!(
+                "{}'s snapshot through {index} holds {} commands",
+                self.me,
+                data.len()
+            );
+            self.fault("RAFT-A2", detail);
+        }
+        self.agree(1, data, "snapshot");
+        self.service = data.to_vec();
+        self.snapshot_applied = true;
+    }
+
+    /// RAFT-A2: `commands`, applied from index `first` on, agree with what was first applied
+    /// at each index; indices applied for the first time are recorded.
+    fn agree(&mut self, first: u64, commands: &[Cmd], what: &str) {
+        for (k, &c) in commands.iter().enumerate() {
+            let at = (first - 1) as usize + k;
+            match self.applied.get(at) {
+                Some(&earlier) if earlier != c => {
+                    let detail = format!(
+                        "{} applied {} at i{} by {what}, but {} was applied there first",
+                        self.me,
+                        show_cmd(c),
+                        at + 1,
+                        show_cmd(earlier)
+                    );
+                    self.fault("RAFT-A2", detail);
+                    return;
+                }
+                Some(_) => {}
+                None => self.applied.push(c),
             }
-            (&disk != raft.durable()).then_some(disk)
-        };
-        for (to, msg) in ready.messages {
-            o.send(actor_id(to), msg);
         }
-        for t in ready.timers {
-            match t {
-                TimerCmd::Set(t) => o.set_timer(ModelTimer::Raft(t), model_timeout()),
-                TimerCmd::Cancel(t) => o.cancel_timer(ModelTimer::Raft(t)),
-            }
-        }
-        let installed = from_leader
-            && ready
-                .apply
-                .iter()
-                .any(|a| matches!(a, aver_core::raft::Apply::Snapshot(_)));
-        let next = ServerState {
-            raft,
-            disk,
-            installed_snapshot: before.installed_snapshot || installed,
-        };
-        (next != *before).then_some(next)
-    }
-
-    /// Runs `input` on a copy of the core and drives its `Ready`; leaves `state` borrowed when
-    /// nothing changed.
-    fn step(
-        &self,
-        state: &mut Cow<ServerState>,
-        from_leader: bool,
-        o: &mut Out<Self>,
-        input: impl FnOnce(&mut Raft<Cmd>),
-    ) {
-        let mut raft = state.raft.clone();
-        input(&mut raft);
-        let ready = raft.take_ready();
-        if let Some(next) = self.drive(state, raft, ready, from_leader, o) {
-            *state = Cow::Owned(next);
-        }
-    }
-
-    /// The bytes a service would snapshot after applying everything up to `applied`: the
-    /// previous snapshot's bytes followed by the applied commands.
-    fn service_state(raft: &Raft<Cmd>) -> Arc<[u8]> {
-        let log = raft.log();
-        let mut data: Vec<u8> = raft
-            .durable()
-            .snapshot
-            .as_ref()
-            .map(|s| s.data.to_vec())
-            .unwrap_or_default();
-        let mut i = log.first_index();
-        while i <= raft.applied_index() {
-            data.push(log.entry(i).expect("applied entries are held").command);
-            i = i.next();
-        }
-        Arc::from(data)
     }
 }
 
-impl Actor for RaftServer {
-    type Msg = Message<Cmd>;
-    type Timer = ModelTimer;
-    type State = ServerState;
-    type Storage = Durable<Cmd>;
-    type Random = ();
-
-    fn name(&self) -> String {
-        self.config.id.to_string()
+impl Environment<Raft<Cmd>> for ModelEnv<'_> {
+    fn persist(&mut self, ops: &[PersistOp<Cmd>]) {
+        let disk = self.disk.get_or_insert_with(|| self.disk_before.clone());
+        disk.apply_all(ops);
+        self.truncated |= ops.iter().any(|op| matches!(op, PersistOp::Truncate(_)));
     }
-
-    fn on_start(&self, _id: Id, storage: &Option<Durable<Cmd>>, o: &mut Out<Self>) -> ServerState {
-        let durable = storage.clone().unwrap_or_default();
-        let mut raft = Raft::new(self.config.clone(), durable);
-        let ready = raft.take_ready();
-        assert!(ready.persist.is_empty(), "a starting server writes nothing");
-        let before = ServerState {
-            raft: raft.clone(),
-            disk: None,
-            installed_snapshot: false,
-        };
-        let state = self.drive(&before, raft, ready, false, o).unwrap_or(before);
-        o.set_timer(ModelTimer::Propose, model_timeout());
-        if self.compaction {
-            o.set_timer(ModelTimer::Compact, model_timeout());
+    fn sync(&mut self) {
+        // A model step is atomic: what was persisted is on the disk.
+    }
+    fn send(&mut self, to: NodeId, msg: Message<Cmd>) {
+        self.sent.push((to, msg));
+    }
+    fn apply(&mut self, output: Apply<Cmd>) {
+        match output {
+            Apply::Entry { index, command, .. } => self.apply_entry(index, command),
+            Apply::Snapshot(s) => self.apply_snapshot(s.meta.index, &s.data),
         }
-        state
     }
+    fn set_timer(&mut self, timer: Timer) {
+        self.timers.set(timer);
+    }
+    fn cancel_timer(&mut self, timer: Timer) {
+        self.timers.cancel(timer);
+    }
+}
 
-    fn on_msg(
-        &self,
-        _id: Id,
-        state: &mut Cow<ServerState>,
-        src: Id,
-        msg: Message<Cmd>,
-        o: &mut Out<Self>,
-    ) {
-        let from_leader = matches!(msg, Message::InstallSnapshot(_));
-        self.step(state, from_leader, o, |raft| {
-            raft.on_message(node_id(src), msg)
+/// A command as traces show it: `t{term}n{proposer}`.
+pub fn show_cmd(c: Cmd) -> String {
+    format!("t{}n{}", c >> 4, c & 0xF)
+}
+
+/// The command a leader of `term` with id `me` proposes: unique per (term, proposer), so two
+/// proposals that meet at one index always differ, and naming its proposer (see
+/// [`super::symmetry`]).
+pub fn command(term: u64, me: NodeId) -> Cmd {
+    debug_assert!(term < 16 && me.0 < 16);
+    ((term as u8) << 4) | me.0 as u8
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
+/// Runs `input` on server `i` of `state` and folds the outcome into `state`. A panic in the
+/// core becomes a [`Fault`] (the server is left as it was), so a broken core ends in a
+/// counterexample, never in a crashed checker.
+pub fn step(state: &mut RaftState, i: usize, input: Input) {
+    let before = Arc::clone(&state.servers[i]);
+    let mut env = ModelEnv {
+        me: before.raft.id(),
+        disk_before: before.disk(),
+        disk: None,
+        sent: Vec::new(),
+        timers: before.timers,
+        service: before.service.clone(),
+        applied: &mut state.applied,
+        fault: &mut state.fault,
+        entries_applied: false,
+        truncated: false,
+        snapshot_applied: false,
+    };
+    let from_leader = matches!(input, Input::Message(_, Message::InstallSnapshot(_)));
+    let conflict = match &input {
+        Input::Message(from, Message::AppendEntriesReply(r)) => match r.result {
+            AppendResult::Conflict { rejected_index, .. } => Some((*from, rejected_index)),
+            AppendResult::Success { .. } => None,
+        },
+        _ => None,
+    };
+    let mut driver = Driver::new(before.raft.clone());
+    let ran = catch_unwind(AssertUnwindSafe(|| match input {
+        Input::Message(from, msg) => driver.on_message(&mut env, from, msg),
+        Input::Timeout(t) => {
+            env.timers.cancel(t);
+            driver.on_timeout(&mut env, t);
+        }
+        Input::Propose(c) => {
+            let _ = driver.input(&mut env, |raft| raft.propose(c));
+        }
+        Input::Compact => {
+            let data: Arc<[u8]> = Arc::from(env.service.as_slice());
+            let index = LogIndex(env.service.len() as u64);
+            driver.input(&mut env, |raft| raft.snapshot(index, data));
+        }
+    }));
+    if let Err(payload) = ran {
+        let detail = format!("{} panicked: {}", before.raft.id(), panic_message(payload));
+        env.fault(PANIC, detail);
+        return;
+    }
+    let raft = driver.into_core();
+    let mut events = 0;
+    if env.entries_applied && !raft.is_leader() {
+        events |= Events::FOLLOWER_APPLIED;
+    }
+    if env.truncated && !raft.is_leader() {
+        events |= Events::TRUNCATED;
+    }
+    if env.snapshot_applied && from_leader && !raft.is_leader() {
+        events |= Events::SNAPSHOT_INSTALLED;
+    }
+    if let Some((from, rejected)) = conflict {
+        let backed_up = env.sent.iter().any(|(to, m)| {
+            *to == from
+                && matches!(m, Message::AppendEntries(a) if a.prev_log_index.0 + 1 < rejected.0)
         });
-    }
-
-    fn on_timeout(
-        &self,
-        _id: Id,
-        state: &mut Cow<ServerState>,
-        timer: &ModelTimer,
-        o: &mut Out<Self>,
-    ) {
-        match *timer {
-            ModelTimer::Raft(t) => self.step(state, false, o, |raft| raft.on_timeout(t)),
-            ModelTimer::Propose => {
-                let raft = &state.raft;
-                if raft.is_leader() && raft.log().last_index().0 < self.max_log {
-                    let command = self.config.id.0 as Cmd;
-                    self.step(state, false, o, |raft| {
-                        raft.propose(command).expect("a leader accepts proposals");
-                    });
-                }
-                o.set_timer(ModelTimer::Propose, model_timeout());
-            }
-            ModelTimer::Compact => {
-                let raft = &state.raft;
-                let applied = raft.applied_index();
-                if applied > raft.log().base().index {
-                    let data = Self::service_state(raft);
-                    self.step(state, false, o, |raft| {
-                        assert!(
-                            raft.snapshot(applied, data),
-                            "applied entries can be compacted"
-                        );
-                    });
-                }
-                o.set_timer(ModelTimer::Compact, model_timeout());
-            }
+        if backed_up {
+            events |= Events::HINT_BACKUP;
         }
+    }
+    if committed_older_term(&before.raft, &raft) {
+        events |= Events::OLDER_TERM_COMMITTED;
+    }
+    state.events.0 |= events;
+    let disk = match env.disk.take() {
+        Some(d) => (&d != raft.durable()).then_some(d),
+        None if raft.durable() == before.raft.durable() => before.disk.clone(),
+        None => Some(before.disk().clone()),
+    };
+    let me = raft.id();
+    let (timers, service, sent) = (env.timers, env.service, env.sent);
+    let server = Server {
+        raft,
+        disk,
+        timers,
+        down: false,
+        service,
+    };
+    if server != **before {
+        state.servers[i] = Arc::new(Hashed::new(server));
+    }
+    for (dst, msg) in sent {
+        state.send(Envelope { src: me, dst, msg });
+    }
+}
+
+/// A leader advanced its commit index over an entry of an earlier term (Figure 8: possible
+/// only by committing an entry of its own term after it).
+fn committed_older_term(before: &Raft<Cmd>, after: &Raft<Cmd>) -> bool {
+    if !after.is_leader() || after.commit_index() <= before.commit_index() {
+        return false;
+    }
+    let mut i = before.commit_index().next();
+    while i <= after.commit_index() {
+        if after.log().term_at(i).is_some_and(|t| t < after.term()) {
+            return true;
+        }
+        i = i.next();
+    }
+    false
+}
+
+/// Starts (or restarts after a crash) server `i` from its disk, `config` being its
+/// configuration: the core is rebuilt with `Raft::new`, and the outputs of starting (the
+/// election timer, the snapshot handed to the service) are carried out. The service starts
+/// empty; a snapshot on disk refills it. (`i` may be one past the last server: the initial
+/// state is built server by server.)
+pub fn start(state: &mut RaftState, i: usize, config: &Config, disk: Durable<Cmd>) {
+    let raft = Raft::new(config.clone(), disk.clone());
+    let mut env = ModelEnv {
+        me: config.id,
+        disk_before: &disk,
+        disk: None,
+        sent: Vec::new(),
+        timers: Timers::default(),
+        service: Vec::new(),
+        applied: &mut state.applied,
+        fault: &mut state.fault,
+        entries_applied: false,
+        truncated: false,
+        snapshot_applied: false,
+    };
+    let mut driver = Driver::new(raft);
+    driver.flush(&mut env);
+    assert!(env.disk.is_none(), "a starting server writes nothing");
+    let (timers, service) = (env.timers, env.service);
+    let raft = driver.into_core();
+    debug_assert!(raft.durable() == &disk);
+    let server = Arc::new(Hashed::new(Server {
+        raft,
+        disk: None,
+        timers,
+        down: false,
+        service,
+    }));
+    if i < state.servers.len() {
+        state.servers[i] = server;
+    } else {
+        state.servers.push(server);
     }
 }

@@ -1,13 +1,13 @@
 //! The model's bounds and switches, and the named configurations `aver check` runs.
 
-use super::{Cmd, RaftModel, RaftServer, RaftState};
+use super::{RaftModel, RaftState};
 use aver_core::NodeId;
-use aver_core::raft::{Bugs, Config, Message};
-use stateright::actor::{ActorModel, LossyNetwork, Network};
+use aver_core::raft::Bugs;
 use std::fmt;
 use std::str::FromStr;
 
-/// Which Stateright network the messages travel on (always unordered except `Ordered`).
+/// How the network treats messages (always unordered except `Ordered`). The semantics are
+/// Stateright's networks'.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NetworkKind {
     /// Every message is delivered at most once, in any order; none is lost.
@@ -16,7 +16,7 @@ pub enum NetworkKind {
     Lossy,
     /// Delivered any number of times, in any order; none is lost.
     Duplicating,
-    /// Delivered any number of times, in any order, or lost (the CI network).
+    /// Delivered any number of times, in any order, or lost.
     LossyDuplicating,
     /// FIFO per (sender, receiver) pair; nothing lost.
     Ordered,
@@ -43,18 +43,17 @@ impl NetworkKind {
         }
     }
 
-    fn lossy(self) -> bool {
+    /// Messages may be lost (a `Drop` action per message in flight).
+    pub fn lossy(self) -> bool {
         matches!(self, NetworkKind::Lossy | NetworkKind::LossyDuplicating)
     }
 
-    fn network(self) -> Network<Message<Cmd>> {
-        match self {
-            NetworkKind::Reliable | NetworkKind::Lossy => Network::new_unordered_nonduplicating([]),
-            NetworkKind::Duplicating | NetworkKind::LossyDuplicating => {
-                Network::new_unordered_duplicating([])
-            }
-            NetworkKind::Ordered => Network::new_ordered([]),
-        }
+    /// A delivered message stays deliverable (the network is a set of messages ever sent).
+    pub fn duplicating(self) -> bool {
+        matches!(
+            self,
+            NetworkKind::Duplicating | NetworkKind::LossyDuplicating
+        )
     }
 }
 
@@ -98,16 +97,28 @@ pub struct RaftModelCfg {
     pub compaction: bool,
     /// Seeded bugs (none for the correct protocol).
     pub bugs: Bugs,
-    /// Remove messages the receiver will ignore forever from the duplicating network (a
-    /// sound reduction, see [`RaftModel::next_state`]; on by default, off only to compare).
+    /// Remove messages the receiver will ignore forever from the network (a sound
+    /// reduction, see `RaftModel::collect_dead_messages`; on by default, off only to compare).
     pub collect_dead_messages: bool,
+    /// Whether each server checks its own step and node invariants (RAFT-2, 6, 8, 9, 10)
+    /// after every input, and the model checks them as properties. Off, only the cluster's
+    /// properties can fail: RAFT-1, 3, 4, 5, 7 and the apply stream's RAFT-A1, A2.
+    pub step_checks: bool,
+    /// Visit one state per class of states equal up to a renaming of the servers (symmetry
+    /// reduction, see [`super::symmetry`]; on by default, off only to compare).
+    pub symmetry: bool,
+    /// On networks that keep every message sent, skip states whose servers equal a visited
+    /// state's and whose messages in flight are a subset of its (covering, see
+    /// [`crate::search`]; on by default, off only to compare).
+    pub covering: bool,
 }
 
 impl RaftModelCfg {
     /// The exhaustive CI configuration: 3 servers, duplicating network, snapshots, terms ≤ 1,
-    /// logs ≤ 1 entry, no crashes (232,988 unique states with dead messages collected, a few
-    /// seconds; 1,965,698 without). [`RaftModelCfg::ci_crash`] adds crashes; the deeper
-    /// behaviours are covered by witnesses and random walks at [`RaftModelCfg::deep`].
+    /// logs ≤ 1 entry, no crashes (1,437 states kept by a one-thread DFS with every reduction,
+    /// under a second; 232,988 distinct states without symmetry and covering, 1,965,698 without
+    /// dead-message collection too). [`RaftModelCfg::ci_crash`] adds crashes;
+    /// [`RaftModelCfg::ci_terms2`] two terms with entries and a crash.
     pub fn ci() -> RaftModelCfg {
         RaftModelCfg {
             servers: 3,
@@ -118,12 +129,15 @@ impl RaftModelCfg {
             compaction: true,
             bugs: Bugs::NONE,
             collect_dead_messages: true,
+            step_checks: true,
+            symmetry: true,
+            covering: true,
         }
     }
 
     /// The second exhaustive CI configuration: [`RaftModelCfg::ci`] with one crash (and
     /// recovery from storage) instead of snapshots — terms ≤ 1, logs ≤ 1 entry, duplicating
-    /// network (366,876 unique states; 3,429,804 without dead-message collection).
+    /// network (6,976 states kept; 366,876 distinct states without symmetry and covering).
     pub fn ci_crash() -> RaftModelCfg {
         RaftModelCfg {
             max_crashes: 1,
@@ -134,9 +148,9 @@ impl RaftModelCfg {
 
     /// The deepest exhaustive CI configuration with logs: [`RaftModelCfg::ci`] with one crash
     /// *and* snapshots, so a server may restart from a snapshot — terms ≤ 1, logs ≤ 1 entry,
-    /// duplicating network (3,304,512 unique states, ≈45 s on 2 threads; without dead-message
-    /// collection it did not finish: > 20.6M after 300 s). Its paths include those of `ci`
-    /// and `ci_crash`, which stay as fast first checks.
+    /// duplicating network (38,177 states kept, ≈12 s on one loaded core; 3,304,512 distinct
+    /// states without symmetry and covering). Its paths include those of `ci` and `ci_crash`,
+    /// which stay as fast first checks.
     pub fn ci_crash_snapshots() -> RaftModelCfg {
         RaftModelCfg {
             max_crashes: 1,
@@ -146,12 +160,26 @@ impl RaftModelCfg {
 
     /// The third exhaustive CI configuration: elections only — two terms, one crash, empty
     /// logs, duplicating network — deep enough for a leader to crash and another to be
-    /// elected in the next term (237,032 unique states; without dead-message collection it
-    /// did not finish: > 16.9M after 200 s).
+    /// elected in the next term (5,635 states kept; 237,032 distinct states without symmetry
+    /// and covering).
     pub fn ci_reelect() -> RaftModelCfg {
         RaftModelCfg {
             max_term: 2,
             max_log: 0,
+            max_crashes: 1,
+            compaction: false,
+            ..RaftModelCfg::ci()
+        }
+    }
+
+    /// A leader change *with* log entries: terms ≤ 2, logs ≤ 1 entry, one crash with
+    /// recovery, no snapshots, duplicating network — so conflicting entries are truncated,
+    /// votes compare logs (§5.4.1) and a second leader replicates over a first one's entries
+    /// (315,356 states kept by a two-thread DFS, 119 s wall / 27 s CPU on the loaded 2-core
+    /// machine, 32 MB; unfinished after 7.9M states before symmetry and covering).
+    pub fn ci_terms2() -> RaftModelCfg {
+        RaftModelCfg {
+            max_term: 2,
             max_crashes: 1,
             compaction: false,
             ..RaftModelCfg::ci()
@@ -165,6 +193,7 @@ impl RaftModelCfg {
             ("ci_crash", RaftModelCfg::ci_crash()),
             ("ci_reelect", RaftModelCfg::ci_reelect()),
             ("ci_crash_snapshots", RaftModelCfg::ci_crash_snapshots()),
+            ("ci_terms2", RaftModelCfg::ci_terms2()),
         ]
     }
 
@@ -183,10 +212,16 @@ impl RaftModelCfg {
     /// False if the bounds make the `sometimes` property `name` unreachable by construction
     /// (no crashes, no second term, no snapshots), so that a missing example is expected.
     pub fn can_reach(&self, name: &str) -> bool {
+        let (terms, entries) = (self.max_term, self.max_log);
         match name {
-            "new leader after crash" => self.max_crashes >= 1 && self.max_term >= 2,
-            "snapshot installed" => self.compaction && self.servers >= 3,
-            "entry committed" => self.max_log >= 1,
+            "new leader after crash" => self.max_crashes >= 1 && terms >= 2,
+            "follower installs a snapshot" => self.compaction && self.servers >= 3 && entries >= 1,
+            "entry committed" | "follower applies an entry" => entries >= 1,
+            "follower truncates a conflicting entry" => {
+                self.servers >= 3 && terms >= 2 && entries >= 1
+            }
+            "leader backs up by the conflict hint" => self.servers >= 2 && entries >= 2,
+            "entry of an earlier term committed" => self.servers >= 2 && terms >= 2 && entries >= 2,
             _ => true,
         }
     }
@@ -196,33 +231,9 @@ impl RaftModelCfg {
         (0..self.servers as u32).map(NodeId).collect()
     }
 
-    /// Builds the Stateright model.
+    /// Builds the model.
     pub fn into_model(self) -> RaftModel {
-        assert!((1..=9).contains(&self.servers), "1..=9 servers");
-        let voters = self.voters();
-        let servers: Vec<RaftServer> = voters
-            .iter()
-            .map(|&id| {
-                let mut config = Config::new(id, voters.clone());
-                config.bugs = self.bugs;
-                RaftServer {
-                    config,
-                    max_log: self.max_log,
-                    compaction: self.compaction,
-                }
-            })
-            .collect();
-        let inner = ActorModel::new(self.clone(), ())
-            .actors(servers)
-            .init_network(self.network.network())
-            .lossy_network(if self.network.lossy() {
-                LossyNetwork::Yes
-            } else {
-                LossyNetwork::No
-            })
-            .max_crashes(self.max_crashes)
-            .within_boundary(RaftModelCfg::within_boundary);
-        RaftModel { cfg: self, inner }
+        RaftModel::new(self)
     }
 
     /// The state bound: every server's term is at most `max_term`; on networks that hold
@@ -230,12 +241,12 @@ impl RaftModelCfg {
     /// at most [`IN_FLIGHT_MAX_PER_SERVER`] × servers messages are in flight, since every
     /// heartbeat adds a copy and the space would otherwise be infinite.
     pub fn within_boundary(&self, state: &RaftState) -> bool {
-        let copies = !matches!(state.network, Network::UnorderedDuplicating(..));
+        let copies = !self.network.duplicating();
         if copies && state.network.len() > IN_FLIGHT_MAX_PER_SERVER * self.servers {
             return false;
         }
         state
-            .actor_states
+            .servers
             .iter()
             .all(|s| s.raft.term().0 <= self.max_term)
     }

@@ -1,36 +1,36 @@
 //! # Raft, model-checked
 //!
-//! This model runs the one Raft core of aver (`aver_core::raft::Raft`) inside Stateright's
-//! actor framework and explores every interleaving of its inputs within state-based bounds.
+//! This model runs the one Raft core of aver (`aver_core::raft::Raft`) as a Stateright
+//! [`stateright::Model`] with its own compact state ([`state`]), and `aver check` explores every
+//! interleaving of its inputs within state-based bounds with aver's search engine
+//! ([`crate::search`]: symmetry reduction, covering, shortest counterexamples in BFS).
+//! Stateright Explorer serves the same model (`aver explore raft`).
 //!
 //! ## What is modelled
 //!
-//! * **Servers.** Each actor is one [`RaftServer`]: a `Raft<u8>` plus what its disk holds.
-//!   The actor makes no protocol decision. Every handler feeds one input to the core, drains
-//!   `take_ready()` and maps it to Stateright commands, in the contract's order: persist ops
-//!   are folded into the disk with the core's own [`Durable::apply`] and saved with
-//!   `o.save(..)`, then messages are sent, then timers are set or cancelled (with
-//!   `model_timeout()`: any set timer may fire at any moment).
-//! * **Crash and recover.** `Storage` is exactly a [`Durable`] folded from the persist ops
-//!   the core emitted, nothing else. Recovery restarts the core with `Raft::new(config,
-//!   storage)`, so a seeded bug that forgets to persist (`vote-not-persisted`) really loses
-//!   the write. The actor keeps its disk image in its state only when it differs from the
-//!   core's own `durable()` (that is, only under such a bug), so a correct server pays
-//!   nothing for it.
-//! * **Clients and the service.** Two extra per-server timers stand for the world above Raft.
-//!   `Propose` asks a leader to `propose` one command (the command is the proposer's id) while
-//!   its log is shorter than `max_log`; `Compact` asks a server that applied entries beyond
-//!   its snapshot to `snapshot(applied, data)`, where `data` is the applied commands' bytes.
-//!   When they do nothing they are pruned as no-ops, so they cost no states.
+//! * **Servers.** Each [`Server`] is a `Raft<u8>`, its set timers, whether it is down, the
+//!   service's applied commands, and what its disk holds when that differs from the core's
+//!   `durable()` (only under a seeded bug that skips a write). The adapter ([`actor`]) makes no
+//!   protocol decision: it feeds one input to the core and carries out the `Ready` through the
+//!   runtime's shared `Driver` loop, in the contract's order — persist operations folded into
+//!   the disk with the core's own [`aver_core::raft::Durable::apply`], then messages, then timers (any set
+//!   timer may fire at any moment), then applies into the service.
+//! * **Crash and recover.** A crash keeps only the disk. Recovery restarts the core with
+//!   `Raft::new(config, disk)`, so a seeded bug that forgets to persist (`vote-not-persisted`)
+//!   really loses the write.
+//! * **Clients and the service.** `Propose` asks a leader to `propose` one command (its term
+//!   and id) while its log is shorter than `max_log`; `Compact` asks a server that applied
+//!   entries beyond its snapshot to `snapshot(applied, data)`, where `data` is the applied
+//!   commands' bytes. Every apply (entry or snapshot) is checked against a ghost record of the
+//!   first command applied at each index (RAFT-A1, RAFT-A2).
 //! * **Network.** Unordered or ordered; optionally lossy and/or duplicating (Stateright's
-//!   networks; networks that hold copies are bounded to a few messages in flight per server).
-//!   The CI configuration uses the duplicating network without explicit drops: any message
-//!   may arrive any number of times, late, or never — and "never" is loss as far as safety
-//!   properties can tell, while explicit drops only add powerset states
-//!   (`--network lossy-duplicating` has them). The network's "last delivered" field is
-//!   cleared after each step, and messages their receiver will ignore forever (by the core's
-//!   [`Raft::ignores_forever`]) are removed from it ([`RaftModel::next_state`]): a sound
-//!   reduction that keeps exactly the same reachable server states.
+//!   network semantics; networks that hold copies are bounded to a few messages in flight per
+//!   server). The CI configurations use the duplicating network without explicit drops: any
+//!   message may arrive any number of times, late, or never — and "never" is loss as far as
+//!   safety properties can tell, while explicit drops only add powerset states
+//!   (`--network lossy-duplicating` has them). Messages their receiver will ignore forever
+//!   (by the core's [`aver_core::raft::Raft::ignores_forever`]) are removed: a sound reduction that keeps
+//!   exactly the same reachable server states (tested).
 //!
 //! ## Bounds
 //!
@@ -39,11 +39,10 @@
 //! its log is shorter than `max_log`, so every log holds ≤ `max_log` entries and the number of
 //! proposals is ≤ `max_term × max_log`; at most `max_crashes` servers are down at once.
 //!
-//! [`RaftModelCfg::ci`] and [`RaftModelCfg::ci_crash`] are the exhaustive CI configurations
-//! ([`RaftModelCfg::ci_all`]; `aver check` runs them all); [`RaftModelCfg::deep`] is the target (terms ≤ 3, logs
-//! ≤ 2, crashes, snapshots), too large to exhaust, and covered by explicit witness paths
-//! (tests) and seeded random walks ([`random_walks`], `aver check --simulate`), which is also
-//! how the seeded bugs are hunted.
+//! [`RaftModelCfg::ci_all`] lists the exhaustive CI configurations (`aver check` runs them
+//! all); [`RaftModelCfg::deep`] is the target (terms ≤ 3, logs ≤ 2, crashes, snapshots), too
+//! large to exhaust, covered by witness paths (tests) and seeded random walks
+//! ([`random_walks`], `aver check --simulate`), which is also how the seeded bugs are hunted.
 //!
 //! ## Properties
 //!
@@ -54,31 +53,27 @@
 //! which each server checks itself after every input and records in `Raft::violation()`, so a
 //! violation — seeded or real — fails the property with a counterexample.
 //!
-//! Four `sometimes` properties make sure the model is not vacuous: a leader is elected, an
-//! entry is committed, a snapshot is installed by InstallSnapshot, and a new leader is
-//! elected after a leader crashed.
+//! `--no-step-checks` turns the servers' own checks off, so that only what a user loses can
+//! fail (RAFT-1, 3, 4, 5, 7, A1, A2); a panic of the core is a failed property too.
+//!
+//! `sometimes` properties keep the model from passing vacuously, one per kind of progress a
+//! correct core makes: a leader is elected, an entry is committed, a follower applies an entry,
+//! truncates a conflicting entry or installs a snapshot, a leader backs up by the conflict
+//! hint, an entry of an earlier term is committed, and a new leader is elected after a leader
+//! crashed.
 
-mod actor;
+pub mod actor;
 mod config;
 mod model;
 mod properties;
 mod replay;
+pub mod state;
+pub mod symmetry;
 mod trace;
 
-pub use actor::{ModelTimer, RaftServer, ServerState};
 pub use config::{IN_FLIGHT_MAX_PER_SERVER, NetworkKind, RaftModelCfg};
-pub use model::{Cmd, RaftAction, RaftModel, RaftState};
+pub use model::{Cmd, RaftAction, RaftModel};
 pub use properties::{PROPERTIES, RaftProperty, property_named, safety_properties};
-pub use replay::{StatePath, WalkReport, random_walks, replay};
+pub use replay::{StatePath, WalkReport, random_walks, random_walks_checking, replay};
+pub use state::{RaftState, Server};
 pub use trace::{TraceStep, describe_msg, describe_server, trace};
-
-use aver_core::NodeId;
-use stateright::actor::Id;
-
-fn node_id(id: Id) -> NodeId {
-    NodeId(usize::from(id) as u32)
-}
-
-fn actor_id(id: NodeId) -> Id {
-    Id::from(id.0 as usize)
-}

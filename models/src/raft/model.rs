@@ -1,22 +1,192 @@
-//! The Stateright model: Stateright's `ActorModel` of [`RaftServer`]s with the network
-//! normalised after every step.
+//! The Stateright model: which actions each state offers and what each one does.
 
-use super::{ModelTimer, PROPERTIES, RaftModelCfg, RaftServer, node_id};
-use aver_core::raft::Message;
-use stateright::actor::{ActorModel, ActorModelAction, ActorModelState, Network};
-use stateright::{Expectation, Model};
+use super::actor::{self, Input, command};
+use super::config::{NetworkKind, RaftModelCfg};
+use super::properties::{PROPERTIES, RaftProperty};
+use super::state::{Env, Events, RaftState, Server, Shared};
+use super::trace::describe_msg;
+use aver_core::NodeId;
+use aver_core::raft::{Config, Durable, Timer};
+use stateright::{Expectation, Model, Property};
+use std::fmt;
+use std::sync::Arc;
 
-/// The command type the model's log carries: the id of the server that proposed it.
+/// The command type the model's log carries: its proposer's term and id (see
+/// [`actor::command`]).
 pub type Cmd = u8;
 
-/// The Stateright model of a Raft cluster: Stateright's `ActorModel` of [`RaftServer`]s with
-/// one normalisation (see [`RaftModel::next_state`]).
+/// The Stateright model of a Raft cluster.
 #[derive(Clone)]
 pub struct RaftModel {
     /// The bounds and switches.
     pub cfg: RaftModelCfg,
-    /// The actor model that does the work.
-    pub inner: ActorModel<RaftServer, RaftModelCfg, ()>,
+    shared: Arc<Shared>,
+}
+
+/// One action of [`RaftModel`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum RaftAction {
+    /// Deliver a message in flight to its destination.
+    Deliver(Env),
+    /// Lose a message in flight (lossy networks only).
+    Drop(Env),
+    /// A timer of the core fires on a running server.
+    Timeout(NodeId, Timer),
+    /// A client asks a leader to propose a command (while its log is shorter than `max_log`).
+    Propose(NodeId),
+    /// The service of a running server snapshots what it has applied beyond its snapshot.
+    Compact(NodeId),
+    /// A running server crashes: its volatile state is lost, its disk kept.
+    Crash(NodeId),
+    /// A crashed server restarts from its disk.
+    Recover(NodeId),
+}
+
+impl fmt::Debug for RaftAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RaftAction::Deliver(e) => write!(f, "{}→{} {}", e.src, e.dst, describe_msg(&e.msg)),
+            RaftAction::Drop(e) => write!(f, "drop {}→{} {}", e.src, e.dst, describe_msg(&e.msg)),
+            RaftAction::Timeout(n, t) => write!(f, "{n} timeout {t:?}"),
+            RaftAction::Propose(n) => write!(f, "{n} propose"),
+            RaftAction::Compact(n) => write!(f, "{n} compact"),
+            RaftAction::Crash(n) => write!(f, "{n} crash"),
+            RaftAction::Recover(n) => write!(f, "{n} recover"),
+        }
+    }
+}
+
+impl RaftAction {
+    /// The server that acts (the destination of a delivery), or `None` for a drop.
+    pub fn actor(&self) -> Option<NodeId> {
+        match self {
+            RaftAction::Deliver(e) => Some(e.dst),
+            RaftAction::Drop(_) => None,
+            RaftAction::Timeout(n, _)
+            | RaftAction::Propose(n)
+            | RaftAction::Compact(n)
+            | RaftAction::Crash(n)
+            | RaftAction::Recover(n) => Some(*n),
+        }
+    }
+}
+
+impl RaftModel {
+    /// Builds the model of `cfg`.
+    pub fn new(cfg: RaftModelCfg) -> RaftModel {
+        assert!((1..=9).contains(&cfg.servers), "1..=9 servers");
+        assert!(cfg.max_term < 16, "commands hold terms below 16");
+        let voters = cfg.voters();
+        let configs = voters
+            .iter()
+            .map(|&id| {
+                let mut config = Config::new(id, voters.clone());
+                config.bugs = cfg.bugs;
+                config.step_checks = cfg.step_checks;
+                Arc::new(config)
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            configs,
+            network: cfg.network,
+            collect_dead_messages: cfg.collect_dead_messages,
+        });
+        RaftModel { cfg, shared }
+    }
+
+    /// The properties this model checks: all of [`PROPERTIES`], but without the servers' own
+    /// step and node checks when `step_checks` is off.
+    pub fn checked_properties(&self) -> impl Iterator<Item = &'static RaftProperty> + '_ {
+        PROPERTIES
+            .iter()
+            .filter(|p| self.cfg.step_checks || !p.step_check)
+    }
+
+    fn deliverable(&self, state: &RaftState, k: usize) -> bool {
+        let e = &state.network[k];
+        if state.servers[e.dst.0 as usize].down {
+            return false;
+        }
+        // On the ordered network only the oldest message of each (sender, receiver) pair.
+        self.cfg.network != NetworkKind::Ordered
+            || !state.network[..k]
+                .iter()
+                .any(|o| o.src == e.src && o.dst == e.dst)
+    }
+
+    fn server_actions(&self, i: usize, s: &Server, crashes_left: bool, out: &mut Vec<RaftAction>) {
+        let id = s.raft.id();
+        if s.down {
+            out.push(RaftAction::Recover(id));
+            return;
+        }
+        out.extend(s.timers.iter().map(|t| RaftAction::Timeout(id, t)));
+        if s.raft.is_leader() && s.raft.log().last_index().0 < self.cfg.max_log {
+            out.push(RaftAction::Propose(id));
+        }
+        if self.cfg.compaction && s.raft.applied_index() > s.raft.log().base().index {
+            out.push(RaftAction::Compact(id));
+        }
+        if crashes_left {
+            out.push(RaftAction::Crash(id));
+        }
+        debug_assert_eq!(i, id.0 as usize);
+    }
+
+    /// Removes messages their receiver will ignore forever (when `collect_dead_messages`): an
+    /// envelope goes if its destination's latest state (crashed or not) says, by the core's
+    /// own [`aver_core::raft::Raft::ignores_forever`], that delivering it is a no-op now and
+    /// in every future state of that server, a restart from its disk included. Such a
+    /// delivery changes nothing, so the only difference between a state with the envelope
+    /// and one without is an action that can never have an effect: both reach the same
+    /// server states, and every property (all are on server states and the apply record) has
+    /// the same verdict. The envelope may be sent again later; it is then collected again. The
+    /// predicate assumes the disk is exactly `raft.durable()`, so servers whose disk differs
+    /// (a seeded bug that skips a write) are never collected for. The adapter makes no
+    /// protocol decision here: the core's predicate does.
+    ///
+    /// Deadness depends only on the destination's state, so after a step only the messages
+    /// to the server that acted are looked at again; new messages are looked at as they are
+    /// sent ([`RaftState::send`]).
+    fn collect_dead_messages(&self, state: &mut RaftState, actor: NodeId) {
+        if !self.cfg.collect_dead_messages {
+            return;
+        }
+        let mut network = std::mem::take(&mut state.network);
+        network.retain(|e| e.dst != actor || !state.dead(e));
+        state.network = network;
+    }
+
+    fn apply(&self, state: &mut RaftState, action: RaftAction) {
+        match action {
+            RaftAction::Deliver(e) => {
+                if !self.cfg.network.duplicating() {
+                    state.remove(&e);
+                }
+                let input = Input::Message(e.src, e.msg.clone());
+                actor::step(state, e.dst.0 as usize, input);
+            }
+            RaftAction::Drop(e) => state.remove(&e),
+            RaftAction::Timeout(n, t) => actor::step(state, n.0 as usize, Input::Timeout(t)),
+            RaftAction::Propose(n) => {
+                let term = state.servers[n.0 as usize].raft.term().0;
+                actor::step(state, n.0 as usize, Input::Propose(command(term, n)));
+            }
+            RaftAction::Compact(n) => actor::step(state, n.0 as usize, Input::Compact),
+            RaftAction::Crash(n) => {
+                let s = &mut state.servers[n.0 as usize];
+                let mut down = (***s).clone();
+                down.down = true;
+                down.timers = Default::default();
+                *s = Arc::new(super::state::Hashed::new(down));
+            }
+            RaftAction::Recover(n) => {
+                let i = n.0 as usize;
+                let disk = state.servers[i].disk().clone();
+                actor::start(state, i, &self.shared.configs[i], disk);
+            }
+        }
+    }
 }
 
 impl Model for RaftModel {
@@ -24,70 +194,58 @@ impl Model for RaftModel {
     type Action = RaftAction;
 
     fn init_states(&self) -> Vec<RaftState> {
-        self.inner.init_states()
+        let mut state = RaftState {
+            servers: Vec::new(),
+            network: Vec::new(),
+            applied: Vec::new(),
+            fault: None,
+            events: Events::default(),
+            shared: Arc::clone(&self.shared),
+        };
+        for (i, config) in self.shared.configs.iter().enumerate() {
+            actor::start(&mut state, i, config, Durable::default());
+        }
+        vec![state]
     }
 
     fn actions(&self, state: &RaftState, actions: &mut Vec<RaftAction>) {
-        self.inner.actions(state, actions)
-    }
-
-    /// Two normalisations of the duplicating network, after every step:
-    ///
-    /// * Stateright's duplicating network remembers the last delivered envelope so that a
-    ///   re-delivery that changes nothing still makes a new fingerprint (stateright #74). That
-    ///   field is not part of the system being modelled, and it multiplies the state count by
-    ///   the number of distinct messages; a delivery that changes nothing is instead a
-    ///   self-loop, which is harmless for safety. So it is cleared.
-    /// * Dead messages are collected (when `cfg.collect_dead_messages`): an envelope is
-    ///   removed if its destination's latest state (crashed or not) says, by the core's own
-    ///   [`Raft::ignores_forever`], that delivering it is a no-op now and in every future
-    ///   state of that server, a restart from its disk included. Such a delivery is already
-    ///   pruned by Stateright as a no-op (its actor state and outputs are unchanged), so the
-    ///   only difference between a state with the envelope and one without is an action that
-    ///   can never be enabled to any effect: every path of either has a path of the other
-    ///   through the same actor states, and every property (all are on actor states only)
-    ///   has the same verdict. The envelope may be sent again later; it is then collected
-    ///   again. The predicate assumes the disk is exactly `raft.durable()`, so servers whose
-    ///   disk differs (a seeded bug that skips a write) are never collected for. The adapter
-    ///   makes no protocol decision here: the core's predicate does.
-    fn next_state(&self, last: &RaftState, action: RaftAction) -> Option<RaftState> {
-        let mut next = self.inner.next_state(last, action)?;
-        let RaftState {
-            network,
-            actor_states,
-            ..
-        } = &mut next;
-        if let Network::UnorderedDuplicating(envelopes, last_msg) = network {
-            *last_msg = None;
-            if self.cfg.collect_dead_messages {
-                envelopes.retain(|env| {
-                    let dst = &actor_states[usize::from(env.dst)];
-                    dst.disk.is_some() || !dst.raft.ignores_forever(node_id(env.src), &env.msg)
-                });
+        let crashes_left = state.down() < self.cfg.max_crashes;
+        for (i, s) in state.servers.iter().enumerate() {
+            self.server_actions(i, s, crashes_left, actions);
+        }
+        for (k, e) in state.network.iter().enumerate() {
+            if self.deliverable(state, k) {
+                actions.push(RaftAction::Deliver(Arc::clone(e)));
+            }
+            if self.cfg.network.lossy() {
+                actions.push(RaftAction::Drop(Arc::clone(e)));
             }
         }
-        Some(next)
+    }
+
+    /// Carries out `action`; `None` if it changes nothing (a redelivery whose effects are all
+    /// already in the state), so such self-loops cost no states.
+    fn next_state(&self, last: &RaftState, action: RaftAction) -> Option<RaftState> {
+        let mut next = last.clone();
+        next.events = Events::default();
+        let actor = action.actor();
+        self.apply(&mut next, action);
+        if let Some(actor) = actor {
+            self.collect_dead_messages(&mut next, actor);
+        }
+        (next != *last).then_some(next)
     }
 
     fn format_action(&self, action: &RaftAction) -> String {
-        self.inner.format_action(action)
+        format!("{action:?}")
     }
 
-    fn format_step(&self, last: &RaftState, action: RaftAction) -> Option<String> {
-        self.inner.format_step(last, action)
-    }
-
-    fn as_svg(&self, path: stateright::Path<RaftState, RaftAction>) -> Option<String> {
-        self.inner.as_svg(path)
-    }
-
-    fn properties(&self) -> Vec<stateright::Property<Self>> {
-        PROPERTIES
-            .iter()
+    fn properties(&self) -> Vec<Property<Self>> {
+        self.checked_properties()
             .map(|p| match p.expectation {
-                Expectation::Always => stateright::Property::always(p.name, p.condition),
-                Expectation::Sometimes => stateright::Property::sometimes(p.name, p.condition),
-                Expectation::Eventually => stateright::Property::eventually(p.name, p.condition),
+                Expectation::Always => Property::always(p.name, p.condition),
+                Expectation::Sometimes => Property::sometimes(p.name, p.condition),
+                Expectation::Eventually => Property::eventually(p.name, p.condition),
             })
             .collect()
     }
@@ -96,7 +254,3 @@ impl Model for RaftModel {
         self.cfg.within_boundary(state)
     }
 }
-/// One state of [`RaftModel`].
-pub type RaftState = ActorModelState<RaftServer, ()>;
-/// One action of [`RaftModel`].
-pub type RaftAction = ActorModelAction<Message<Cmd>, ModelTimer, ()>;

@@ -1,6 +1,6 @@
 //! Replaying action lists, seeded random walks, and shrinking their counterexamples.
 
-use super::{PROPERTIES, RaftAction, RaftModel, RaftState};
+use super::{PROPERTIES, RaftAction, RaftModel, RaftProperty, RaftState};
 use stateright::{Expectation, Model};
 
 /// Replays `actions` from the initial state; `None` unless each one is enabled (offered by
@@ -47,6 +47,19 @@ pub struct WalkReport {
 /// stop at the first violated `always` property. Deterministic for a given seed. This is what
 /// finds deep seeded bugs fast where exhaustive search cannot reach (`aver check --simulate`).
 pub fn random_walks(model: &RaftModel, runs: u64, steps_max: usize, seed: u64) -> WalkReport {
+    let checked = |p: &RaftProperty| model.cfg.step_checks || !p.step_check;
+    random_walks_checking(model, runs, steps_max, seed, &checked)
+}
+
+/// [`random_walks`] checking only the properties `checked` selects (the others stay
+/// undiscovered): e.g. one consequence of a seeded bug, to find the trace that shows it.
+pub fn random_walks_checking(
+    model: &RaftModel,
+    runs: u64,
+    steps_max: usize,
+    seed: u64,
+    checked: &dyn Fn(&RaftProperty) -> bool,
+) -> WalkReport {
     let mut rng = seed | 1;
     let mut next = move || {
         rng ^= rng << 13;
@@ -70,7 +83,7 @@ pub fn random_walks(model: &RaftModel, runs: u64, steps_max: usize, seed: u64) -
             report.states += 1;
             report.depth = report.depth.max(path.len());
             for (k, p) in PROPERTIES.iter().enumerate() {
-                if report.discoveries[k].is_some() {
+                if report.discoveries[k].is_some() || !checked(p) {
                     continue;
                 }
                 let holds = (p.condition)(model, state);

@@ -1,9 +1,10 @@
 //! Counterexample traces for humans: who acted, on what, what it persisted, what changed and
 //! what it sent.
 
-use super::{Cmd, RaftAction, RaftState, ServerState, node_id};
-use aver_core::raft::{Durable, Message};
-use stateright::actor::{ActorModelAction, Envelope};
+use super::actor::show_cmd;
+use super::state::Server;
+use super::{Cmd, RaftAction, RaftState};
+use aver_core::raft::{Durable, Entry, Message};
 
 /// One step of a trace, for humans and for JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,14 +24,9 @@ pub struct TraceStep {
 }
 
 /// Describes a server briefly: role, term, vote, commit, applied, log.
-pub fn describe_server(s: &ServerState) -> String {
+pub fn describe_server(s: &Server) -> String {
     let r = &s.raft;
-    let log: Vec<String> = r
-        .log()
-        .entries()
-        .iter()
-        .map(|e| format!("{}:{}", e.term.0, e.command))
-        .collect();
+    let log = show_entries(r.log().entries());
     let base = r.log().base();
     format!(
         "{:?} term={} vote={} commit={} applied={} snap=({},{}) log=[{}]{}",
@@ -41,7 +37,7 @@ pub fn describe_server(s: &ServerState) -> String {
         r.applied_index().0,
         base.index.0,
         base.term.0,
-        log.join(" "),
+        log,
         r.violation()
             .map_or(String::new(), |v| format!(" VIOLATION {v}"))
     )
@@ -58,17 +54,12 @@ pub fn describe_msg(msg: &Message<Cmd>) -> String {
             format!("RequestVoteReply(t{}, granted={})", m.term.0, m.granted)
         }
         Message::AppendEntries(m) => {
-            let es: Vec<String> = m
-                .entries
-                .iter()
-                .map(|e| format!("{}:{}", e.term.0, e.command))
-                .collect();
             format!(
                 "AppendEntries(t{}, prev=({},{}), [{}], commit={})",
                 m.term.0,
                 m.prev_log_index.0,
                 m.prev_log_term.0,
-                es.join(" "),
+                show_entries(&m.entries),
                 m.leader_commit.0
             )
         }
@@ -105,49 +96,35 @@ fn describe_persist(before: &Durable<Cmd>, after: &Durable<Cmd>) -> Vec<String> 
         out.push(format!("snapshot ({},{})", s.meta.index.0, s.meta.term.0));
     }
     if before.log != after.log {
-        let log: Vec<String> = after
-            .log
-            .entries()
-            .iter()
-            .map(|e| format!("{}:{}", e.term.0, e.command))
-            .collect();
-        out.push(format!("log [{}]", log.join(" ")));
+        out.push(format!("log [{}]", show_entries(after.log.entries())));
     }
     out
 }
 
-fn describe_action(action: &RaftAction) -> (String, String) {
-    match action {
-        ActorModelAction::Deliver { src, dst, msg } => (
-            node_id(*dst).to_string(),
-            format!("receive {} from {}", describe_msg(msg), node_id(*src)),
-        ),
-        ActorModelAction::Drop(Envelope { src, dst, msg }) => (
-            "network".into(),
-            format!(
-                "drop {} {}→{}",
-                describe_msg(msg),
-                node_id(*src),
-                node_id(*dst)
-            ),
-        ),
-        ActorModelAction::Timeout(id, t) => (node_id(*id).to_string(), format!("timeout {t:?}")),
-        ActorModelAction::Crash(id) => (node_id(*id).to_string(), "crash".into()),
-        ActorModelAction::Recover(id) => (node_id(*id).to_string(), "recover from storage".into()),
-        ActorModelAction::SelectRandom { actor, .. } => {
-            (node_id(*actor).to_string(), "random choice".into())
-        }
-    }
+/// Entries as `term:command`, e.g. `2:t2n1`.
+fn show_entries(entries: &[Entry<Cmd>]) -> String {
+    let shown: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{}:{}", e.term.0, show_cmd(e.command)))
+        .collect();
+    shown.join(" ")
 }
 
-fn acting_index(action: &RaftAction) -> Option<usize> {
+fn describe_action(action: &RaftAction) -> (String, String) {
     match action {
-        ActorModelAction::Deliver { dst, .. } => Some(usize::from(*dst)),
-        ActorModelAction::Timeout(id, _)
-        | ActorModelAction::Crash(id)
-        | ActorModelAction::Recover(id) => Some(usize::from(*id)),
-        ActorModelAction::SelectRandom { actor, .. } => Some(usize::from(*actor)),
-        ActorModelAction::Drop(_) => None,
+        RaftAction::Deliver(e) => (
+            e.dst.to_string(),
+            format!("receive {} from {}", describe_msg(&e.msg), e.src),
+        ),
+        RaftAction::Drop(e) => (
+            "network".into(),
+            format!("drop {} {}→{}", describe_msg(&e.msg), e.src, e.dst),
+        ),
+        RaftAction::Timeout(n, t) => (n.to_string(), format!("timeout {t:?}")),
+        RaftAction::Propose(n) => (n.to_string(), "a client proposes a command".into()),
+        RaftAction::Compact(n) => (n.to_string(), "the service snapshots".into()),
+        RaftAction::Crash(n) => (n.to_string(), "crash".into()),
+        RaftAction::Recover(n) => (n.to_string(), "recover from its disk".into()),
     }
 }
 
@@ -169,31 +146,28 @@ pub fn trace(steps: &[(RaftState, Option<RaftAction>)]) -> Vec<TraceStep> {
             changed: Vec::new(),
             sent: Vec::new(),
         };
-        if let Some(i) = acting_index(action) {
-            let empty = Durable::default();
-            let disk_before = before.actor_storages[i].as_ref().unwrap_or(&empty);
-            let disk_after = after.actor_storages[i].as_ref().unwrap_or(&empty);
-            step.persisted = describe_persist(disk_before, disk_after);
-            let (b, a) = (
-                describe_server(&before.actor_states[i]),
-                describe_server(&after.actor_states[i]),
-            );
-            if b != a {
-                step.changed.push(format!("{b}  ⇒  {a}"));
+        if let Some(n) = action.actor() {
+            let (b, a) = (&before.servers[n.0 as usize], &after.servers[n.0 as usize]);
+            step.persisted = describe_persist(b.disk(), a.disk());
+            let (db, da) = (describe_server(b), describe_server(a));
+            if db != da {
+                step.changed.push(format!("{db}  ⇒  {da}"));
             }
-            if before.crashed[i] != after.crashed[i] {
-                step.changed
-                    .push(if after.crashed[i] { "down" } else { "up" }.into());
+            if b.down != a.down {
+                step.changed.push(if a.down { "down" } else { "up" }.into());
             }
         }
-        let old: Vec<_> = before.network.iter_all().collect();
-        for env in after.network.iter_all() {
-            if !old.contains(&env) {
+        if let Some(f) = after.fault.as_ref().filter(|_| before.fault.is_none()) {
+            step.changed
+                .push(format!("{} violated: {}", f.id, f.detail));
+        }
+        for env in &after.network {
+            if !before.network.contains(env) {
                 step.sent.push(format!(
                     "{}→{} {}",
-                    node_id(env.src),
-                    node_id(env.dst),
-                    describe_msg(env.msg)
+                    env.src,
+                    env.dst,
+                    describe_msg(&env.msg)
                 ));
             }
         }

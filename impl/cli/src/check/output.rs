@@ -4,37 +4,51 @@
 use super::Outcome;
 use anyhow::Context as _;
 use aver_models::raft::{self, RaftAction, RaftState, TraceStep};
-use stateright::{Checker, Expectation, Model};
-use std::io::Write as _;
+use aver_models::search::Stats;
+use stateright::Expectation;
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Prints the live progress line until the checker is done.
-pub(crate) fn progress<M: Model, C: Checker<M>>(checker: C, start: Instant) -> C {
-    let mut err = std::io::stderr();
-    while !checker.is_done() {
-        std::thread::sleep(Duration::from_millis(250));
+/// Runs `work` while printing progress from `stats` to stderr: a line rewritten in place on a
+/// terminal, one plain line every few seconds otherwise (CI logs).
+pub(crate) fn with_progress<T: Send>(stats: &Stats, work: impl FnOnce() -> T + Send) -> T {
+    const PLAIN_EVERY: Duration = Duration::from_secs(5);
+    let start = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let done = AtomicBool::new(false);
+    let line = || {
         let secs = start.elapsed().as_secs_f64().max(1e-3);
-        let total = checker.state_count();
-        let _ = write!(
-            err,
-            "\r  states={total} unique={} depth={} states/s={:.0} t={secs:.0}s   ",
-            checker.unique_state_count(),
-            checker.max_depth(),
+        let total = stats.generated.load(Ordering::Relaxed);
+        format!(
+            "  states={total} unique={} depth={} states/s={:.0} t={secs:.1}s",
+            stats.unique.load(Ordering::Relaxed),
+            stats.depth.load(Ordering::Relaxed),
             total as f64 / secs
-        );
-        let _ = err.flush();
-    }
-    let checker = checker.join();
-    let secs = start.elapsed().as_secs_f64().max(1e-3);
-    let total = checker.state_count();
-    let _ = writeln!(
-        err,
-        "\r  states={total} unique={} depth={} states/s={:.0} t={secs:.1}s   ",
-        checker.unique_state_count(),
-        checker.max_depth(),
-        total as f64 / secs
-    );
-    checker
+        )
+    };
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let result = work();
+            done.store(true, Ordering::Release);
+            result
+        });
+        let mut err = std::io::stderr();
+        let mut printed = Instant::now();
+        while !done.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(100));
+            if tty {
+                let _ = write!(err, "\r{}   ", line());
+                let _ = err.flush();
+            } else if printed.elapsed() >= PLAIN_EVERY {
+                let _ = writeln!(err, "{}", line());
+                printed = Instant::now();
+            }
+        }
+        let result = worker.join().expect("the search does not panic");
+        let _ = writeln!(err, "{}{}", if tty { "\r" } else { "" }, line());
+        result
+    })
 }
 
 /// Prints a counterexample as readable steps and writes it as JSON.
@@ -60,8 +74,8 @@ pub(crate) fn report_counterexample(
     }
     if let Some(last) = path.last() {
         println!("  final state:");
-        for (i, s) in last.0.actor_states.iter().enumerate() {
-            let down = if last.0.crashed[i] { " (crashed)" } else { "" };
+        for (i, s) in last.0.servers.iter().enumerate() {
+            let down = if s.down { " (crashed)" } else { "" };
             println!("    n{i}{down}: {}", raft::describe_server(s));
         }
     }
@@ -145,4 +159,11 @@ pub(crate) fn cpu_seconds() -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// Peak resident memory of this process in KiB, from /proc (Linux only).
+pub(crate) fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -1,12 +1,13 @@
 //! The Raft model in `aver check`: configurations from the flags, the search, and verdicts.
 
 use super::args::{BenchArgs, CheckArgs, ExploreArgs};
-use super::output::{cpu_seconds, progress, report_counterexample};
+use super::output::{cpu_seconds, peak_rss, report_counterexample, with_progress};
 use super::registry::Scope;
 use super::{Outcome, Row, Search};
 use aver_core::raft::Bug;
-use aver_models::raft::{self, PROPERTIES, RaftModel, RaftModelCfg};
-use stateright::{Checker, Expectation, HasDiscoveries, Model};
+use aver_models::raft::{self, PROPERTIES, RaftModel, RaftModelCfg, symmetry};
+use aver_models::search::{self, Options, Order, Stats};
+use stateright::{Expectation, Model};
 use std::time::Instant;
 
 /// Random walks `aver check raft --bug NAME` runs by default.
@@ -63,11 +64,16 @@ fn describe_cfg(cfg: &RaftModelCfg) -> String {
         cfg.network,
         cfg.compaction,
         bugs.join(","),
-        if cfg.collect_dead_messages {
-            ""
-        } else {
-            " keep-dead-messages"
-        }
+        [
+            (!cfg.collect_dead_messages, " keep-dead-messages"),
+            (!cfg.symmetry, " no-symmetry"),
+            (!cfg.step_checks, " no-step-checks"),
+            (!cfg.covering, " no-covering"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, s)| *s)
+        .collect::<String>()
     )
 }
 
@@ -79,18 +85,15 @@ fn check_raft(
 ) -> anyhow::Result<Outcome> {
     let model = cfg.into_model();
     let start = Instant::now();
-    let (rows, unique, total, depth, paths) = match search {
+    let (rows, unique, total, depth, paths, complete) = match search {
         Search::Simulate(runs) => simulate(&model, runs),
         Search::Dfs | Search::Bfs => {
-            let builder = model
-                .clone()
-                .checker()
-                .threads(threads)
-                .finish_when(HasDiscoveries::AnyFailures);
-            match search {
-                Search::Bfs => collect(builder.spawn_bfs(), &model, start),
-                _ => collect(builder.spawn_dfs(), &model, start),
-            }
+            let order = if matches!(search, Search::Bfs) {
+                Order::Bfs
+            } else {
+                Order::Dfs
+            };
+            exhaustive(&model, order, threads)
         }
     };
     let secs = start.elapsed().as_secs_f64();
@@ -104,36 +107,46 @@ fn check_raft(
         total,
         depth,
         secs,
-        exhaustive: !matches!(search, Search::Simulate(_)),
+        exhaustive: complete,
     })
 }
 
-type Collected = (Vec<Row>, usize, usize, usize, Vec<Found>);
+type Collected = (Vec<Row>, usize, usize, usize, Vec<Found>, bool);
 
-/// Waits for `checker` (printing progress) and collects verdicts and counterexample paths.
-fn collect<C: Checker<RaftModel>>(checker: C, model: &RaftModel, start: Instant) -> Collected {
-    let checker = progress(checker, start);
-    let discoveries = checker.discoveries();
+/// Searches exhaustively (printing progress) and collects verdicts and counterexample paths.
+fn exhaustive(model: &RaftModel, order: Order, threads: usize) -> Collected {
+    let stats = Stats::default();
+    let options = Options {
+        threads,
+        order,
+        stop_at_failure: true,
+        saturate: order == Order::Dfs,
+    };
+    let found = with_progress(&stats, || {
+        search::search(model, symmetry::hooks(model), options, &stats)
+    });
     let mut rows = Vec::new();
     let mut paths = Vec::new();
-    for p in PROPERTIES {
-        let path = discoveries.get(p.name);
+    for (p, d) in model.checked_properties().zip(&found.discoveries) {
         rows.push(Row {
             property: p.name,
             expectation: p.expectation.clone(),
-            discovery: path.map(|path| path.clone().into_actions().len()),
+            discovery: d.as_ref().map(|d| d.len() - 1),
             reachable: model.cfg.can_reach(p.name),
         });
-        if let (Expectation::Always, Some(path)) = (&p.expectation, path) {
-            paths.push((p.name, path.clone().into_vec(), Some(path.encode(model))));
+        if let (Expectation::Always, Some(indices)) = (&p.expectation, d) {
+            let path = search::replay_indices(model, indices).expect("a found path replays");
+            let encoded: Vec<String> = indices.iter().map(|i| i.to_string()).collect();
+            paths.push((p.name, path, Some(encoded.join("/"))));
         }
     }
     (
         rows,
-        checker.unique_state_count(),
-        checker.state_count(),
-        checker.max_depth(),
+        found.unique,
+        found.generated,
+        found.depth,
         paths,
+        found.complete,
     )
 }
 
@@ -147,9 +160,12 @@ fn simulate(model: &RaftModel, runs: u64) -> Collected {
         "  runs={} states={} depth={}",
         report.runs, report.states, report.depth
     );
+    // Properties the model does not check (step checks, when off) get no row.
+    let checked = |(p, _): &(&raft::RaftProperty, _)| model.cfg.step_checks || !p.step_check;
     let rows = PROPERTIES
         .iter()
         .zip(&report.discoveries)
+        .filter(checked)
         .map(|(p, d)| Row {
             property: p.name,
             expectation: p.expectation.clone(),
@@ -163,7 +179,14 @@ fn simulate(model: &RaftModel, runs: u64) -> Collected {
         .filter(|(p, _)| matches!(p.expectation, Expectation::Always))
         .filter_map(|(p, d)| Some((p.name, d?, None)))
         .collect();
-    (rows, report.states, report.states, report.depth, found)
+    (
+        rows,
+        report.states,
+        report.states,
+        report.depth,
+        found,
+        false,
+    )
 }
 
 /// Runs `aver bench check`: DFS at the CI bounds (or the given ones), printing states/s and
@@ -177,19 +200,30 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
     );
     let cpu0 = cpu_seconds();
     let start = Instant::now();
-    let checker = cfg.into_model().checker().threads(args.threads).spawn_dfs();
-    let checker = progress(checker, start);
+    let model = cfg.into_model();
+    let stats = Stats::default();
+    let options = Options {
+        threads: args.threads,
+        order: Order::Dfs,
+        stop_at_failure: false,
+        saturate: true,
+    };
+    let found = with_progress(&stats, || {
+        search::search(&model, symmetry::hooks(&model), options, &stats)
+    });
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds().map(|c| c - cpu0.unwrap_or(0.0));
-    let total = checker.state_count();
+    let total = found.generated;
     println!(
-        "unique={} states={} depth={} wall={secs:.2}s cpu={} states/s={:.0} states/cpu-s={}",
-        checker.unique_state_count(),
+        "unique={} states={} depth={} wall={secs:.2}s cpu={} states/s={:.0} \
+         states/cpu-s={} peak-rss={}",
+        found.unique,
         total,
-        checker.max_depth(),
+        found.depth,
         cpu.map_or("?".into(), |c| format!("{c:.2}s")),
         total as f64 / secs,
         cpu.map_or("?".into(), |c| format!("{:.0}", total as f64 / c)),
+        peak_rss().map_or("?".into(), |kb| format!("{}MB", kb / 1024)),
     );
     Ok(0)
 }

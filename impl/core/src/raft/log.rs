@@ -30,6 +30,21 @@ impl<C> Default for Log<C> {
 }
 
 impl<C: Clone> Log<C> {
+    /// The same log with every command replaced by `f(command)` (see [`super::rename`]).
+    pub fn map_commands(&self, f: &dyn Fn(&C) -> C) -> Log<C> {
+        Log {
+            base: self.base,
+            entries: self
+                .entries
+                .iter()
+                .map(|e| Entry {
+                    term: e.term,
+                    command: f(&e.command),
+                })
+                .collect(),
+        }
+    }
+
     /// The snapshot boundary: the last compacted index and its term.
     pub fn base(&self) -> SnapshotMeta {
         self.base

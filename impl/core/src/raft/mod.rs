@@ -47,6 +47,7 @@ pub mod invariants;
 pub mod log;
 pub mod message;
 mod read;
+pub mod rename;
 mod replication;
 mod snapshot;
 pub mod types;
@@ -58,6 +59,7 @@ pub use message::{
     Message, RequestVote, RequestVoteReply,
 };
 pub use read::LeaderReads;
+pub use rename::Renaming;
 pub use types::{
     Command, Entry, HardState, LogIndex, ReadId, ReadState, Snapshot, SnapshotMeta, Term,
 };

@@ -1,0 +1,316 @@
+//! The model's state: every server (core, disk, timers, service), the messages in flight, and
+//! the ghost record of what was applied.
+//!
+//! The encoding is compact so that the checker spends its time in the core rather than in
+//! copying and hashing: servers and envelopes are shared (`Arc`) between a state and its
+//! successors and carry their hash, computed once when they are made, so cloning a state
+//! copies a few pointers and fingerprinting it hashes a few words.
+
+use super::Cmd;
+use super::config::NetworkKind;
+use aver_core::NodeId;
+use aver_core::Violation;
+use aver_core::raft::{Config, Durable, Message, Raft, Timer};
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// A value with its hash, computed once. `Hash` writes only the stored hash; equality compares
+/// the hash first, then the value.
+#[derive(Clone, Debug)]
+pub struct Hashed<T> {
+    hash: u64,
+    value: T,
+}
+
+/// A fast hasher with fixed keys (aHash, the hash Stateright fingerprints states with), so
+/// hashes are the same in every run of a build: counterexample paths and pinned state counts
+/// depend on it.
+pub fn stable_hasher() -> ahash::AHasher {
+    use std::hash::BuildHasher;
+    ahash::RandomState::with_seeds(
+        0x6176_6572_2d6d_6f64,
+        0x656c_732d_7261_6674,
+        0x7374_6174_652d_6861,
+        0x7368_6564_2d76_616c,
+    )
+    .build_hasher()
+}
+
+/// The hash the model uses for its parts and fingerprints (see [`stable_hasher`]).
+pub fn stable_hash(value: &impl Hash) -> u64 {
+    let mut h = stable_hasher();
+    value.hash(&mut h);
+    h.finish()
+}
+
+impl<T: Hash> Hashed<T> {
+    /// Wraps `value` with its hash.
+    pub fn new(value: T) -> Hashed<T> {
+        Hashed {
+            hash: stable_hash(&value),
+            value,
+        }
+    }
+}
+
+impl<T> Hashed<T> {
+    /// The stored hash.
+    pub fn hash_value(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl<T> Deref for Hashed<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> Hash for Hashed<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl<T: PartialEq> PartialEq for Hashed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.value == other.value
+    }
+}
+
+impl<T: Eq> Eq for Hashed<T> {}
+
+impl<T: Ord> PartialOrd for Hashed<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Orders by hash first (cheap), then by value.
+impl<T: Ord> Ord for Hashed<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.hash
+            .cmp(&other.hash)
+            .then_with(|| self.value.cmp(&other.value))
+    }
+}
+
+/// The core's timers that are set on a server, as a bitset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Timers(u8);
+
+impl Timers {
+    fn bit(t: Timer) -> u8 {
+        match t {
+            Timer::Election => 1,
+            Timer::Heartbeat => 2,
+        }
+    }
+    /// Sets `t`.
+    pub fn set(&mut self, t: Timer) {
+        self.0 |= Timers::bit(t);
+    }
+    /// Cancels `t`.
+    pub fn cancel(&mut self, t: Timer) {
+        self.0 &= !Timers::bit(t);
+    }
+    /// True if `t` is set.
+    pub fn is_set(self, t: Timer) -> bool {
+        self.0 & Timers::bit(t) != 0
+    }
+    /// The set timers, in a fixed order.
+    pub fn iter(self) -> impl Iterator<Item = Timer> {
+        [Timer::Election, Timer::Heartbeat]
+            .into_iter()
+            .filter(move |&t| self.is_set(t))
+    }
+}
+
+/// One server in the model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Server {
+    /// The core: the running server's state, or a crashed server's last state.
+    pub raft: Raft<Cmd>,
+    /// What the disk holds, when it differs from `raft.durable()`: only under a seeded bug that
+    /// skips a write. `None` for a correct server, which so pays nothing for it.
+    pub disk: Option<Durable<Cmd>>,
+    /// The core's timers that are set (none while down).
+    pub timers: Timers,
+    /// Crashed and not yet recovered.
+    pub down: bool,
+    /// The service above Raft: the commands it has applied, in index order (a snapshot
+    /// replaces them with its contents). For a correct server it is a function of the core's
+    /// state, so it adds no states; under a bug it is what the service really holds.
+    pub service: Vec<Cmd>,
+}
+
+impl Server {
+    /// What this server's disk holds.
+    pub fn disk(&self) -> &Durable<Cmd> {
+        self.disk.as_ref().unwrap_or(self.raft.durable())
+    }
+}
+
+/// One message in flight.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Envelope {
+    /// Sender.
+    pub src: NodeId,
+    /// Destination.
+    pub dst: NodeId,
+    /// The message.
+    pub msg: Message<Cmd>,
+}
+
+/// A shared envelope with its hash.
+pub type Env = Arc<Hashed<Envelope>>;
+
+/// The first violation of the apply stream's properties (RAFT-A1, RAFT-A2) or a panic of the
+/// core, recorded in the state so that the property fails there with its trace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fault {
+    /// The catalogue ID (`RAFT-A1`, `RAFT-A2`) or [`PANIC`].
+    pub id: &'static str,
+    /// What happened.
+    pub detail: String,
+}
+
+/// The [`Fault`] id of a panic in the core.
+pub const PANIC: &str = "PANIC";
+
+impl From<Violation> for Fault {
+    fn from(v: Violation) -> Fault {
+        Fault {
+            id: v.id,
+            detail: v.detail,
+        }
+    }
+}
+
+/// Progress the last step made, for the `sometimes` properties: each bit says the step did
+/// something a correct core must be able to do. Cleared by every step, and not part of the
+/// state's identity (`Hash`, `Eq`): the search evaluates `sometimes` properties on every
+/// transition it generates (see [`crate::search`]), so the facts are seen exactly without
+/// multiplying states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Events(pub u8);
+
+impl Events {
+    /// A follower applied a committed entry.
+    pub const FOLLOWER_APPLIED: u8 = 1;
+    /// A follower truncated a conflicting entry from its log.
+    pub const TRUNCATED: u8 = 2;
+    /// A leader, told of a conflict, backed up past the rejected index by the follower's hint
+    /// (more than the one entry a plain decrement would).
+    pub const HINT_BACKUP: u8 = 4;
+    /// A leader committed an entry of an earlier term (by committing one of its own).
+    pub const OLDER_TERM_COMMITTED: u8 = 8;
+    /// A follower installed a snapshot its leader sent.
+    pub const SNAPSHOT_INSTALLED: u8 = 16;
+
+    /// True if the step did `event`.
+    pub fn has(self, event: u8) -> bool {
+        self.0 & event != 0
+    }
+}
+
+/// What every state of one model shares: the servers' configurations (not part of the
+/// state's identity).
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration of server `i`.
+    pub configs: Vec<Arc<Config>>,
+    /// The network's kind.
+    pub network: NetworkKind,
+    /// Whether messages their receiver ignores forever are removed (see
+    /// `RaftModel::collect_dead_messages`).
+    pub collect_dead_messages: bool,
+}
+
+/// One state of the Raft model.
+#[derive(Clone, Debug)]
+pub struct RaftState {
+    /// Server `i` is `NodeId(i)`.
+    pub servers: Vec<Arc<Hashed<Server>>>,
+    /// Messages in flight. On the unordered networks, sorted by (hash, envelope), so equal
+    /// sets are equal vectors; the duplicating network holds each envelope once. On the
+    /// ordered network, in sending order.
+    pub network: Vec<Env>,
+    /// Ghost state: the first command any server applied at each index (index `k + 1` at
+    /// position `k`), snapshots included. Every later apply at that index, by any server, must
+    /// agree (RAFT-A2).
+    pub applied: Vec<Cmd>,
+    /// The first apply-stream violation or core panic, if any.
+    pub fault: Option<Fault>,
+    /// What the last step did, for the `sometimes` properties (not part of the identity).
+    pub events: Events,
+    /// Shared by every state of the model.
+    pub shared: Arc<Shared>,
+}
+
+/// A state's identity: everything but `events` (what the last step did) and `shared`.
+impl Hash for RaftState {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.servers.hash(state);
+        self.network.hash(state);
+        self.applied.hash(state);
+        self.fault.hash(state);
+    }
+}
+
+impl PartialEq for RaftState {
+    fn eq(&self, other: &Self) -> bool {
+        self.servers == other.servers
+            && self.network == other.network
+            && self.applied == other.applied
+            && self.fault == other.fault
+    }
+}
+
+impl Eq for RaftState {}
+
+impl RaftState {
+    /// The core of every server, in id order (crashed servers' last states included).
+    pub fn rafts(&self) -> Vec<&Raft<Cmd>> {
+        self.servers.iter().map(|s| &s.raft).collect()
+    }
+
+    /// Servers that are down.
+    pub fn down(&self) -> usize {
+        self.servers.iter().filter(|s| s.down).count()
+    }
+
+    /// True if `env` can never have an effect (see `RaftModel::collect_dead_messages`).
+    pub fn dead(&self, env: &Envelope) -> bool {
+        let dst = &self.servers[env.dst.0 as usize];
+        self.shared.collect_dead_messages
+            && dst.disk.is_none()
+            && dst.raft.ignores_forever(env.src, &env.msg)
+    }
+
+    /// Adds `env` to the network (set semantics on the duplicating networks), unless it is
+    /// dead on arrival.
+    pub fn send(&mut self, env: Envelope) {
+        if self.dead(&env) {
+            return;
+        }
+        let env = Arc::new(Hashed::new(env));
+        if self.shared.network == NetworkKind::Ordered {
+            self.network.push(env);
+            return;
+        }
+        match self.network.binary_search(&env) {
+            Ok(_) if self.shared.network.duplicating() => {}
+            Ok(at) | Err(at) => self.network.insert(at, env),
+        }
+    }
+
+    /// Removes one copy of `env` from the network, if there is one.
+    pub fn remove(&mut self, env: &Env) {
+        if let Some(at) = self.network.iter().position(|e| e == env) {
+            self.network.remove(at);
+        }
+    }
+}

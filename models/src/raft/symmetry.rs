@@ -1,0 +1,258 @@
+//! Symmetry reduction over server ids: one representative per class of states that differ
+//! only in how the servers are named.
+//!
+//! Every server runs the same code with the same configuration but its id, and the core uses
+//! ids as names only (`aver_core::raft::rename`), so renaming every id in a state — servers'
+//! cores, disks, timers and services, the messages in flight, and the commands, which carry
+//! their proposer's id — by one permutation gives a state whose behaviours are exactly the
+//! renamed behaviours of the original. The model's actions and properties treat all servers
+//! alike (every property quantifies over all servers). So a checker may visit one state per
+//! class ("orbit"): every state it skips has a renamed twin it visits, with the same verdict
+//! on every property.
+//!
+//! The representative is canonical — every member of a class maps to the same state: servers
+//! are ordered by a signature that no renaming changes (their term, role, log terms, commit
+//! index, ...), and among the orderings the signatures allow (servers with equal signatures
+//! can go either way) the one whose renamed state has the least hash wins. A hash collision
+//! between two candidates can only cost reduction (two representatives for one class), never
+//! soundness.
+
+use super::config::NetworkKind;
+use super::state::{Env, Envelope, Hashed, RaftState, Server, stable_hash, stable_hasher};
+use super::{Cmd, RaftModel};
+use crate::search::{Hooks, Key};
+use aver_core::NodeId;
+use aver_core::raft::{Raft, Renaming, Role};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// A signature of `s` that no renaming changes: it looks at ids only to ask "is this the
+/// server itself?".
+fn signature(s: &Server) -> u64 {
+    let r = &s.raft;
+    let me = r.id();
+    let mut h = stable_hasher();
+    (s.down, s.timers, s.disk.is_some(), s.service.len()).hash(&mut h);
+    (r.term(), r.role_kind(), r.commit_index(), r.applied_index()).hash(&mut h);
+    (
+        r.voted_for().map(|v| v == me),
+        r.leader_hint().map(|l| l == me),
+    )
+        .hash(&mut h);
+    r.log().base().hash(&mut h);
+    for e in r.log().entries() {
+        e.term.hash(&mut h);
+    }
+    match r.role() {
+        Role::Follower => {}
+        Role::Candidate { votes } => votes.count_ones().hash(&mut h),
+        Role::Leader { progress, .. } => {
+            let mut p = progress.clone();
+            p.sort();
+            p.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// A command under the permutation `perm` (old id → new id): its proposer is renamed.
+pub fn rename_cmd(perm: &[u32], c: Cmd) -> Cmd {
+    (c & 0xF0) | perm[(c & 0xF) as usize] as u8
+}
+
+/// `state` with every id renamed by `perm` (server `i` becomes server `perm[i]`).
+pub fn renamed(state: &RaftState, perm: &[u32]) -> RaftState {
+    let ids = |n: NodeId| NodeId(perm[n.0 as usize]);
+    let command = |c: &Cmd| rename_cmd(perm, *c);
+    let data = |d: &[u8]| -> Arc<[u8]> { d.iter().map(|&c| rename_cmd(perm, c)).collect() };
+    let renaming = Renaming {
+        ids: &ids,
+        command: &command,
+        snapshot_data: &data,
+    };
+    let mut servers = state.servers.clone();
+    for (i, s) in state.servers.iter().enumerate() {
+        let to = perm[i] as usize;
+        let raft: Raft<Cmd> = s
+            .raft
+            .renamed(Arc::clone(&state.shared.configs[to]), &renaming);
+        let server = Server {
+            raft,
+            disk: s.disk.as_ref().map(|d| renaming.durable(d)),
+            timers: s.timers,
+            down: s.down,
+            service: s.service.iter().map(|&c| rename_cmd(perm, c)).collect(),
+        };
+        servers[to] = Arc::new(Hashed::new(server));
+    }
+    let mut network: Vec<Env> = state
+        .network
+        .iter()
+        .map(|e| {
+            Arc::new(Hashed::new(Envelope {
+                src: ids(e.src),
+                dst: ids(e.dst),
+                msg: renaming.message(&e.msg),
+            }))
+        })
+        .collect();
+    if state.shared.network == NetworkKind::Ordered {
+        network.sort_by_key(|e| (e.src, e.dst));
+    } else {
+        network.sort();
+    }
+    RaftState {
+        servers,
+        network,
+        applied: state.applied.iter().map(|&c| rename_cmd(perm, c)).collect(),
+        fault: state.fault.clone(),
+        events: state.events,
+        shared: Arc::clone(&state.shared),
+    }
+}
+
+/// Every permutation that orders servers by signature: `order` lists server indices sorted
+/// by signature; servers with equal signatures may be placed in any order among themselves.
+fn candidates(sigs: &[u64]) -> Vec<Vec<u32>> {
+    let n = sigs.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| sigs[i]);
+    // Placements: position -> server; extend group by group with every arrangement.
+    let mut placements: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut k = 0;
+    while k < n {
+        let mut end = k + 1;
+        while end < n && sigs[order[end]] == sigs[order[k]] {
+            end += 1;
+        }
+        let group = &order[k..end];
+        let mut next = Vec::new();
+        for p in &placements {
+            for arrangement in permutations(group) {
+                let mut q = p.clone();
+                q.extend(arrangement);
+                next.push(q);
+            }
+        }
+        placements = next;
+        k = end;
+    }
+    // A placement puts server `placement[pos]` at position `pos`: perm[server] = pos.
+    placements
+        .into_iter()
+        .map(|placement| {
+            let mut perm = vec![0u32; n];
+            for (pos, &server) in placement.iter().enumerate() {
+                perm[server] = pos as u32;
+            }
+            perm
+        })
+        .collect()
+}
+
+fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut out = Vec::new();
+    for k in 0..items.len() {
+        let mut rest = items.to_vec();
+        let first = rest.remove(k);
+        for mut p in permutations(&rest) {
+            p.insert(0, first);
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The canonical representative of `state`'s class (see the module docs), with its key.
+/// Among candidates the least (core, pool) hash pair wins, so that states whose servers are
+/// equal up to renaming get their servers named alike, whatever their pools (which lets
+/// covering compare their pools).
+pub fn canonical(state: &RaftState, covering: bool) -> (RaftState, Key) {
+    let sigs: Vec<u64> = state.servers.iter().map(|s| signature(s)).collect();
+    let mut best: Option<(RaftState, Key)> = None;
+    for perm in candidates(&sigs) {
+        let identity = perm.iter().enumerate().all(|(i, &p)| p as usize == i);
+        // On the ordered network only each channel's order matters; renaming sorts messages
+        // by channel, so the identity is renamed too, to compare like with like.
+        let candidate = if identity && state.shared.network != NetworkKind::Ordered {
+            state.clone()
+        } else {
+            renamed(state, &perm)
+        };
+        let key = key_of(&candidate, covering);
+        let better = best
+            .as_ref()
+            .is_none_or(|(_, b)| (key.core, pool_hash(&key)) < (b.core, pool_hash(b)));
+        if better {
+            best = Some((candidate, key));
+        }
+    }
+    best.expect("at least one candidate")
+}
+
+fn pool_hash(key: &Key) -> u64 {
+    stable_hash(&key.pool)
+}
+
+/// The canonical representative of `state`'s class.
+pub fn representative(state: &RaftState) -> RaftState {
+    canonical(state, false).0
+}
+
+/// The key of `state` as it is named: with covering, the servers and the apply record form
+/// the core and the messages in flight the pool; without, the whole state is the core.
+fn key_of(state: &RaftState, covering: bool) -> Key {
+    if !covering {
+        return Key {
+            core: stable_hash(state),
+            pool: Vec::new(),
+        };
+    }
+    let mut pool: Vec<u64> = state.network.iter().map(|e| e.hash_value()).collect();
+    pool.sort_unstable();
+    pool.dedup();
+    Key {
+        core: stable_hash(&(&state.servers, &state.applied, &state.fault)),
+        pool,
+    }
+}
+
+/// Covering applies: the network keeps every message sent (see [`crate::search`]).
+pub fn covering(model: &RaftModel) -> bool {
+    model.cfg.covering && model.cfg.network.duplicating()
+}
+
+/// The search key of `state` (see [`crate::search::Key`]): canonical under renaming when the
+/// model's `symmetry` is on; split into servers and pool when covering applies.
+pub fn key(model: &RaftModel, state: &RaftState) -> Key {
+    let covering = covering(model);
+    if model.cfg.symmetry {
+        canonical(state, covering).1
+    } else {
+        key_of(state, covering)
+    }
+}
+
+/// `next` equals `last` but for more messages in flight (a step that only grew the pool).
+pub fn pool_growth(_: &RaftModel, last: &RaftState, next: &RaftState) -> bool {
+    next.network.len() > last.network.len()
+        && next.servers == last.servers
+        && next.applied == last.applied
+        && next.fault == last.fault
+}
+
+/// The search hooks of `model`: its key, and pool growth when covering applies.
+pub fn hooks(model: &RaftModel) -> Hooks<'static, RaftModel> {
+    Hooks {
+        key: &key,
+        pool_growth: if covering(model) {
+            Some(&pool_growth)
+        } else {
+            None
+        },
+        on_state: None,
+    }
+}

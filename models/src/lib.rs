@@ -7,12 +7,15 @@
 //! named after the catalogue IDs in `specs/invariants.md`.
 //!
 //! * [`raft`]: the Raft core (elections, replication, commit, snapshots, crash/recover).
+//! * [`kvsrv`]: the versioned KV server with retrying clerks (`kvsrv`: linearizability of
+//!   the clerks' history) and the lock built on the clerk (`lock`: mutual exclusion).
 //!
 //! [`MODELS`] lists the registered models; `aver check` with no protocol runs each of them at
 //! its CI bounds.
 #![deny(missing_docs)]
 
+pub mod kvsrv;
 pub mod raft;
 
 /// Every registered model, by the protocol name `aver check <protocol>` takes.
-pub const MODELS: &[&str] = &["raft"];
+pub const MODELS: &[&str] = &["raft", "kvsrv", "lock"];

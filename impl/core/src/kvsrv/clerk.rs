@@ -175,6 +175,11 @@ impl Clerk {
         self.pending.is_none()
     }
 
+    /// How many operations this clerk has started.
+    pub fn started(&self) -> u64 {
+        self.next_seq.0 - 1
+    }
+
     /// The seeded bugs this clerk runs with.
     pub fn bugs(&self) -> Bugs {
         self.bugs

@@ -1,0 +1,461 @@
+//! # The versioned KV (kvsrv) and its lock, model-checked
+//!
+//! These models run aver's kvsrv cores — the server, the clerk, the lock client
+//! (`aver_core::kvsrv`) — inside Stateright's actor framework and explore every interleaving
+//! of their inputs.
+//!
+//! ## What is modelled
+//!
+//! * **Actors.** Actor 0 is the server; the others are scripted clerks (the `kvsrv` model)
+//!   or lock clients (the `lock` model). Each handler feeds one input to a core and maps its
+//!   `Ready` to Stateright commands ([`actor`]); the only choices the actors make are the
+//!   application's: a scripted clerk starts its next operation as soon as one returns, a lock
+//!   client releases when its `Leave` timer fires and starts its next round after a release.
+//! * **Timers** fire at any moment (`model_timeout()`): a clerk may retransmit before, or long
+//!   after, its request or reply was lost.
+//! * **Network** ([`KvNetwork`]). The default, `rpc`, is the network the protocol is built
+//!   for, labrpc's: any message may be lost, replies may be duplicated, messages to different
+//!   clerks race each other, a send reaches the server at most once, and a clerk retransmits
+//!   only once its previous copy is resolved (lost, or executed and its reply lost) — the
+//!   retry timer is enabled only while nothing of that clerk is in flight. Two more networks
+//!   break one assumption each, to show the `ErrMaybe` rule needs it: `async` lets a
+//!   retransmission race earlier copies still in flight, `duplicating` delivers one send
+//!   several times. With either, the correct clerk produces non-linearizable histories
+//!   (`models/tests/kvsrv.rs` asserts it; specs/kvsrv.md explains it).
+//! * **History** ([`history`]): the model owns its history type — an operation is invoked at
+//!   its first send, a reply counts only while its operation is pending — and checks it with
+//!   `aver-checker` whenever an operation returns.
+//!
+//! After every step the model ([`KvsrvModel::next_state`]) moves the clerks' call/return
+//! records into the history, forgets delivered requests (`rpc`: at most once per send), and
+//! removes replies their receiver will ignore forever (the core's `ignores_forever`: replies to
+//! finished operations), a sound reduction that keeps the same reachable actor states.
+//!
+//! ## Bounds
+//!
+//! Bounds are on the state. The workload bounds the `kvsrv` model: scripts of a few
+//! operations. A lock client waiting for the lock reads it again and again, and each read is
+//! a new clerk operation (a new `Seq`), so the `lock` model also bounds the operations a
+//! client may start (`ops_max`). On `rpc` and `duplicating` the network needs no bound (at
+//! most one message per clerk is in flight, or a set of distinct ones); on `async` at most
+//! [`ASYNC_IN_FLIGHT_MAX`] messages per clerk are in flight.
+
+mod actor;
+pub mod history;
+mod properties;
+pub mod trace;
+
+pub use actor::{KvActor, KvState, KvTimer, LOCK_KEY, SERVER};
+pub use history::{Ghost, HistEvent};
+pub use properties::{KV_PROPERTIES, KvProperty, LOCK_PROPERTIES};
+
+use aver_core::kvsrv::{Bugs, Message, Op, Version};
+use stateright::actor::{
+    ActorModel, ActorModelAction, ActorModelState, Envelope, Id, LossyNetwork, Network,
+};
+use stateright::{Expectation, Model};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// One state of [`KvsrvModel`].
+pub type KvsrvState = ActorModelState<KvActor, Ghost>;
+/// One action of [`KvsrvModel`].
+pub type KvsrvAction = ActorModelAction<Message, KvTimer, ()>;
+
+/// Messages in flight per clerk allowed on the `async` network.
+pub const ASYNC_IN_FLIGHT_MAX: usize = 2;
+
+/// The network the messages travel on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KvNetwork {
+    /// labrpc's semantics (the default): lossy, replies may be duplicated, each send delivered
+    /// at most once, and a retransmission only after the previous copy is resolved.
+    Rpc,
+    /// Lossy and unordered, and a clerk may retransmit while earlier copies are in flight.
+    Async,
+    /// Lossy, and any message — requests too — may be delivered any number of times.
+    Duplicating,
+}
+
+impl KvNetwork {
+    /// Every network, by its `--network` name.
+    pub const ALL: [KvNetwork; 3] = [KvNetwork::Rpc, KvNetwork::Async, KvNetwork::Duplicating];
+
+    /// The `--network` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KvNetwork::Rpc => "rpc",
+            KvNetwork::Async => "async",
+            KvNetwork::Duplicating => "duplicating",
+        }
+    }
+
+    fn network(self) -> Network<Message> {
+        match self {
+            KvNetwork::Async => Network::new_unordered_nonduplicating([]),
+            KvNetwork::Rpc | KvNetwork::Duplicating => Network::new_unordered_duplicating([]),
+        }
+    }
+}
+
+impl fmt::Display for KvNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KvNetwork {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        KvNetwork::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = KvNetwork::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown kvsrv network `{s}`; known: {}", names.join(", "))
+            })
+    }
+}
+
+/// What the clients do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Workload {
+    /// The `kvsrv` model: one clerk per script, each running its operations in order.
+    Clerks(Vec<Vec<Op>>),
+    /// The `lock` model: `clients` lock clients, each acquiring and releasing `rounds` times.
+    Lock {
+        /// Lock clients.
+        clients: usize,
+        /// Acquire/release cycles per client.
+        rounds: u8,
+        /// The most clerk operations one client may start (a waiting client reads the lock
+        /// again and again; this bounds how often).
+        ops_max: u64,
+    },
+}
+
+/// The configuration of one kvsrv or lock model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KvsrvModelCfg {
+    /// What the clients do.
+    pub workload: Workload,
+    /// The network.
+    pub network: KvNetwork,
+    /// Seeded bugs, in every clerk and lock client.
+    pub bugs: Bugs,
+}
+
+/// `Get(key)`.
+pub fn get(key: &str) -> Op {
+    Op::Get { key: key.into() }
+}
+
+/// `Put(key, value, version)`.
+pub fn put(key: &str, value: &str, version: u64) -> Op {
+    Op::Put {
+        key: key.into(),
+        value: value.into(),
+        version: Version(version),
+    }
+}
+
+impl KvsrvModelCfg {
+    /// The `kvsrv` CI configuration: two clerks on one key, `rpc` network. Clerk 1 creates the
+    /// key and reads it; clerk 2 races to create it and then writes version 1 — so creates
+    /// collide, a put may find the key absent, at version 1 or beyond, and a lost reply turns
+    /// a retransmitted create into `ErrMaybe`.
+    pub fn kv_ci() -> KvsrvModelCfg {
+        KvsrvModelCfg {
+            workload: Workload::Clerks(vec![
+                vec![put("k", "a", 0), get("k")],
+                vec![put("k", "b", 0), put("k", "c", 1)],
+            ]),
+            network: KvNetwork::Rpc,
+            bugs: Bugs::NONE,
+        }
+    }
+
+    /// The larger `kvsrv` configuration: three clerks, each creating the key and reading it.
+    pub fn kv_three() -> KvsrvModelCfg {
+        KvsrvModelCfg {
+            workload: Workload::Clerks(vec![
+                vec![put("k", "a", 0), get("k")],
+                vec![put("k", "b", 0), get("k")],
+                vec![put("k", "c", 1), get("k")],
+            ]),
+            ..KvsrvModelCfg::kv_ci()
+        }
+    }
+
+    /// The `lock` CI configuration: two clients, two rounds each, `rpc` network.
+    pub fn lock_ci() -> KvsrvModelCfg {
+        KvsrvModelCfg {
+            workload: Workload::Lock {
+                clients: 2,
+                rounds: 2,
+                ops_max: 8,
+            },
+            network: KvNetwork::Rpc,
+            bugs: Bugs::NONE,
+        }
+    }
+
+    /// The larger `lock` configuration: three clients, one round each.
+    pub fn lock_three() -> KvsrvModelCfg {
+        KvsrvModelCfg {
+            workload: Workload::Lock {
+                clients: 3,
+                rounds: 1,
+                ops_max: 5,
+            },
+            ..KvsrvModelCfg::lock_ci()
+        }
+    }
+
+    /// True for the lock model.
+    pub fn is_lock(&self) -> bool {
+        matches!(self.workload, Workload::Lock { .. })
+    }
+
+    /// Rounds per lock client (0 for the kvsrv model).
+    pub fn rounds(&self) -> u8 {
+        match self.workload {
+            Workload::Lock { rounds, .. } => rounds,
+            Workload::Clerks(_) => 0,
+        }
+    }
+
+    /// The properties of this model.
+    pub fn properties(&self) -> &'static [KvProperty] {
+        if self.is_lock() {
+            LOCK_PROPERTIES
+        } else {
+            KV_PROPERTIES
+        }
+    }
+
+    /// False if the configuration makes the `sometimes` property `name` unreachable by
+    /// construction.
+    pub fn can_reach(&self, name: &str) -> bool {
+        match (&self.workload, name) {
+            (Workload::Lock { clients, .. }, "lock handed to another client") => *clients >= 2,
+            (Workload::Lock { rounds, .. }, _) => *rounds >= 1,
+            (Workload::Clerks(scripts), "retried put answered ErrMaybe") => scripts
+                .iter()
+                .flatten()
+                .any(|op| matches!(op, Op::Put { .. })),
+            (Workload::Clerks(_), _) => true,
+        }
+    }
+
+    /// Builds the model.
+    pub fn into_model(self) -> KvsrvModel {
+        let mut actors = vec![KvActor::Server];
+        let mut scripts = vec![Vec::new()];
+        match &self.workload {
+            Workload::Clerks(s) => {
+                for script in s {
+                    actors.push(KvActor::Clerk {
+                        script: script.clone(),
+                        bugs: self.bugs,
+                    });
+                    scripts.push(script.clone());
+                }
+            }
+            Workload::Lock {
+                clients, rounds, ..
+            } => {
+                for i in 1..=*clients {
+                    actors.push(KvActor::Lock {
+                        id: format!("c{i}"),
+                        rounds: *rounds,
+                        bugs: self.bugs,
+                    });
+                    scripts.push(Vec::new());
+                }
+            }
+        }
+        let inner = ActorModel::new(self.clone(), Ghost::new(!self.is_lock()))
+            .actors(actors)
+            .init_network(self.network.network())
+            .lossy_network(LossyNetwork::Yes);
+        KvsrvModel {
+            cfg: self,
+            scripts,
+            inner,
+        }
+    }
+}
+
+/// The Stateright model: Stateright's `ActorModel` plus the history bookkeeping and the
+/// network's semantics (see [`KvsrvModel::next_state`]).
+#[derive(Clone)]
+pub struct KvsrvModel {
+    /// The configuration.
+    pub cfg: KvsrvModelCfg,
+    /// Each actor's script (empty for the server and lock clients).
+    pub scripts: Vec<Vec<Op>>,
+    /// The actor model that does the work.
+    pub inner: ActorModel<KvActor, KvsrvModelCfg, Ghost>,
+}
+
+/// True if any message from or to actor `id` is in flight.
+fn in_flight(state: &KvsrvState, id: Id) -> bool {
+    state
+        .network
+        .iter_all()
+        .any(|env| env.src == id || env.dst == id)
+}
+
+fn per_actor_in_flight_max(state: &KvsrvState) -> usize {
+    (1..state.actor_states.len())
+        .map(|i| {
+            let id = Id::from(i);
+            state
+                .network
+                .iter_all()
+                .filter(|env| env.src == id || env.dst == id)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+impl KvsrvModel {
+    /// Moves every actor's outbox (the step's clerk records) into the history.
+    fn record(state: &mut KvsrvState) {
+        for i in 0..state.actor_states.len() {
+            let has_events = match &*state.actor_states[i] {
+                KvState::Clerk { outbox, .. } => !outbox.is_empty(),
+                KvState::Lock { outbox, .. } => !outbox.is_empty(),
+                KvState::Server(_) => false,
+            };
+            if !has_events {
+                continue;
+            }
+            let client = i as u8;
+            match Arc::make_mut(&mut state.actor_states[i]) {
+                KvState::Clerk { outbox, .. } => {
+                    for e in outbox.drain(..) {
+                        state.history.add(client, &e);
+                    }
+                }
+                KvState::Lock { outbox, .. } => {
+                    for e in outbox.drain(..) {
+                        if let aver_core::kvsrv::LockEvent::Kv(e) = e {
+                            state.history.add(client, &e);
+                        }
+                    }
+                }
+                KvState::Server(_) => {}
+            }
+        }
+    }
+}
+
+impl Model for KvsrvModel {
+    type State = KvsrvState;
+    type Action = KvsrvAction;
+
+    fn init_states(&self) -> Vec<KvsrvState> {
+        let mut states = self.inner.init_states();
+        for s in &mut states {
+            KvsrvModel::record(s);
+        }
+        states
+    }
+
+    /// Stateright's actions, except that on `rpc` and `duplicating` a clerk's retry timer is
+    /// enabled only while nothing from or to that clerk is in flight (its previous copy is
+    /// resolved).
+    fn actions(&self, state: &KvsrvState, actions: &mut Vec<KvsrvAction>) {
+        self.inner.actions(state, actions);
+        if self.cfg.network != KvNetwork::Async {
+            actions.retain(|a| match a {
+                ActorModelAction::Timeout(id, t) if t.is_retry() => !in_flight(state, *id),
+                _ => true,
+            });
+        }
+    }
+
+    /// Stateright's step, then: the step's clerk records go into the history; on the
+    /// duplicating set network the "last delivered" field is cleared (a redelivery that
+    /// changes nothing is a self-loop, harmless for safety); on `rpc` a delivered request is
+    /// removed (each send reaches the server at most once); and messages their receiver
+    /// ignores forever (replies to finished operations) are removed. The last is sound: such
+    /// a delivery is a no-op Stateright already prunes, so with or without the envelope the
+    /// same actor states are reachable, and no property looks at the network.
+    fn next_state(&self, last: &KvsrvState, action: KvsrvAction) -> Option<KvsrvState> {
+        let delivered = match &action {
+            ActorModelAction::Deliver { src, dst, msg } if msg.is_request() => Some(Envelope {
+                src: *src,
+                dst: *dst,
+                msg: msg.clone(),
+            }),
+            _ => None,
+        };
+        let mut next = self.inner.next_state(last, action)?;
+        KvsrvModel::record(&mut next);
+        let KvsrvState {
+            network,
+            actor_states,
+            ..
+        } = &mut next;
+        let dead = |env: &Envelope<Message>| {
+            actor_states
+                .get(usize::from(env.dst))
+                .is_some_and(|a| a.ignores_forever(&env.msg))
+        };
+        match network {
+            Network::UnorderedDuplicating(envelopes, last_msg) => {
+                *last_msg = None;
+                if let (KvNetwork::Rpc, Some(env)) = (self.cfg.network, &delivered) {
+                    envelopes.remove(env);
+                }
+                envelopes.retain(|env| !dead(env));
+            }
+            Network::UnorderedNonDuplicating(envelopes) => envelopes.retain(|env, _| !dead(env)),
+            Network::Ordered(_) => unreachable!("the kvsrv models use unordered networks"),
+        }
+        Some(next)
+    }
+
+    fn format_action(&self, action: &KvsrvAction) -> String {
+        self.inner.format_action(action)
+    }
+
+    fn format_step(&self, last: &KvsrvState, action: KvsrvAction) -> Option<String> {
+        self.inner.format_step(last, action)
+    }
+
+    fn properties(&self) -> Vec<stateright::Property<Self>> {
+        self.cfg
+            .properties()
+            .iter()
+            .map(|p| match p.expectation {
+                Expectation::Always => stateright::Property::always(p.name, p.condition),
+                Expectation::Sometimes => stateright::Property::sometimes(p.name, p.condition),
+                Expectation::Eventually => stateright::Property::eventually(p.name, p.condition),
+            })
+            .collect()
+    }
+
+    /// On `async`, at most [`ASYNC_IN_FLIGHT_MAX`] messages per clerk in flight; in the lock
+    /// model, at most `ops_max` clerk operations per client.
+    fn within_boundary(&self, state: &KvsrvState) -> bool {
+        if self.cfg.network == KvNetwork::Async
+            && per_actor_in_flight_max(state) > ASYNC_IN_FLIGHT_MAX
+        {
+            return false;
+        }
+        let Workload::Lock { ops_max, .. } = self.cfg.workload else {
+            return true;
+        };
+        state
+            .actor_states
+            .iter()
+            .filter_map(|a| a.lock())
+            .all(|c| c.clerk().started() <= ops_max)
+    }
+}

@@ -82,6 +82,27 @@ impl KvState {
         }
     }
 
+    /// The clerk's number for `seq` after renumbering (see `Clerk::canonical_seq`); `None`
+    /// for the server.
+    pub fn canonical_seq(&self, seq: aver_core::kvsrv::Seq) -> Option<aver_core::kvsrv::Seq> {
+        match self {
+            KvState::Server(_) => None,
+            KvState::Clerk { clerk, .. } => Some(clerk.canonical_seq(seq)),
+            KvState::Lock { client, .. } => Some(client.canonical_seq(seq)),
+        }
+    }
+
+    /// The same state with its clerk renumbered (see `Clerk::canonicalize`).
+    pub fn canonical(&self) -> KvState {
+        let mut next = self.clone();
+        match &mut next {
+            KvState::Server(_) => {}
+            KvState::Clerk { clerk, .. } => clerk.canonicalize(),
+            KvState::Lock { client, .. } => client.canonicalize(),
+        }
+        next
+    }
+
     /// True if delivering `msg` here does nothing now and ever after (the core's predicate).
     pub fn ignores_forever(&self, msg: &Message) -> bool {
         match self {

@@ -29,16 +29,19 @@
 //! After every step the model ([`KvsrvModel::next_state`]) moves the clerks' call/return
 //! records into the history, forgets delivered requests (`rpc`: at most once per send), and
 //! removes replies their receiver will ignore forever (the core's `ignores_forever`: replies to
-//! finished operations), a sound reduction that keeps the same reachable actor states.
+//! finished operations), and renumbers each clerk's operations (the core's `canonicalize`) —
+//! two sound reductions that keep the same reachable actor states up to operation numbers.
 //!
 //! ## Bounds
 //!
-//! Bounds are on the state. The workload bounds the `kvsrv` model: scripts of a few
-//! operations. A lock client waiting for the lock reads it again and again, and each read is
-//! a new clerk operation (a new `Seq`), so the `lock` model also bounds the operations a
-//! client may start (`ops_max`). On `rpc` and `duplicating` the network needs no bound (at
-//! most one message per clerk is in flight, or a set of distinct ones); on `async` at most
-//! [`ASYNC_IN_FLIGHT_MAX`] messages per clerk are in flight.
+//! Bounds are on the state. The workload bounds the models: scripts of a few operations, or a
+//! few lock clients with a few rounds each. A lock client waiting for the lock reads it again
+//! and again, each read a new operation number; the model renumbers every clerk's operations
+//! after each step ([`KvsrvModel::next_state`]), so a read that sees what the last one saw
+//! leads back to a known state. A seeded bug may write the lock forever, so the lock's version
+//! is bounded ([`KvsrvModelCfg::version_max`]; a correct lock stays below it). On `rpc` and
+//! `duplicating` the network needs no bound (at most one message per clerk is in flight, or a
+//! set of distinct ones); on `async` at most [`ASYNC_IN_FLIGHT_MAX`] per clerk.
 
 mod actor;
 pub mod history;
@@ -129,9 +132,6 @@ pub enum Workload {
         clients: usize,
         /// Acquire/release cycles per client.
         rounds: u8,
-        /// The most clerk operations one client may start (a waiting client reads the lock
-        /// again and again; this bounds how often).
-        ops_max: u64,
     },
 }
 
@@ -194,7 +194,6 @@ impl KvsrvModelCfg {
             workload: Workload::Lock {
                 clients: 2,
                 rounds: 2,
-                ops_max: 8,
             },
             network: KvNetwork::Rpc,
             bugs: Bugs::NONE,
@@ -207,9 +206,18 @@ impl KvsrvModelCfg {
             workload: Workload::Lock {
                 clients: 3,
                 rounds: 1,
-                ops_max: 5,
             },
             ..KvsrvModelCfg::lock_ci()
+        }
+    }
+
+    /// The largest lock version the lock model explores: one acquiring and one releasing put
+    /// per client and round, plus two. A correct lock never gets there; a seeded bug that
+    /// writes the lock again and again would otherwise make the state space infinite.
+    pub fn version_max(&self) -> u64 {
+        match self.workload {
+            Workload::Lock { clients, rounds } => 2 * clients as u64 * u64::from(rounds) + 2,
+            Workload::Clerks(_) => u64::MAX,
         }
     }
 
@@ -354,6 +362,62 @@ impl KvsrvModel {
     }
 }
 
+impl KvsrvModel {
+    /// Renumbers every clerk's operations and the messages from and to it (see
+    /// `Clerk::canonicalize`): a lock client that reads the lock again and again would
+    /// otherwise make every state new. Sound: a clerk only compares a reply's number with its
+    /// pending one, the server only echoes numbers, and no property looks at them.
+    fn renumber(state: &mut KvsrvState) {
+        let KvsrvState {
+            network,
+            actor_states,
+            ..
+        } = state;
+        let rename = |env: &Envelope<Message>| {
+            let clerk = if env.msg.is_request() { env.src } else { env.dst };
+            let seq = actor_states[usize::from(clerk)]
+                .canonical_seq(env.msg.seq())
+                .expect("clerk messages only");
+            Envelope {
+                src: env.src,
+                dst: env.dst,
+                msg: env.msg.clone().with_seq(seq),
+            }
+        };
+        let needs = network.iter_all().any(|env| {
+            let renamed = rename(&Envelope {
+                src: env.src,
+                dst: env.dst,
+                msg: env.msg.clone(),
+            });
+            renamed.msg != *env.msg
+        });
+        if needs {
+            match network {
+                Network::UnorderedDuplicating(envelopes, _) => {
+                    let renamed: Vec<_> = envelopes.iter().map(rename).collect();
+                    envelopes.clear();
+                    envelopes.extend(renamed);
+                }
+                Network::UnorderedNonDuplicating(envelopes) => {
+                    let renamed: Vec<_> = envelopes.iter().map(|(e, n)| (rename(e), *n)).collect();
+                    envelopes.clear();
+                    for (e, n) in renamed {
+                        *envelopes.entry(e).or_insert(0) += n;
+                    }
+                }
+                Network::Ordered(_) => unreachable!("the kvsrv models use unordered networks"),
+            }
+        }
+        for a in actor_states.iter_mut() {
+            let canonical = a.canonical();
+            if canonical != **a {
+                *a = Arc::new(canonical);
+            }
+        }
+    }
+}
+
 impl Model for KvsrvModel {
     type State = KvsrvState;
     type Action = KvsrvAction;
@@ -418,6 +482,7 @@ impl Model for KvsrvModel {
             Network::UnorderedNonDuplicating(envelopes) => envelopes.retain(|env, _| !dead(env)),
             Network::Ordered(_) => unreachable!("the kvsrv models use unordered networks"),
         }
+        KvsrvModel::renumber(&mut next);
         Some(next)
     }
 
@@ -442,20 +507,14 @@ impl Model for KvsrvModel {
     }
 
     /// On `async`, at most [`ASYNC_IN_FLIGHT_MAX`] messages per clerk in flight; in the lock
-    /// model, at most `ops_max` clerk operations per client.
+    /// model, the lock's version at most [`KvsrvModelCfg::version_max`].
     fn within_boundary(&self, state: &KvsrvState) -> bool {
         if self.cfg.network == KvNetwork::Async
             && per_actor_in_flight_max(state) > ASYNC_IN_FLIGHT_MAX
         {
             return false;
         }
-        let Workload::Lock { ops_max, .. } = self.cfg.workload else {
-            return true;
-        };
-        state
-            .actor_states
-            .iter()
-            .filter_map(|a| a.lock())
-            .all(|c| c.clerk().started() <= ops_max)
+        let store = state.actor_states[SERVER].server().expect("server").store();
+        store.version(LOCK_KEY).0 <= self.cfg.version_max()
     }
 }

@@ -175,11 +175,6 @@ impl Clerk {
         self.pending.is_none()
     }
 
-    /// How many operations this clerk has started.
-    pub fn started(&self) -> u64 {
-        self.next_seq.0 - 1
-    }
-
     /// The seeded bugs this clerk runs with.
     pub fn bugs(&self) -> Bugs {
         self.bugs
@@ -225,6 +220,31 @@ impl Clerk {
     /// may discard such messages.
     pub fn ignores_forever(&self, msg: &Message) -> bool {
         msg.is_request() || self.pending.as_ref().is_none_or(|p| p.seq != msg.seq())
+    }
+
+    /// The number `seq` gets under [`Clerk::canonicalize`]: the pending operation's becomes
+    /// 1, every other (an earlier operation's) 0.
+    pub fn canonical_seq(&self, seq: Seq) -> Seq {
+        match &self.pending {
+            Some(p) if p.seq == seq => Seq(1),
+            _ => Seq(0),
+        }
+    }
+
+    /// Renumbers the clerk's operations to the smallest numbers that keep its behaviour: the
+    /// pending operation becomes 1 and the next one 2 (idle: the next one 1). The clerk only
+    /// ever compares a reply's number with its pending one and never reuses a number, so a
+    /// clerk and its messages renumbered together by [`Clerk::canonical_seq`] behave exactly
+    /// as before. Drivers that store states (the model checker) use this to keep a clerk that
+    /// starts operation after operation from making every state new.
+    pub fn canonicalize(&mut self) {
+        match &mut self.pending {
+            Some(p) => {
+                p.seq = Seq(1);
+                self.next_seq = Seq(2);
+            }
+            None => self.next_seq = Seq(1),
+        }
     }
 
     fn send_pending(&mut self) {

@@ -174,6 +174,17 @@ impl LockClient {
         self.clerk.ignores_forever(msg)
     }
 
+    /// Renumbers the clerk's operations (see [`Clerk::canonicalize`]); messages are renamed
+    /// with [`LockClient::canonical_seq`].
+    pub fn canonicalize(&mut self) {
+        self.clerk.canonicalize();
+    }
+
+    /// See [`Clerk::canonical_seq`].
+    pub fn canonical_seq(&self, seq: super::Seq) -> super::Seq {
+        self.clerk.canonical_seq(seq)
+    }
+
     fn read(&mut self, phase: Phase) {
         self.phase = phase;
         let key = self.key.clone();

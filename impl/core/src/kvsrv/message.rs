@@ -72,6 +72,17 @@ impl Message {
         }
     }
 
+    /// The same message for operation `seq`.
+    pub fn with_seq(mut self, new: Seq) -> Message {
+        match &mut self {
+            Message::Get { seq, .. }
+            | Message::Put { seq, .. }
+            | Message::GetReply { seq, .. }
+            | Message::PutReply { seq, .. } => *seq = new,
+        }
+        self
+    }
+
     /// A short name of the kind (`Get`, `Put`, `GetReply`, `PutReply`).
     pub fn kind(&self) -> &'static str {
         match self {

@@ -10,12 +10,9 @@
 //! * [`kvsrv`]: the versioned KV server with retrying clerks (`kvsrv`: linearizability of
 //!   the clerks' history) and the lock built on the clerk (`lock`: mutual exclusion).
 //!
-//! [`MODELS`] lists the registered models; `aver check` with no protocol runs each of them at
-//! its CI bounds.
+//! `aver check` (impl/cli) keeps the registry of models it runs; each model here exposes its
+//! configurations, properties and trace rendering for it.
 #![deny(missing_docs)]
 
 pub mod kvsrv;
 pub mod raft;
-
-/// Every registered model, by the protocol name `aver check <protocol>` takes.
-pub const MODELS: &[&str] = &["raft", "kvsrv", "lock"];

@@ -174,10 +174,7 @@ impl KvActor {
         o: &mut Out<Self>,
         input: impl FnOnce(&mut Clerk),
     ) {
-        let KvState::Clerk {
-            clerk, issued, ..
-        } = state.as_ref()
-        else {
+        let KvState::Clerk { clerk, issued, .. } = state.as_ref() else {
             unreachable!("a clerk actor has a clerk state")
         };
         let (mut clerk, mut issued) = (clerk.clone(), *issued);
@@ -286,14 +283,7 @@ impl Actor for KvActor {
         state.into_owned()
     }
 
-    fn on_msg(
-        &self,
-        _id: Id,
-        state: &mut Cow<KvState>,
-        src: Id,
-        msg: Message,
-        o: &mut Out<Self>,
-    ) {
+    fn on_msg(&self, _id: Id, state: &mut Cow<KvState>, src: Id, msg: Message, o: &mut Out<Self>) {
         let from = node(src);
         match self {
             KvActor::Server => {

@@ -157,7 +157,10 @@ pub fn operations(events: &[HistEvent]) -> Vec<Operation<VersionedInput, Version
                     ret: None,
                 });
             }
-            HistEvent::Return { client, output: out } => {
+            HistEvent::Return {
+                client,
+                output: out,
+            } => {
                 let k = open
                     .iter()
                     .position(|(c, _)| c == client)

@@ -144,7 +144,14 @@ pub struct KvsrvModelCfg {
     pub network: KvNetwork,
     /// Seeded bugs, in every clerk and lock client.
     pub bugs: Bugs,
+    /// Apply the sound reductions ([`KvsrvModel::reduce`]); off only to compare state counts
+    /// and reachable sets (then every clerk's operation numbers are bounded by
+    /// [`UNREDUCED_SEQ_MAX`] instead).
+    pub reduce: bool,
 }
+
+/// Without reductions, the highest operation number a clerk may reach.
+pub const UNREDUCED_SEQ_MAX: u64 = 4;
 
 /// `Get(key)`.
 pub fn get(key: &str) -> Op {
@@ -173,6 +180,7 @@ impl KvsrvModelCfg {
             ]),
             network: KvNetwork::Rpc,
             bugs: Bugs::NONE,
+            reduce: true,
         }
     }
 
@@ -188,6 +196,22 @@ impl KvsrvModelCfg {
         }
     }
 
+    /// The configuration that shows what the `ErrMaybe` rule assumes of the network: clerk
+    /// 1 writes version 1 blindly (the key is absent at first), clerk 2 creates the key and
+    /// reads it. On `rpc` it is linearizable; on `async` a retransmitted copy of clerk 1's put
+    /// still in flight when clerk 1 returned `ErrNoKey` applies after clerk 2's create, and on
+    /// `duplicating` a redelivered copy does the same.
+    pub fn blind_put(network: KvNetwork) -> KvsrvModelCfg {
+        KvsrvModelCfg {
+            workload: Workload::Clerks(vec![
+                vec![put("k", "a", 1)],
+                vec![put("k", "b", 0), get("k")],
+            ]),
+            network,
+            ..KvsrvModelCfg::kv_ci()
+        }
+    }
+
     /// The `lock` CI configuration: two clients, two rounds each, `rpc` network.
     pub fn lock_ci() -> KvsrvModelCfg {
         KvsrvModelCfg {
@@ -197,6 +221,7 @@ impl KvsrvModelCfg {
             },
             network: KvNetwork::Rpc,
             bugs: Bugs::NONE,
+            reduce: true,
         }
     }
 
@@ -316,6 +341,18 @@ fn in_flight(state: &KvsrvState, id: Id) -> bool {
         .any(|env| env.src == id || env.dst == id)
 }
 
+/// Every clerk's pending operation number is at most `max`.
+fn seqs_within(state: &KvsrvState, max: u64) -> bool {
+    state.actor_states.iter().all(|a| {
+        let clerk = match &**a {
+            KvState::Clerk { clerk, .. } => clerk,
+            KvState::Lock { client, .. } => client.clerk(),
+            KvState::Server(_) => return true,
+        };
+        clerk.pending().is_none_or(|p| p.seq.0 <= max)
+    })
+}
+
 fn per_actor_in_flight_max(state: &KvsrvState) -> usize {
     (1..state.actor_states.len())
         .map(|i| {
@@ -363,6 +400,29 @@ impl KvsrvModel {
 }
 
 impl KvsrvModel {
+    /// The two sound reductions [`KvsrvModel::next_state`] applies after every step (when
+    /// `cfg.reduce`): messages their receiver ignores forever are removed, and every clerk's
+    /// operations are renumbered. Public so that tests can compare the reduced search with
+    /// the unreduced one projected through this very function.
+    pub fn reduce(state: &mut KvsrvState) {
+        let KvsrvState {
+            network,
+            actor_states,
+            ..
+        } = &mut *state;
+        let dead = |env: &Envelope<Message>| {
+            actor_states
+                .get(usize::from(env.dst))
+                .is_some_and(|a| a.ignores_forever(&env.msg))
+        };
+        match network {
+            Network::UnorderedDuplicating(envelopes, _) => envelopes.retain(|env| !dead(env)),
+            Network::UnorderedNonDuplicating(envelopes) => envelopes.retain(|env, _| !dead(env)),
+            Network::Ordered(_) => unreachable!("the kvsrv models use unordered networks"),
+        }
+        KvsrvModel::renumber(state);
+    }
+
     /// Renumbers every clerk's operations and the messages from and to it (see
     /// `Clerk::canonicalize`): a lock client that reads the lock again and again would
     /// otherwise make every state new. Sound: a clerk only compares a reply's number with its
@@ -374,7 +434,11 @@ impl KvsrvModel {
             ..
         } = state;
         let rename = |env: &Envelope<Message>| {
-            let clerk = if env.msg.is_request() { env.src } else { env.dst };
+            let clerk = if env.msg.is_request() {
+                env.src
+            } else {
+                env.dst
+            };
             let seq = actor_states[usize::from(clerk)]
                 .canonical_seq(env.msg.seq())
                 .expect("clerk messages only");
@@ -461,28 +525,15 @@ impl Model for KvsrvModel {
         };
         let mut next = self.inner.next_state(last, action)?;
         KvsrvModel::record(&mut next);
-        let KvsrvState {
-            network,
-            actor_states,
-            ..
-        } = &mut next;
-        let dead = |env: &Envelope<Message>| {
-            actor_states
-                .get(usize::from(env.dst))
-                .is_some_and(|a| a.ignores_forever(&env.msg))
-        };
-        match network {
-            Network::UnorderedDuplicating(envelopes, last_msg) => {
-                *last_msg = None;
-                if let (KvNetwork::Rpc, Some(env)) = (self.cfg.network, &delivered) {
-                    envelopes.remove(env);
-                }
-                envelopes.retain(|env| !dead(env));
+        if let Network::UnorderedDuplicating(envelopes, last_msg) = &mut next.network {
+            *last_msg = None;
+            if let (KvNetwork::Rpc, Some(env)) = (self.cfg.network, &delivered) {
+                envelopes.remove(env);
             }
-            Network::UnorderedNonDuplicating(envelopes) => envelopes.retain(|env, _| !dead(env)),
-            Network::Ordered(_) => unreachable!("the kvsrv models use unordered networks"),
         }
-        KvsrvModel::renumber(&mut next);
+        if self.cfg.reduce {
+            KvsrvModel::reduce(&mut next);
+        }
         Some(next)
     }
 
@@ -507,11 +558,15 @@ impl Model for KvsrvModel {
     }
 
     /// On `async`, at most [`ASYNC_IN_FLIGHT_MAX`] messages per clerk in flight; in the lock
-    /// model, the lock's version at most [`KvsrvModelCfg::version_max`].
+    /// model, the lock's version at most [`KvsrvModelCfg::version_max`]; without reductions,
+    /// operation numbers at most [`UNREDUCED_SEQ_MAX`].
     fn within_boundary(&self, state: &KvsrvState) -> bool {
         if self.cfg.network == KvNetwork::Async
             && per_actor_in_flight_max(state) > ASYNC_IN_FLIGHT_MAX
         {
+            return false;
+        }
+        if !self.cfg.reduce && !seqs_within(state, UNREDUCED_SEQ_MAX) {
             return false;
         }
         let store = state.actor_states[SERVER].server().expect("server").store();

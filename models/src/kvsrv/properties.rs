@@ -42,12 +42,14 @@ fn all_done(m: &KvsrvModel, s: &KvsrvState) -> bool {
 /// A client holds the lock while another has finished a round: the lock went from one
 /// client to another (mutual exclusion means the other held it earlier).
 fn handed_over(s: &KvsrvState) -> bool {
-    let holder = s.actor_states.iter().position(|a| a.lock().is_some_and(|c| c.holds()));
-    let Some(h) = holder else { return false };
-    s.actor_states
+    let holder = s
+        .actor_states
         .iter()
-        .enumerate()
-        .any(|(i, a)| i != h && matches!(&**a, KvState::Lock { rounds_done, .. } if *rounds_done >= 1))
+        .position(|a| a.lock().is_some_and(|c| c.holds()));
+    let Some(h) = holder else { return false };
+    s.actor_states.iter().enumerate().any(|(i, a)| {
+        i != h && matches!(&**a, KvState::Lock { rounds_done, .. } if *rounds_done >= 1)
+    })
 }
 
 /// The properties of the versioned-KV model (scripted clerks).

@@ -202,7 +202,9 @@ pub fn json_line(
         line.push_str(&format!(", \"return\": {r}"));
     }
     match op {
-        Op::Get { key } => line.push_str(&format!(", \"f\": \"get\", \"key\": {}", json_string(key))),
+        Op::Get { key } => {
+            line.push_str(&format!(", \"f\": \"get\", \"key\": {}", json_string(key)))
+        }
         Op::Put {
             key,
             value,

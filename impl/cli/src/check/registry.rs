@@ -26,11 +26,23 @@ pub struct Entry {
 }
 
 /// Every registered model.
-pub const REGISTRY: &[Entry] = &[Entry {
-    name: "raft",
-    check: super::raft::check,
-    explore: super::raft::explore,
-}];
+pub const REGISTRY: &[Entry] = &[
+    Entry {
+        name: "raft",
+        check: super::raft::check,
+        explore: super::raft::explore,
+    },
+    Entry {
+        name: "kvsrv",
+        check: super::kvsrv::check_kvsrv,
+        explore: super::kvsrv::explore,
+    },
+    Entry {
+        name: "lock",
+        check: super::kvsrv::check_lock,
+        explore: super::kvsrv::explore,
+    },
+];
 
 /// The entry named `name`, or an error listing the known names.
 pub fn lookup(name: &str) -> anyhow::Result<&'static Entry> {

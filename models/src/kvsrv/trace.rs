@@ -4,7 +4,7 @@
 use super::actor::{KvState, SERVER};
 use super::history::{HistEvent, operations};
 use super::{KvsrvAction, KvsrvModel, KvsrvState};
-use aver_core::kvsrv::{Message, Op, Output};
+use aver_core::kvsrv::{Message, Op, Output, Seq};
 use stateright::Model;
 use stateright::actor::{ActorModelAction, Envelope, Id};
 
@@ -100,14 +100,21 @@ fn acting(action: &KvsrvAction) -> Option<usize> {
     }
 }
 
+/// Messages in `after`'s network that were not in `before`'s. Operation numbers are ignored:
+/// the model renumbers them after each step, which renames messages already in flight.
 fn sent(before: &KvsrvState, after: &KvsrvState) -> Vec<String> {
-    let old: Vec<Envelope<&Message>> = before.network.iter_all().collect();
-    after
-        .network
-        .iter_all()
-        .filter(|env| !old.contains(env))
-        .map(|env| format!("{}→{} {}", name(env.src), name(env.dst), env.msg))
-        .collect()
+    let key = |env: Envelope<&Message>| (env.src, env.dst, env.msg.clone().with_seq(Seq(0)));
+    let mut old: Vec<_> = before.network.iter_all().map(key).collect();
+    let mut out = Vec::new();
+    for env in after.network.iter_all() {
+        match old.iter().position(|k| *k == key(env)) {
+            Some(i) => {
+                old.swap_remove(i);
+            }
+            None => out.push(format!("{}→{} {}", name(env.src), name(env.dst), env.msg)),
+        }
+    }
+    out
 }
 
 /// Turns a path into readable steps.

@@ -214,6 +214,11 @@ fn report(
         "\n{property} VIOLATED — counterexample, {} steps:",
         steps.len()
     );
+    if let Some((first, _)) = path.first() {
+        for e in &first.history.events {
+            println!("  0. [start] history: {}", trace::describe_event(e));
+        }
+    }
     for s in &steps {
         println!("{:>3}. [{}] {}", s.step, s.actor, s.action);
         for c in &s.changed {

@@ -2,12 +2,22 @@
 //!
 //! * [`raft_3ab`], [`raft_3cd`]: the 28 lab tests, one function `fn(seed) -> Outcome<Report>`
 //!   each, run both by `cargo test` (`tests/raft_3*.rs`) and by `aver sim raft --seeds N`.
+//! * [`kvsrv1`], [`lock`]: the 8 tests of Lab 2 (kvsrv1 and its lock) on the tester in
+//!   [`kv_lab`], run by `cargo test` (`tests/kvsrv1.rs`, `tests/lock.rs`) and by `aver sim kv`.
+//! * [`alloc`]: the counting allocator the memory tests measure with.
+//!
+//! Suites ([`SUITES`]) group scenarios by `aver sim SUITE`; the `kv` suite's groups are
+//! listed in [`KV`], where each KV service adds its own.
 //!
 //! A run is a function of its seed: same seed, same event trace (see [`lab::Report`]'s
 //! `trace_hash`). A failure names its seed and the command that replays it.
 
 #![warn(missing_docs)]
 
+pub mod alloc;
+pub mod kv_lab;
+pub mod kvsrv1;
+pub mod lock;
 pub mod raft_3ab;
 pub mod raft_3cd;
 
@@ -22,20 +32,30 @@ pub struct Scenario {
     pub name: &'static str,
     /// The lab's name (`TestFigure8Unreliable3C`).
     pub lab_name: &'static str,
+    /// The `aver sim` suite it belongs to (`raft`, `kv`).
+    pub suite: &'static str,
     /// The scenario.
     pub run: fn(u64) -> Outcome<Report>,
 }
 
 macro_rules! scenarios {
-    ($($module:ident :: $name:ident = $lab:literal),* $(,)?) => {
-        /// Every Raft scenario, in the lab's order (3A, 3B, 3C, 3D).
-        pub const RAFT: &[Scenario] = &[
-            $(Scenario { name: stringify!($name), lab_name: $lab, run: $module::$name }),*
+    ($(#[$doc:meta])* $group:ident in $suite:literal:
+     $($module:ident :: $name:ident = $lab:literal),* $(,)?) => {
+        $(#[$doc])*
+        pub const $group: &[Scenario] = &[
+            $(Scenario {
+                name: stringify!($name),
+                lab_name: $lab,
+                suite: $suite,
+                run: $module::$name,
+            }),*
         ];
     };
 }
 
 scenarios! {
+    /// Every Raft scenario, in the lab's order (3A, 3B, 3C, 3D).
+    RAFT in "raft":
     raft_3ab::initial_election_3a = "TestInitialElection3A",
     raft_3ab::re_election_3a = "TestReElection3A",
     raft_3ab::many_elections_3a = "TestManyElections3A",
@@ -66,17 +86,87 @@ scenarios! {
     raft_3cd::snapshot_init_3d = "TestSnapshotInit3D",
 }
 
+scenarios! {
+    /// Lab 2's kvsrv1 tests (`src/kvsrv1/kvsrv_test.go`), in the lab's order.
+    KVSRV1 in "kv":
+    kvsrv1::reliable_put = "TestReliablePut",
+    kvsrv1::put_concurrent_reliable = "TestPutConcurrentReliable",
+    kvsrv1::mem_put_many_clients_reliable = "TestMemPutManyClientsReliable",
+    kvsrv1::unreliable_net = "TestUnreliableNet",
+}
+
+scenarios! {
+    /// Lab 2's lock tests (`src/kvsrv1/lock/lock_test.go`), in the lab's order.
+    LOCK in "kv":
+    lock::one_client_reliable = "TestOneClientReliable",
+    lock::many_clients_reliable = "TestManyClientsReliable",
+    lock::one_client_unreliable = "TestOneClientUnreliable",
+    lock::many_clients_unreliable = "TestManyClientsUnreliable",
+}
+
+/// The groups of the `kv` suite (`aver sim kv`), in order. A KV service adds its group here.
+pub const KV: &[&[Scenario]] = &[KVSRV1, LOCK];
+
+/// One `aver sim SUITE`.
+pub struct Suite {
+    /// The suite's name.
+    pub name: &'static str,
+    /// Its lab scenarios, group by group.
+    pub groups: &'static [&'static [Scenario]],
+    /// Scenarios beyond the lab's (`--extra`).
+    pub extra: &'static [Scenario],
+}
+
+/// Every suite, as `aver sim` knows them.
+pub const SUITES: &[Suite] = &[
+    Suite {
+        name: "raft",
+        groups: &[RAFT],
+        extra: EXTRA,
+    },
+    Suite {
+        name: "kv",
+        groups: KV,
+        extra: &[],
+    },
+];
+
+impl Suite {
+    /// The suite named `name`.
+    pub fn named(name: &str) -> Option<&'static Suite> {
+        SUITES.iter().find(|s| s.name == name)
+    }
+
+    /// Its lab scenarios, in order (and the extra ones with `extra`).
+    pub fn scenarios(&self, extra: bool) -> Vec<&'static Scenario> {
+        let lab = self.groups.iter().flat_map(|g| g.iter());
+        let more = self.extra.iter().filter(move |_| extra);
+        lab.chain(more).collect()
+    }
+}
+
+/// The `aver sim` flags that seed the bugs set on this thread for `suite` (for replays).
+pub fn bug_flags(suite: &str) -> String {
+    match suite {
+        "raft" => aver_sim::raft::bug_flags(aver_sim::raft::seeded_bugs()),
+        "kv" => kv_lab::bug_flags(kv_lab::seeded_bugs()),
+        _ => String::new(),
+    }
+}
+
 /// Scenarios beyond the lab's 28 (`aver sim raft --extra`): extra faults.
 pub const EXTRA: &[Scenario] = &[Scenario {
     name: "figure8_torn_writes",
+    suite: "raft",
     lab_name: "(none: Figure 8 with crashes between write and sync)",
     run: raft_3cd::figure8_torn_writes,
 }];
 
-/// Finds a scenario (lab or extra) by our name or the lab's.
+/// Finds a scenario (lab or extra, any suite) by our name or the lab's.
 pub fn find(name: &str) -> Option<&'static Scenario> {
-    RAFT.iter()
-        .chain(EXTRA)
+    SUITES
+        .iter()
+        .flat_map(|s| s.scenarios(true))
         .find(|s| s.name == name || s.lab_name == name)
 }
 
@@ -90,10 +180,10 @@ pub fn run_one(scenario: &Scenario, seed: u64) -> Outcome<Report> {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".to_string());
-            let flags = aver_sim::raft::bug_flags(aver_sim::raft::seeded_bugs());
+            let flags = bug_flags(scenario.suite);
             let message = format!("panicked: {message}");
             Err(Failure::sim(
-                "raft",
+                scenario.suite,
                 scenario.name,
                 seed,
                 0,

@@ -7,6 +7,7 @@
 //! * [`history`]: clients' operations recorded in the checker's JSON Lines format and
 //!   checked for linearizability with `aver-checker`.
 //! * [`raft`]: Raft servers as simulated nodes; [`lab`]: the 6.5840 Raft tester on them.
+//! * [`kvsrv`]: the kvsrv message type on the simulated network.
 //! * [`run`]: what a scenario returns: a report, or a [`Failure`] with its seed and the one
 //!   command that replays it.
 //!
@@ -47,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod history;
+pub mod kvsrv;
 pub mod lab;
 pub mod pair;
 pub mod raft;

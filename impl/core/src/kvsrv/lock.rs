@@ -80,13 +80,18 @@ pub enum Phase {
     Releasing(Step),
 }
 
-/// `acquire` or `release` called in a phase that does not allow it.
+/// `acquire`, `release` or `start` called in a phase that does not allow it, or while the
+/// clerk has an operation pending.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WrongPhase(pub Phase);
 
 impl fmt::Display for WrongPhase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not allowed while the lock client is {:?}", self.0)
+        write!(
+            f,
+            "not allowed while the lock client is {:?} or its clerk is busy",
+            self.0
+        )
     }
 }
 
@@ -150,7 +155,7 @@ impl LockClient {
 
     /// Starts acquiring the lock ([`LockEvent::Acquired`] when done).
     pub fn acquire(&mut self) -> Result<(), WrongPhase> {
-        if self.phase != Phase::Idle {
+        if self.phase != Phase::Idle || !self.clerk.is_idle() {
             return Err(WrongPhase(self.phase));
         }
         self.read(Phase::Acquiring(Step::Read));
@@ -163,9 +168,25 @@ impl LockClient {
         let Phase::Held { version } = self.phase else {
             return Err(WrongPhase(self.phase));
         };
+        if !self.clerk.is_idle() {
+            return Err(WrongPhase(self.phase));
+        }
         self.write("", version, Phase::Releasing(Step::Write));
         self.pump();
         Ok(())
+    }
+
+    /// Runs a plain KV operation through the lock's clerk, allowed while idle or holding (the
+    /// 6.5840 lock test shares one clerk between the lock and the key it guards). Its
+    /// call/return records come out as [`LockEvent::Kv`] like the lock's own.
+    pub fn start(&mut self, op: Op) -> Result<super::Seq, WrongPhase> {
+        let allowed = matches!(self.phase, Phase::Idle | Phase::Held { .. });
+        if !allowed || !self.clerk.is_idle() {
+            return Err(WrongPhase(self.phase));
+        }
+        let seq = self.clerk.start(op).expect("the clerk is idle");
+        self.pump();
+        Ok(seq)
     }
 
     /// True if delivering `msg` does nothing now and in every later state (see
@@ -234,6 +255,8 @@ impl LockClient {
             (Phase::Acquiring(Step::Write), Output::Put(p)) => self.acquire_wrote(op, p),
             (Phase::Releasing(Step::Read), Output::Get(r)) => self.release_read(r),
             (Phase::Releasing(Step::Write), Output::Put(p)) => self.release_wrote(p),
+            // A plain operation of the client's own (`start`).
+            (Phase::Idle | Phase::Held { .. }, _) => {}
             (phase, output) => unreachable!("{output} returned while {phase:?}"),
         }
     }

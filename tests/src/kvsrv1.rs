@@ -33,9 +33,9 @@ fn get(key: &str) -> Op {
 /// `TestReliablePut`: the versioned put's semantics through one clerk: create at version 0,
 /// read back at version 1, `ErrVersion` for a stale version, `ErrNoKey` for a put or get of
 /// an absent key.
-pub fn reliable_put(seed: u64) -> Outcome<Report> {
+pub fn kvsrv1_reliable_put(seed: u64) -> Outcome<Report> {
     const VAL: &str = "6.5840";
-    let mut lab = Lab::new("reliable_put", seed, 1, true, clerks());
+    let mut lab = Lab::new("kvsrv1_reliable_put", seed, 1, true, clerks());
     let p = lab.put(1, "k", VAL, 0)?;
     if p != PutOutcome::Ok {
         return lab.fail(format!("Put err {p}"));
@@ -122,11 +122,11 @@ fn one_put_step(
 /// `TestPutConcurrentReliable`: 10 clients race `OnePut`s on one key for 1 s; the key's
 /// version must equal the number of puts that returned `OK` (reliable network: every applied
 /// put said so), and the history must be linearizable.
-pub fn put_concurrent_reliable(seed: u64) -> Outcome<Report> {
+pub fn kvsrv1_put_concurrent_reliable(seed: u64) -> Outcome<Report> {
     const NCLNT: usize = 10;
     const NSEC: Micros = 1_000 * MS;
     let tester = NCLNT + 1; // the tester's own clerk (the lab's client -1)
-    let mut lab = Lab::new("put_concurrent_reliable", seed, NCLNT + 1, true, clerks());
+    let mut lab = Lab::new("kvsrv1_put_concurrent_reliable", seed, NCLNT + 1, true, clerks());
     let mut ps: Vec<Putter> = (0..=NCLNT)
         .map(|_| Putter {
             ver: 0,
@@ -178,9 +178,9 @@ pub const MEM_ENDS: usize = 1_000;
 /// caller and 2025's arguments carry no client id), so what the bound limits is memory kept
 /// per request — measured here exactly, with the clerks, the network and the (growing)
 /// history left out.
-pub fn mem_put_many_clients_reliable(seed: u64) -> Outcome<Report> {
+pub fn kvsrv1_mem_put_many_clients_reliable(seed: u64) -> Outcome<Report> {
     const NCLIENT: usize = 100_000;
-    let mut lab = Lab::new("mem_put_many_clients_reliable", seed, MEM_ENDS, true, clerks());
+    let mut lab = Lab::new("kvsrv1_mem_put_many_clients_reliable", seed, MEM_ENDS, true, clerks());
     let end = |i: usize| 1 + i % MEM_ENDS;
     for i in 0..NCLIENT {
         let p = lab.put(end(i), "k", "", 1)?;
@@ -230,9 +230,9 @@ fn rand_value(lab: &mut Lab, n: usize) -> String {
 /// puts at version `try` until the answer is not `ErrMaybe`; a put after the first must get
 /// `ErrVersion` (the first one took effect); the key must then read `(0, try + 1)`. Some put
 /// must have returned `ErrMaybe`.
-pub fn unreliable_net(seed: u64) -> Outcome<Report> {
+pub fn kvsrv1_unreliable_net(seed: u64) -> Outcome<Report> {
     const NTRY: u64 = 100;
-    let mut lab = Lab::new("unreliable_net", seed, 1, false, clerks());
+    let mut lab = Lab::new("kvsrv1_unreliable_net", seed, 1, false, clerks());
     let mut retried = false;
     for attempt in 0..NTRY {
         for i in 0.. {

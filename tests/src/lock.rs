@@ -135,21 +135,21 @@ fn run_clients(name: &'static str, seed: u64, nclnt: usize, reliable: bool) -> O
 }
 
 /// `TestOneClientReliable`: one client, reliable network.
-pub fn one_client_reliable(seed: u64) -> Outcome<Report> {
-    run_clients("one_client_reliable", seed, 1, true)
+pub fn lock_one_client_reliable(seed: u64) -> Outcome<Report> {
+    run_clients("lock_one_client_reliable", seed, 1, true)
 }
 
 /// `TestManyClientsReliable`: ten clients, reliable network.
-pub fn many_clients_reliable(seed: u64) -> Outcome<Report> {
-    run_clients("many_clients_reliable", seed, 10, true)
+pub fn lock_many_clients_reliable(seed: u64) -> Outcome<Report> {
+    run_clients("lock_many_clients_reliable", seed, 10, true)
 }
 
 /// `TestOneClientUnreliable`: one client, unreliable network.
-pub fn one_client_unreliable(seed: u64) -> Outcome<Report> {
-    run_clients("one_client_unreliable", seed, 1, false)
+pub fn lock_one_client_unreliable(seed: u64) -> Outcome<Report> {
+    run_clients("lock_one_client_unreliable", seed, 1, false)
 }
 
 /// `TestManyClientsUnreliable`: ten clients, unreliable network.
-pub fn many_clients_unreliable(seed: u64) -> Outcome<Report> {
-    run_clients("many_clients_unreliable", seed, 10, false)
+pub fn lock_many_clients_unreliable(seed: u64) -> Outcome<Report> {
+    run_clients("lock_many_clients_unreliable", seed, 10, false)
 }

@@ -4,7 +4,10 @@
 
 mod bench;
 mod check;
+#[path = "gen.rs"] // `gen` is a reserved word in Rust 2024
+mod gen_history;
 mod lin;
+mod mr;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -33,7 +36,11 @@ enum Command {
     Sim(sim::SimArgs),
     /// Check a history for linearizability.
     Lin(lin::LinArgs),
-    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`.
+    /// MapReduce as real processes: `aver mr run --workers 3 --app wc FILES...`.
+    Mr(mr::MrArgs),
+    /// Generate test data: `aver gen history ...`.
+    Gen(gen_history::GenArgs),
+    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`, `aver bench mr`.
     Bench(bench::BenchArgs),
 }
 
@@ -56,7 +63,9 @@ fn main() -> ExitCode {
         Command::Explore(a) => check::explore(a),
         Command::Sim(a) => sim::run(a),
         Command::Lin(a) => lin::run(a),
+        Command::Mr(a) => mr::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Gen(a) => gen_history::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

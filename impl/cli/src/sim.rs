@@ -1,15 +1,19 @@
 //! `aver sim` and `aver bench sim`: the simulated 6.5840 suites over many seeds, and their
 //! throughput.
 //!
-//! `aver sim SUITE` (`raft`, `kv`) runs every scenario of the suite (or `--test NAME`) on seeds
-//! `--first-seed .. --first-seed + --seeds` (or exactly `--seed S`), prints a table (test,
-//! runs, failures, virtual time, wall time) and every failure with the command that replays
-//! it; exit code 1 on any failure. `--trace` prints one line per event (use with one test and
-//! one seed). `--bug NAME` seeds a bug of the suite's cores.
+//! `aver sim SUITE` (`raft`, `kv`) runs every scenario of the suite (or `--test NAME`) on seeds `--first-seed ..
+//! --first-seed + --seeds` (or exactly `--seed S`). Each failure prints as it happens, with its
+//! seed and the command that replays it; at the end a table (test, runs, failures, virtual
+//! time, events, wall time) and the failures again. `--json` prints a machine-readable
+//! summary on stdout instead (failures still print to stderr as they happen). Exit code 1 on
+//! any failure — a checker's verdict, a server's failed step check, an exceeded event budget
+//! — 2 on bad arguments. `--trace` prints one line per event (one test, one seed).
+//! `--bug NAME` seeds a bug of the suite's cores.
 
 use aver_sim::Failure;
-use aver_tests::{Scenario, Suite as Registered, run_one};
+use aver_tests::{Scenario, Suite as Registered, run_with_budget};
 use clap::{Args, ValueEnum};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// Which suite to simulate.
@@ -82,6 +86,14 @@ pub struct SimArgs {
     /// `errmaybe-as-ok` for kv) to see the checkers catch it; repeatable.
     #[arg(long = "bug")]
     bugs: Vec<String>,
+    /// Event budget of every run, instead of each scenario's own (about ten times what a
+    /// passing run needs); a run that exceeds it fails.
+    #[arg(long)]
+    events_max: Option<u64>,
+    /// Print a JSON summary (per scenario: runs, failures, wall; per failure: seed, message,
+    /// replay command) instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `aver bench sim`.
@@ -102,8 +114,24 @@ struct Row {
     failures: u64,
     virtual_us: u64,
     events: u64,
+    events_max: u64,
     wall: Duration,
     log_size_max: usize,
+}
+
+/// How a suite runs: budgets, and where failures print as they happen.
+#[derive(Clone, Copy, Default)]
+struct RunOpts {
+    /// Overrides every scenario's event budget.
+    events_max: Option<u64>,
+    /// Print failures as they happen (to stderr when stdout carries JSON).
+    live: Option<Live>,
+}
+
+#[derive(Clone, Copy)]
+enum Live {
+    Stdout,
+    Stderr,
 }
 
 fn selected(
@@ -129,23 +157,32 @@ fn selected(
 }
 
 /// Runs every selected scenario over `seeds`; returns rows and failures.
-fn run_suite(scenarios: &[&Scenario], seeds: &[u64]) -> (Vec<Row>, Vec<Failure>) {
+fn run_suite(scenarios: &[&Scenario], seeds: &[u64], opts: RunOpts) -> (Vec<Row>, Vec<Failure>) {
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     for s in scenarios {
         let mut row = Row::default();
         for &seed in seeds {
             let t = Instant::now();
-            let outcome = run_one(s, seed);
+            let outcome = run_with_budget(s, seed, opts.events_max.unwrap_or(s.events_max));
             row.wall += t.elapsed();
             row.runs += 1;
             match outcome {
                 Ok(r) => {
                     row.virtual_us += r.virtual_us;
                     row.events += r.events;
+                    row.events_max = row.events_max.max(r.events);
                     row.log_size_max = row.log_size_max.max(r.log_size_max);
                 }
-                Err(f) => {
+                Err(mut f) => {
+                    if let Some(n) = opts.events_max {
+                        f.replay.push_str(&format!(" --events-max {n}"));
+                    }
+                    match opts.live {
+                        Some(Live::Stdout) => println!("{}", fail_text(&f)),
+                        Some(Live::Stderr) => eprintln!("{}", fail_text(&f)),
+                        None => {}
+                    }
                     row.failures += 1;
                     failures.push(f);
                 }
@@ -156,10 +193,21 @@ fn run_suite(scenarios: &[&Scenario], seeds: &[u64]) -> (Vec<Row>, Vec<Failure>)
     (rows, failures)
 }
 
+fn fail_text(f: &Failure) -> String {
+    format!(
+        "FAIL {} seed={} at {:.3}s: {}\n  replay: {}",
+        f.test,
+        f.seed,
+        f.at as f64 / 1e6,
+        f.message,
+        f.replay()
+    )
+}
+
 fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
     println!(
-        "{:<32} {:>6} {:>8} {:>11} {:>11} {:>9} {:>10}",
-        "test", "runs", "failures", "virtual s", "events", "state B", "wall ms"
+        "{:<32} {:>6} {:>8} {:>10} {:>9} {:>10} {:>8} {:>9}",
+        "test", "runs", "failures", "virtual s", "events", "events max", "state B", "wall ms"
     );
     for (s, r) in scenarios.iter().zip(rows) {
         let ok = (r.runs - r.failures).max(1);
@@ -169,19 +217,20 @@ fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
             b => b.to_string(),
         };
         println!(
-            "{:<32} {:>6} {:>8} {:>11.1} {:>11} {:>9} {:>10.1}",
+            "{:<32} {:>6} {:>8} {:>10.1} {:>9} {:>10} {:>8} {:>9.1}",
             s.name,
             r.runs,
             r.failures,
             r.virtual_us as f64 / 1e6 / ok as f64,
             r.events / runs,
+            r.events_max,
             state,
             r.wall.as_secs_f64() * 1e3 / runs as f64
         );
     }
     println!(
-        "(virtual s: mean per passing run; events, wall ms: mean per run; \
-         state B: largest persisted Raft state, 3D)"
+        "(virtual s: mean per passing run; events, wall ms: mean per run; events max: most \
+         in a passing run; state B: largest persisted Raft state, 3D)"
     );
 }
 
@@ -200,12 +249,28 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
         Some(s) => vec![s],
         None => (args.first_seed..args.first_seed + args.seeds).collect(),
     };
+    let live = if args.json {
+        Live::Stderr
+    } else {
+        Live::Stdout
+    };
+    let opts = RunOpts {
+        events_max: args.events_max,
+        live: Some(live),
+    };
     let t = Instant::now();
-    let (rows, failures) = run_suite(&scenarios, &seeds);
+    let (rows, failures) = run_suite(&scenarios, &seeds, opts);
+    let wall = t.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            "{}",
+            summary_json(args.suite, &scenarios, &rows, &failures, seeds.len(), wall)
+        );
+        return Ok(u8::from(!failures.is_empty()));
+    }
     print_table(&scenarios, &rows);
     let runs: u64 = rows.iter().map(|r| r.runs).sum();
     let events: u64 = rows.iter().map(|r| r.events).sum();
-    let wall = t.elapsed().as_secs_f64();
     println!(
         "\nseeds: {} × tests: {} = {runs} runs, {} failures, wall {wall:.2} s, \
          {:.0} events/s",
@@ -215,16 +280,57 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
         events as f64 / wall
     );
     for f in &failures {
-        println!(
-            "\nFAIL {} seed={} at {:.3}s: {}",
-            f.test,
-            f.seed,
-            f.at as f64 / 1e6,
-            f.message
-        );
-        println!("  replay: {}", f.replay());
+        println!("\n{}", fail_text(f));
     }
     Ok(u8::from(!failures.is_empty()))
+}
+
+/// The `--json` summary.
+fn summary_json(
+    suite: Suite,
+    scenarios: &[&Scenario],
+    rows: &[Row],
+    failures: &[Failure],
+    seeds: usize,
+    wall: f64,
+) -> serde_json::Value {
+    let per_scenario: Vec<_> = scenarios
+        .iter()
+        .zip(rows)
+        .map(|(s, r)| {
+            json!({
+                "test": s.name,
+                "lab_test": s.lab_name,
+                "runs": r.runs,
+                "failures": r.failures,
+                "wall_s": r.wall.as_secs_f64(),
+                "events": r.events,
+                "events_max": r.events_max,
+                "events_budget": s.events_max,
+            })
+        })
+        .collect();
+    let failed: Vec<_> = failures
+        .iter()
+        .map(|f| {
+            json!({
+                "test": f.test,
+                "seed": f.seed,
+                "at_s": f.at as f64 / 1e6,
+                "message": f.message,
+                "replay": f.replay(),
+            })
+        })
+        .collect();
+    json!({
+        "suite": suite.name(),
+        "seeds": seeds,
+        "runs": rows.iter().map(|r| r.runs).sum::<u64>(),
+        "failures": failures.len(),
+        "wall_s": wall,
+        "scenarios": per_scenario,
+        "failed": failed,
+    })
 }
 
 /// Runs `aver bench sim`: per suite, the wall time of one seed's run of every test (and per
@@ -235,12 +341,12 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         None => vec![Suite::Raft, Suite::Kv],
     };
     for suite in suites {
-        bench_suite(suite, args.seeds.max(1));
+        bench_suite(suite, args.seeds.max(1))?;
     }
     Ok(0)
 }
 
-fn bench_suite(suite: Suite, seeds: u64) {
+fn bench_suite(suite: Suite, seeds: u64) -> anyhow::Result<()> {
     let scenarios = suite.registered().scenarios(false);
     let mut best = Duration::MAX;
     let mut events = 0;
@@ -248,7 +354,11 @@ fn bench_suite(suite: Suite, seeds: u64) {
     let mut per_test = vec![Duration::ZERO; scenarios.len()];
     for seed in 1..=seeds {
         let t = Instant::now();
-        let (rows, failures) = run_suite(&scenarios, &[seed]);
+        let opts = RunOpts {
+            events_max: None,
+            live: Some(Live::Stdout),
+        };
+        let (rows, failures) = run_suite(&scenarios, &[seed], opts);
         let elapsed = t.elapsed();
         best = best.min(elapsed);
         wall += elapsed;
@@ -256,9 +366,11 @@ fn bench_suite(suite: Suite, seeds: u64) {
         for (total, row) in per_test.iter_mut().zip(&rows) {
             *total += row.wall;
         }
-        for f in &failures {
-            println!("FAIL {f}");
-        }
+        anyhow::ensure!(
+            failures.is_empty(),
+            "the {} suite failed on seed {seed}",
+            suite.name()
+        );
     }
     println!(
         "{} suite ({} tests, release, this machine): wall best {:.3} s, mean {:.3} s per seed \
@@ -280,4 +392,5 @@ fn bench_suite(suite: Suite, seeds: u64) {
         wall.as_secs_f64(),
         events as f64 / wall.as_secs_f64()
     );
+    Ok(())
 }

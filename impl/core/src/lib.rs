@@ -6,18 +6,25 @@
 //! threads or ambient randomness: time arrives as named timer events whose durations the
 //! driver chooses, and randomness is the driver's business too.
 //!
+//! * [`raft`]: Raft (elections, replication, snapshots, ReadIndex).
+//! * [`rsm`]: a replicated state machine over a consensus engine (Raft).
+//! * [`kvraft`]: the exactly-once, linearizable KV service on the rsm, and its clerk.
+//!
 //! Three drivers run the same cores: the Stateright models (`models/`), the deterministic
 //! simulator (`impl/sim`) and the real runtime (`impl/runtime`). Invariants are plain
 //! functions (see [`raft::invariants`], [`kvsrv::invariants`]) so that all three check the same
 //! thing.
 //!
-//! * [`raft`]: Raft (elections, replication, snapshots).
 //! * [`kvsrv`]: the versioned key/value store ([`kvsrv::store`], reusable by any service that
 //!   applies versioned puts), its single server, its clerk, and the lock built on the clerk.
 #![deny(missing_docs)]
 
+pub mod codec;
 pub mod contract;
 pub mod kvsrv;
+pub mod kvraft;
+pub mod mr;
 pub mod raft;
+pub mod rsm;
 
 pub use contract::{Core, NodeId, Ready, TimerCmd, Violation};

@@ -20,6 +20,7 @@ mod raft;
 pub mod registry;
 
 pub use args::{BenchArgs, CheckArgs, ExploreArgs};
+pub(crate) use output::print_table;
 
 use registry::Scope;
 use stateright::Expectation;

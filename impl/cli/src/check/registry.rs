@@ -42,6 +42,11 @@ pub const REGISTRY: &[Entry] = &[
         check: super::kvsrv::check_lock,
         explore: super::kvsrv::explore,
     },
+    Entry {
+        name: "mr",
+        check: crate::mr::check,
+        explore: crate::mr::explore,
+    },
 ];
 
 /// The entry named `name`, or an error listing the known names.

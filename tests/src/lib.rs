@@ -132,7 +132,7 @@ pub const SUITES: &[Suite] = &[
     Suite {
         name: "kv",
         groups: KV,
-        extra: &[],
+        extra: KV_EXTRA,
     },
 ];
 
@@ -158,6 +158,15 @@ pub fn bug_flags(suite: &str) -> String {
         _ => String::new(),
     }
 }
+
+/// KV scenarios beyond the lab's (`aver sim kv --extra`).
+pub const KV_EXTRA: &[Scenario] = &[Scenario {
+    name: "kvsrv1_put_concurrent_unreliable",
+    suite: "kv",
+    lab_name: "(none: TestPutConcurrentReliable's clients on the unreliable network)",
+    run: kvsrv1::kvsrv1_put_concurrent_unreliable,
+    events_max: 100_000,
+}];
 
 /// Scenarios beyond the lab's 28 (`aver sim raft --extra`): extra faults.
 pub const EXTRA: &[Scenario] = &[Scenario {

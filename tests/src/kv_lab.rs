@@ -13,8 +13,8 @@ use aver_checker::PowerSet;
 use aver_checker::models::VersionedKv;
 use aver_core::contract::{Core, NodeId};
 use aver_core::kvsrv::{
-    Bug, Bugs, Clerk, ClerkEvent, ClerkTimer, GetResult, LockClient, LockEvent, LockTimer,
-    Message, Never, Op, Output, PutOutcome, Server, invariants,
+    Bug, Bugs, Clerk, ClerkEvent, ClerkTimer, GetResult, LockClient, LockEvent, LockTimer, Message,
+    Never, Op, Output, PutOutcome, Server, invariants,
 };
 use aver_sim::history::{Call, History};
 use aver_sim::pair::{Member, Pair};
@@ -64,7 +64,10 @@ pub fn seeded_bugs() -> Bugs {
 
 /// The `aver sim` flags that seed `bugs` (for replay commands).
 pub fn bug_flags(bugs: Bugs) -> String {
-    bugs.list().iter().map(|b: &Bug| format!(" --bug {b}")).collect()
+    bugs.list()
+        .iter()
+        .map(|b: &Bug| format!(" --bug {b}"))
+        .collect()
 }
 
 // ---- node kinds ------------------------------------------------------------------------------
@@ -316,7 +319,14 @@ where
     /// the message names the file and the `aver lin --html` command that shows it.
     fn failure(&self, message: String) -> Failure {
         let flags = bug_flags(seeded_bugs());
-        let failure = Failure::sim("kv", self.test, self.seed, self.now(), String::new(), &flags);
+        let failure = Failure::sim(
+            "kv",
+            self.test,
+            self.seed,
+            self.now(),
+            String::new(),
+            &flags,
+        );
         self.history.failure(&message, "versioned-kv", failure)
     }
 
@@ -428,14 +438,10 @@ where
     /// Client `c` runs `op` to completion (no other client may be active).
     pub fn call(&mut self, c: usize, op: Op) -> Outcome<Output> {
         self.start(c, op)?;
-        loop {
-            match self.next(TEST_LIMIT + 1)? {
-                Some(LabEvent::Returned { client, output, .. }) if client == c => {
-                    return Ok(output);
-                }
-                Some(other) => return self.fail(format!("unexpected {other:?} during a call")),
-                None => return self.fail(format!("client {c}'s operation never returned")),
-            }
+        match self.next(TEST_LIMIT + 1)? {
+            Some(LabEvent::Returned { client, output, .. }) if client == c => Ok(output),
+            Some(other) => self.fail(format!("unexpected {other:?} during a call")),
+            None => self.fail(format!("client {c}'s operation never returned")),
         }
     }
 
@@ -468,7 +474,14 @@ where
     /// Checks the history so far for linearizability (KVSRV-2); `Unknown` is a failure.
     pub fn check_history(&self) -> Outcome<()> {
         let flags = bug_flags(seeded_bugs());
-        let failure = Failure::sim("kv", self.test, self.seed, self.now(), String::new(), &flags);
+        let failure = Failure::sim(
+            "kv",
+            self.test,
+            self.seed,
+            self.now(),
+            String::new(),
+            &flags,
+        );
         self.history.check_or_fail(
             &PowerSet(VersionedKv),
             "versioned-kv",

@@ -37,7 +37,7 @@ pub struct Scenario {
     /// The scenario.
     pub run: fn(u64) -> Outcome<Report>,
     /// The most events a run may process: ten times the most any of seeds 1..=200 needed
-    /// (`aver sim raft --seeds 200 --extra` prints it as "events max"), and at least 10 000,
+    /// (`aver sim SUITE --seeds 200 --extra` prints it as "events max"), and at least 10 000,
     /// so only a core that loops or storms reaches it. Exceeding it fails the run.
     pub events_max: u64,
 }
@@ -95,18 +95,18 @@ scenarios! {
     /// Lab 2's kvsrv1 tests (`src/kvsrv1/kvsrv_test.go`), in the lab's order.
     KVSRV1 in "kv":
     kvsrv1::kvsrv1_reliable_put = "TestReliablePut", 10_000;
-    kvsrv1::kvsrv1_put_concurrent_reliable = "TestPutConcurrentReliable", 100_000;
-    kvsrv1::kvsrv1_mem_put_many_clients_reliable = "TestMemPutManyClientsReliable", 10_000_000;
-    kvsrv1::kvsrv1_unreliable_net = "TestUnreliableNet", 100_000;
+    kvsrv1::kvsrv1_put_concurrent_reliable = "TestPutConcurrentReliable", 2_000_000;
+    kvsrv1::kvsrv1_mem_put_many_clients_reliable = "TestMemPutManyClientsReliable", 8_000_000;
+    kvsrv1::kvsrv1_unreliable_net = "TestUnreliableNet", 10_000;
 }
 
 scenarios! {
     /// Lab 2's lock tests (`src/kvsrv1/lock/lock_test.go`), in the lab's order.
     LOCK in "kv":
-    lock::lock_one_client_reliable = "TestOneClientReliable", 100_000;
-    lock::lock_many_clients_reliable = "TestManyClientsReliable", 1_000_000;
-    lock::lock_one_client_unreliable = "TestOneClientUnreliable", 100_000;
-    lock::lock_many_clients_unreliable = "TestManyClientsUnreliable", 1_000_000;
+    lock::lock_one_client_reliable = "TestOneClientReliable", 43_000;
+    lock::lock_many_clients_reliable = "TestManyClientsReliable", 125_000;
+    lock::lock_one_client_unreliable = "TestOneClientUnreliable", 10_000;
+    lock::lock_many_clients_unreliable = "TestManyClientsUnreliable", 36_000;
 }
 
 /// The groups of the `kv` suite (`aver sim kv`), in order. A KV service adds its group here.
@@ -165,7 +165,7 @@ pub const KV_EXTRA: &[Scenario] = &[Scenario {
     suite: "kv",
     lab_name: "(none: TestPutConcurrentReliable's clients on the unreliable network)",
     run: kvsrv1::kvsrv1_put_concurrent_unreliable,
-    events_max: 100_000,
+    events_max: 17_000,
 }];
 
 /// Scenarios beyond the lab's 28 (`aver sim raft --extra`): extra faults.

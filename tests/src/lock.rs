@@ -76,16 +76,21 @@ fn on_event(lab: &mut Lab, steps: &mut [Step], e: LabEvent, done: bool) -> Outco
         }
         (Step::Acquiring, LabEvent::Acquired(_)) => {
             steps[c] = Step::CheckFree;
-            lab.start(c, Op::Get { key: GUARDED.into() })
+            lab.start(
+                c,
+                Op::Get {
+                    key: GUARDED.into(),
+                },
+            )
         }
         (Step::CheckFree, LabEvent::Returned { output, .. }) => match output {
             Output::Get(GetResult::Value { value, version }) if value.is_empty() => {
                 steps[c] = Step::WriteMe(version.0);
                 lab.start(c, put(GUARDED, &c.to_string(), version.0))
             }
-            Output::Get(GetResult::Value { value, .. }) => {
-                lab.fail(format!("two clients acquired lock: {GUARDED} holds {value:?}"))
-            }
+            Output::Get(GetResult::Value { value, .. }) => lab.fail(format!(
+                "two clients acquired lock: {GUARDED} holds {value:?}"
+            )),
             other => lab.fail(format!("Get error {other}")),
         },
         (Step::WriteMe(ver), LabEvent::Returned { output, .. }) => {

@@ -19,7 +19,10 @@ fn caught(bug: Bug, test: &str, seed: u64, property: &str) {
         "{bug} caught by something else than {property}: {failure}"
     );
     let replay = failure.replay();
-    assert!(replay.contains(&format!("--test {test} --seed {seed}")), "{replay}");
+    assert!(
+        replay.contains(&format!("--test {test} --seed {seed}")),
+        "{replay}"
+    );
     assert!(replay.contains(&format!("--bug {bug}")), "{replay}");
     assert!(failure.message.contains("--html"), "{}", failure.message);
 }
@@ -31,35 +34,65 @@ const TWO_HOLDERS: &str = "LOCK-1 violated";
 /// client's put won: KVSRV-2.
 #[test]
 fn errmaybe_as_ok_is_not_linearizable() {
-    caught(Bug::ErrMaybeAsOk, "kvsrv1_put_concurrent_unreliable", 1, NOT_LINEARIZABLE);
+    caught(
+        Bug::ErrMaybeAsOk,
+        "kvsrv1_put_concurrent_unreliable",
+        1,
+        NOT_LINEARIZABLE,
+    );
 }
 
 /// `errmaybe-as-ok` under the lock: a client believes its acquiring put won: LOCK-1.
 #[test]
 fn errmaybe_as_ok_lets_two_clients_in() {
-    caught(Bug::ErrMaybeAsOk, "lock_many_clients_unreliable", 1, TWO_HOLDERS);
+    caught(
+        Bug::ErrMaybeAsOk,
+        "lock_many_clients_unreliable",
+        1,
+        TWO_HOLDERS,
+    );
 }
 
 /// `no-errmaybe`: a retried put that took effect reported as `ErrVersion`: KVSRV-2.
 #[test]
 fn no_errmaybe_is_not_linearizable() {
-    caught(Bug::NoErrMaybe, "kvsrv1_put_concurrent_unreliable", 1, NOT_LINEARIZABLE);
+    caught(
+        Bug::NoErrMaybe,
+        "kvsrv1_put_concurrent_unreliable",
+        1,
+        NOT_LINEARIZABLE,
+    );
 }
 
 /// `acquire-maybe-as-held`: `ErrMaybe` on the acquiring put taken as acquired: LOCK-1.
 #[test]
 fn acquire_maybe_as_held_lets_two_clients_in() {
-    caught(Bug::AcquireMaybeAsHeld, "lock_many_clients_unreliable", 1, TWO_HOLDERS);
+    caught(
+        Bug::AcquireMaybeAsHeld,
+        "lock_many_clients_unreliable",
+        1,
+        TWO_HOLDERS,
+    );
 }
 
 /// `release-without-ownership`: a release frees another client's lock: LOCK-1.
 #[test]
 fn release_without_ownership_lets_two_clients_in() {
-    caught(Bug::ReleaseWithoutOwnership, "lock_many_clients_unreliable", 4, TWO_HOLDERS);
+    caught(
+        Bug::ReleaseWithoutOwnership,
+        "lock_many_clients_unreliable",
+        4,
+        TWO_HOLDERS,
+    );
 }
 
 /// `shared-lock-id`: every client writes the same marker: LOCK-1.
 #[test]
 fn shared_lock_id_lets_two_clients_in() {
-    caught(Bug::SharedLockId, "lock_many_clients_unreliable", 1, TWO_HOLDERS);
+    caught(
+        Bug::SharedLockId,
+        "lock_many_clients_unreliable",
+        1,
+        TWO_HOLDERS,
+    );
 }

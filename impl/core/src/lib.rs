@@ -21,8 +21,8 @@
 
 pub mod codec;
 pub mod contract;
-pub mod kvsrv;
 pub mod kvraft;
+pub mod kvsrv;
 pub mod mr;
 pub mod raft;
 pub mod rsm;

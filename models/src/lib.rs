@@ -7,12 +7,15 @@
 //! named after the catalogue IDs in `specs/invariants.md`.
 //!
 //! * [`raft`]: the Raft core (elections, replication, commit, snapshots, crash/recover).
+//! * [`kvsrv`]: the versioned KV server with retrying clerks (`kvsrv`: linearizability of
+//!   the clerks' history) and the lock built on the clerk (`lock`: mutual exclusion).
 //! * [`mr`]: the MapReduce coordinator and worker cores, with crashing and slow workers.
 //!
 //! `aver check` (impl/cli) keeps the registry of models it runs; each model here exposes its
 //! configurations, properties and trace rendering for it.
 #![deny(missing_docs)]
 
+pub mod kvsrv;
 pub mod mr;
 pub mod raft;
 pub mod search;

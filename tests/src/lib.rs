@@ -2,12 +2,22 @@
 //!
 //! * [`raft_3ab`], [`raft_3cd`]: the 28 lab tests, one function `fn(seed) -> Outcome<Report>`
 //!   each, run both by `cargo test` (`tests/raft_3*.rs`) and by `aver sim raft --seeds N`.
+//! * [`kvsrv1`], [`lock`]: the 8 tests of Lab 2 (kvsrv1 and its lock) on the tester in
+//!   [`kv_lab`], run by `cargo test` (`tests/kvsrv1.rs`, `tests/lock.rs`) and by `aver sim kv`.
+//! * [`alloc`]: the counting allocator the memory tests measure with.
+//!
+//! Suites ([`SUITES`]) group scenarios by `aver sim SUITE`; the `kv` suite's groups are
+//! listed in [`KV`], where each KV service adds its own.
 //!
 //! A run is a function of its seed: same seed, same event trace (see [`aver_sim::Report`]'s
 //! `trace_hash`). A failure names its seed and the command that replays it.
 
 #![warn(missing_docs)]
 
+pub mod alloc;
+pub mod kv_lab;
+pub mod kvsrv1;
+pub mod lock;
 pub mod raft_3ab;
 pub mod raft_3cd;
 
@@ -22,21 +32,25 @@ pub struct Scenario {
     pub name: &'static str,
     /// The lab's name (`TestFigure8Unreliable3C`).
     pub lab_name: &'static str,
+    /// The `aver sim` suite it belongs to (`raft`, `kv`).
+    pub suite: &'static str,
     /// The scenario.
     pub run: fn(u64) -> Outcome<Report>,
     /// The most events a run may process: ten times the most any of seeds 1..=200 needed
-    /// (`aver sim raft --seeds 200 --extra` prints it as "events max"), and at least 10 000,
+    /// (`aver sim SUITE --seeds 200 --extra` prints it as "events max"), and at least 10 000,
     /// so only a core that loops or storms reaches it. Exceeding it fails the run.
     pub events_max: u64,
 }
 
 macro_rules! scenarios {
-    ($($module:ident :: $name:ident = $lab:literal, $events_max:expr;)*) => {
-        /// Every Raft scenario, in the lab's order (3A, 3B, 3C, 3D).
-        pub const RAFT: &[Scenario] = &[
+    ($(#[$doc:meta])* $group:ident in $suite:literal:
+     $($module:ident :: $name:ident = $lab:literal, $events_max:expr;)*) => {
+        $(#[$doc])*
+        pub const $group: &[Scenario] = &[
             $(Scenario {
                 name: stringify!($name),
                 lab_name: $lab,
+                suite: $suite,
                 run: $module::$name,
                 events_max: $events_max,
             }),*
@@ -45,6 +59,8 @@ macro_rules! scenarios {
 }
 
 scenarios! {
+    /// Every Raft scenario, in the lab's order (3A, 3B, 3C, 3D).
+    RAFT in "raft":
     raft_3ab::initial_election_3a = "TestInitialElection3A", 10_000;
     raft_3ab::re_election_3a = "TestReElection3A", 10_000;
     raft_3ab::many_elections_3a = "TestManyElections3A", 10_000;
@@ -75,18 +91,97 @@ scenarios! {
     raft_3cd::snapshot_init_3d = "TestSnapshotInit3D", 10_000;
 }
 
+scenarios! {
+    /// Lab 2's kvsrv1 tests (`src/kvsrv1/kvsrv_test.go`), in the lab's order.
+    KVSRV1 in "kv":
+    kvsrv1::kvsrv1_reliable_put = "TestReliablePut", 10_000;
+    kvsrv1::kvsrv1_put_concurrent_reliable = "TestPutConcurrentReliable", 2_000_000;
+    kvsrv1::kvsrv1_mem_put_many_clients_reliable = "TestMemPutManyClientsReliable", 8_000_000;
+    kvsrv1::kvsrv1_unreliable_net = "TestUnreliableNet", 10_000;
+}
+
+scenarios! {
+    /// Lab 2's lock tests (`src/kvsrv1/lock/lock_test.go`), in the lab's order.
+    LOCK in "kv":
+    lock::lock_one_client_reliable = "TestOneClientReliable", 43_000;
+    lock::lock_many_clients_reliable = "TestManyClientsReliable", 125_000;
+    lock::lock_one_client_unreliable = "TestOneClientUnreliable", 10_000;
+    lock::lock_many_clients_unreliable = "TestManyClientsUnreliable", 36_000;
+}
+
+/// The groups of the `kv` suite (`aver sim kv`), in order. A KV service adds its group here.
+pub const KV: &[&[Scenario]] = &[KVSRV1, LOCK];
+
+/// One `aver sim SUITE`.
+pub struct Suite {
+    /// The suite's name.
+    pub name: &'static str,
+    /// Its lab scenarios, group by group.
+    pub groups: &'static [&'static [Scenario]],
+    /// Scenarios beyond the lab's (`--extra`).
+    pub extra: &'static [Scenario],
+}
+
+/// Every suite, as `aver sim` knows them.
+pub const SUITES: &[Suite] = &[
+    Suite {
+        name: "raft",
+        groups: &[RAFT],
+        extra: EXTRA,
+    },
+    Suite {
+        name: "kv",
+        groups: KV,
+        extra: KV_EXTRA,
+    },
+];
+
+impl Suite {
+    /// The suite named `name`.
+    pub fn named(name: &str) -> Option<&'static Suite> {
+        SUITES.iter().find(|s| s.name == name)
+    }
+
+    /// Its lab scenarios, in order (and the extra ones with `extra`).
+    pub fn scenarios(&self, extra: bool) -> Vec<&'static Scenario> {
+        let lab = self.groups.iter().flat_map(|g| g.iter());
+        let more = self.extra.iter().filter(move |_| extra);
+        lab.chain(more).collect()
+    }
+}
+
+/// The `aver sim` flags that seed the bugs set on this thread for `suite` (for replays).
+pub fn bug_flags(suite: &str) -> String {
+    match suite {
+        "raft" => aver_sim::raft::bug_flags(aver_sim::raft::seeded_bugs()),
+        "kv" => kv_lab::bug_flags(kv_lab::seeded_bugs()),
+        _ => String::new(),
+    }
+}
+
+/// KV scenarios beyond the lab's (`aver sim kv --extra`).
+pub const KV_EXTRA: &[Scenario] = &[Scenario {
+    name: "kvsrv1_put_concurrent_unreliable",
+    suite: "kv",
+    lab_name: "(none: TestPutConcurrentReliable's clients on the unreliable network)",
+    run: kvsrv1::kvsrv1_put_concurrent_unreliable,
+    events_max: 17_000,
+}];
+
 /// Scenarios beyond the lab's 28 (`aver sim raft --extra`): extra faults.
 pub const EXTRA: &[Scenario] = &[Scenario {
     name: "figure8_torn_writes",
+    suite: "raft",
     lab_name: "(none: Figure 8 with crashes that tear writes)",
     run: raft_3cd::figure8_torn_writes,
     events_max: 40_000,
 }];
 
-/// Finds a scenario (lab or extra) by our name or the lab's.
+/// Finds a scenario (lab or extra, any suite) by our name or the lab's.
 pub fn find(name: &str) -> Option<&'static Scenario> {
-    RAFT.iter()
-        .chain(EXTRA)
+    SUITES
+        .iter()
+        .flat_map(|s| s.scenarios(true))
         .find(|s| s.name == name || s.lab_name == name)
 }
 
@@ -107,10 +202,10 @@ pub fn run_with_budget(scenario: &Scenario, seed: u64, events_max: u64) -> Outco
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".to_string());
-            let flags = aver_sim::raft::bug_flags(aver_sim::raft::seeded_bugs());
+            let flags = bug_flags(scenario.suite);
             let message = format!("panicked: {message}");
             Err(Failure::sim(
-                "raft",
+                scenario.suite,
                 scenario.name,
                 seed,
                 0,

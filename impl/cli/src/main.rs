@@ -17,6 +17,11 @@ mod sim;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// Counts heap bytes per thread, so the simulated 6.5840 memory tests can measure a server
+/// (`aver sim kv`); otherwise the system allocator.
+#[global_allocator]
+static ALLOC: aver_tests::alloc::CountingAlloc = aver_tests::alloc::CountingAlloc;
+
 /// aver: a verification-first distributed-systems stack.
 #[derive(Parser)]
 #[command(name = "aver", version, about)]
@@ -31,7 +36,7 @@ enum Command {
     Check(check::CheckArgs),
     /// Serve Stateright Explorer for a model on 127.0.0.1.
     Explore(check::ExploreArgs),
-    /// Run the simulated lab suites (e.g. `aver sim raft --seeds 200`).
+    /// Run the simulated lab suites (e.g. `aver sim raft --seeds 200`, `aver sim kv`).
     Sim(sim::SimArgs),
     /// Check a history for linearizability.
     Lin(lin::LinArgs),

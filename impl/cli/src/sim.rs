@@ -1,16 +1,17 @@
-//! `aver sim` and `aver bench sim`: the simulated 6.5840 Raft suite over many seeds, and its
+//! `aver sim` and `aver bench sim`: the simulated 6.5840 suites over many seeds, and their
 //! throughput.
 //!
-//! `aver sim raft` runs every scenario (or `--test NAME`) on seeds `--first-seed ..
+//! `aver sim SUITE` (`raft`, `kv`) runs every scenario of the suite (or `--test NAME`) on seeds `--first-seed ..
 //! --first-seed + --seeds` (or exactly `--seed S`). Each failure prints as it happens, with its
 //! seed and the command that replays it; at the end a table (test, runs, failures, virtual
 //! time, events, wall time) and the failures again. `--json` prints a machine-readable
 //! summary on stdout instead (failures still print to stderr as they happen). Exit code 1 on
 //! any failure — a checker's verdict, a server's failed step check, an exceeded event budget
 //! — 2 on bad arguments. `--trace` prints one line per event (one test, one seed).
+//! `--bug NAME` seeds a bug of the suite's cores.
 
 use aver_sim::Failure;
-use aver_tests::{EXTRA, RAFT, Scenario, find, run_with_budget};
+use aver_tests::{Scenario, Suite as Registered, run_with_budget};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -20,6 +21,42 @@ use std::time::{Duration, Instant};
 pub enum Suite {
     /// The 28 Raft tests of 6.5840 Lab 3 (3A–3D).
     Raft,
+    /// The KV services: Lab 2's kvsrv1 and lock (8 tests).
+    Kv,
+}
+
+impl Suite {
+    fn name(self) -> &'static str {
+        match self {
+            Suite::Raft => "raft",
+            Suite::Kv => "kv",
+        }
+    }
+
+    fn registered(self) -> &'static Registered {
+        Registered::named(self.name()).expect("every suite is registered")
+    }
+
+    /// Seeds the named bugs into this suite's cores on this thread.
+    fn seed_bugs(self, names: &[String]) -> anyhow::Result<()> {
+        match self {
+            Suite::Raft => {
+                let mut bugs = aver_core::raft::Bugs::NONE;
+                for n in names {
+                    bugs = bugs.with(n.parse().map_err(anyhow::Error::msg)?);
+                }
+                aver_sim::raft::seed_bugs(bugs);
+            }
+            Suite::Kv => {
+                let mut bugs = aver_core::kvsrv::Bugs::NONE;
+                for n in names {
+                    bugs = bugs.with(n.parse().map_err(anyhow::Error::msg)?);
+                }
+                aver_tests::kv_lab::seed_bugs(bugs);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Arguments of `aver sim`.
@@ -45,10 +82,10 @@ pub struct SimArgs {
     /// Print one line per simulated event.
     #[arg(long)]
     trace: bool,
-    /// Run the servers with a seeded bug (e.g. `figure8-commit`) to see the checkers catch
-    /// it; repeatable.
+    /// Run the suite's cores with a seeded bug (e.g. `figure8-commit` for raft,
+    /// `errmaybe-as-ok` for kv) to see the checkers catch it; repeatable.
     #[arg(long = "bug")]
-    bugs: Vec<aver_core::raft::Bug>,
+    bugs: Vec<String>,
     /// Event budget of every run, instead of each scenario's own (about ten times what a
     /// passing run needs); a run that exceeds it fails.
     #[arg(long)]
@@ -65,6 +102,9 @@ pub struct BenchArgs {
     /// Seeds per test (the suite runs once per seed).
     #[arg(long, default_value_t = 3)]
     seeds: u64,
+    /// Only this suite (default: every suite).
+    #[arg(long)]
+    suite: Option<Suite>,
 }
 
 /// Per-test totals.
@@ -94,13 +134,24 @@ enum Live {
     Stderr,
 }
 
-fn selected(test: Option<&str>, extra: bool) -> anyhow::Result<Vec<&'static Scenario>> {
+fn selected(
+    suite: Suite,
+    test: Option<&str>,
+    extra: bool,
+) -> anyhow::Result<Vec<&'static Scenario>> {
+    let all = suite.registered().scenarios(true);
     match test {
-        None if extra => Ok(RAFT.iter().chain(EXTRA).collect()),
-        None => Ok(RAFT.iter().collect()),
-        Some(name) => match find(name) {
+        None => Ok(suite.registered().scenarios(extra)),
+        Some(name) => match all.iter().find(|s| s.name == name || s.lab_name == name) {
             Some(s) => Ok(vec![s]),
-            None => anyhow::bail!("no test {name}; see `aver sim raft --help`"),
+            None => {
+                let names: Vec<&str> = all.iter().map(|s| s.name).collect();
+                anyhow::bail!(
+                    "no test {name} in the {} suite; its tests: {}",
+                    suite.name(),
+                    names.join(", ")
+                )
+            }
         },
     }
 }
@@ -185,8 +236,7 @@ fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
 
 /// Runs `aver sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<u8> {
-    let Suite::Raft = args.suite;
-    let scenarios = selected(args.test.as_deref(), args.extra)?;
+    let scenarios = selected(args.suite, args.test.as_deref(), args.extra)?;
     if args.trace {
         anyhow::ensure!(
             scenarios.len() == 1 && args.seed.is_some(),
@@ -194,11 +244,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
         );
         aver_sim::sim::trace_next_run();
     }
-    let bugs = args
-        .bugs
-        .iter()
-        .fold(aver_core::raft::Bugs::NONE, |b, &bug| b.with(bug));
-    aver_sim::raft::seed_bugs(bugs);
+    args.suite.seed_bugs(&args.bugs)?;
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
         None => (args.first_seed..args.first_seed + args.seeds).collect(),
@@ -218,7 +264,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
     if args.json {
         println!(
             "{}",
-            summary_json(&scenarios, &rows, &failures, seeds.len(), wall)
+            summary_json(args.suite, &scenarios, &rows, &failures, seeds.len(), wall)
         );
         return Ok(u8::from(!failures.is_empty()));
     }
@@ -241,6 +287,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
 
 /// The `--json` summary.
 fn summary_json(
+    suite: Suite,
     scenarios: &[&Scenario],
     rows: &[Row],
     failures: &[Failure],
@@ -276,7 +323,7 @@ fn summary_json(
         })
         .collect();
     json!({
-        "suite": "raft",
+        "suite": suite.name(),
         "seeds": seeds,
         "runs": rows.iter().map(|r| r.runs).sum::<u64>(),
         "failures": failures.len(),
@@ -286,13 +333,26 @@ fn summary_json(
     })
 }
 
-/// Runs `aver bench sim`: simulated events per second and the suite's wall time.
+/// Runs `aver bench sim`: per suite, the wall time of one seed's run of every test (and per
+/// test), and simulated events per second.
 pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
-    let scenarios: Vec<&Scenario> = RAFT.iter().collect();
+    let suites = match args.suite {
+        Some(s) => vec![s],
+        None => vec![Suite::Raft, Suite::Kv],
+    };
+    for suite in suites {
+        bench_suite(suite, args.seeds.max(1))?;
+    }
+    Ok(0)
+}
+
+fn bench_suite(suite: Suite, seeds: u64) -> anyhow::Result<()> {
+    let scenarios = suite.registered().scenarios(false);
     let mut best = Duration::MAX;
     let mut events = 0;
     let mut wall = Duration::ZERO;
-    for seed in 1..=args.seeds.max(1) {
+    let mut per_test = vec![Duration::ZERO; scenarios.len()];
+    for seed in 1..=seeds {
         let t = Instant::now();
         let opts = RunOpts {
             events_max: None,
@@ -303,20 +363,34 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         best = best.min(elapsed);
         wall += elapsed;
         events += rows.iter().map(|r| r.events).sum::<u64>();
-        anyhow::ensure!(failures.is_empty(), "the suite failed on seed {seed}");
+        for (total, row) in per_test.iter_mut().zip(&rows) {
+            *total += row.wall;
+        }
+        anyhow::ensure!(
+            failures.is_empty(),
+            "the {} suite failed on seed {seed}",
+            suite.name()
+        );
     }
-    let runs = args.seeds.max(1);
     println!(
-        "raft suite ({} tests, release, this machine): wall best {:.3} s, mean {:.3} s \
-         over {runs} seeds",
+        "{} suite ({} tests, release, this machine): wall best {:.3} s, mean {:.3} s per seed \
+         over {seeds} seeds",
+        suite.name(),
         scenarios.len(),
         best.as_secs_f64(),
-        wall.as_secs_f64() / runs as f64,
+        wall.as_secs_f64() / seeds as f64,
     );
+    for (s, total) in scenarios.iter().zip(&per_test) {
+        println!(
+            "  {:<34} {:>9.3} s per seed",
+            s.name,
+            total.as_secs_f64() / seeds as f64
+        );
+    }
     println!(
         "simulated events: {events} in {:.3} s = {:.0} events/s",
         wall.as_secs_f64(),
         events as f64 / wall.as_secs_f64()
     );
-    Ok(0)
+    Ok(())
 }

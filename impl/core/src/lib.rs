@@ -12,12 +12,17 @@
 //!
 //! Three drivers run the same cores: the Stateright models (`models/`), the deterministic
 //! simulator (`impl/sim`) and the real runtime (`impl/runtime`). Invariants are plain
-//! functions (see [`raft::invariants`]) so that all three check the same thing.
+//! functions (see [`raft::invariants`], [`kvsrv::invariants`]) so that all three check the same
+//! thing.
+//!
+//! * [`kvsrv`]: the versioned key/value store ([`kvsrv::store`], reusable by any service that
+//!   applies versioned puts), its single server, its clerk, and the lock built on the clerk.
 #![deny(missing_docs)]
 
 pub mod codec;
 pub mod contract;
 pub mod kvraft;
+pub mod kvsrv;
 pub mod mr;
 pub mod raft;
 pub mod rsm;

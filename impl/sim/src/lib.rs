@@ -8,6 +8,7 @@
 //!   checked for linearizability with `aver-checker`.
 //! * [`raft`]: Raft servers as simulated nodes; [`lab`]: the 6.5840 Raft tester on them;
 //!   [`cluster`]: Raft's cluster invariants after every event, incrementally.
+//! * [`kvsrv`]: the kvsrv message type on the simulated network.
 //! * [`run`]: what a scenario returns: a report, or a [`Failure`] with its seed and the one
 //!   command that replays it.
 //!
@@ -51,6 +52,7 @@
 
 pub mod cluster;
 pub mod history;
+pub mod kvsrv;
 pub mod lab;
 pub mod pair;
 pub mod raft;

@@ -35,8 +35,9 @@
 //! effect on a message-based core: the request is simply lost, and the core never blocks on
 //! it. They are therefore modelled as loss.
 //!
-//! Every delivery takes at least [`LATENCY_MIN`] (10 µs), standing for the real cost of a Go
-//! RPC; see its docs for the zero-time livelock this floor rules out.
+//! Every delivery takes at least [`Net::latency_min`] ([`LATENCY_MIN`], 10 µs, unless a tester
+//! sets more), standing for the real cost of a Go RPC; see its docs for the zero-time livelock
+//! this floor rules out.
 //!
 //! Accounting as labrpc: `rpc_count[b]` counts requests dispatched to `b`'s current
 //! incarnation (reset on restart, as `GetCount`); `bytes` adds [`Wire::size`] of every request
@@ -213,6 +214,8 @@ pub struct Net {
     pub reliable: bool,
     /// Long reordering of replies (TestFigure8Unreliable3C from iteration 200).
     pub long_reordering: bool,
+    /// Every delivery takes at least this long, per direction ([`LATENCY_MIN`] by default).
+    pub latency_min: Micros,
     /// `enabled[a][b]`: node `a`'s end towards `b`. All `false` at first.
     pub enabled: Vec<Vec<bool>>,
     /// Requests dispatched to each node's current incarnation.
@@ -537,7 +540,7 @@ impl<K: NodeKind> SimEnv<'_, K> {
             incarnation,
             msg,
         };
-        w.schedule(w.now + LATENCY_MIN + delay, event);
+        w.schedule(w.now + w.net.latency_min + delay, event);
     }
 
     fn send_reply(&mut self, to: usize, msg: Msg<K>) {
@@ -570,7 +573,7 @@ impl<K: NodeKind> SimEnv<'_, K> {
             incarnation,
             msg,
         };
-        w.schedule(w.now + LATENCY_MIN + delay, event);
+        w.schedule(w.now + w.net.latency_min + delay, event);
     }
 }
 
@@ -623,6 +626,7 @@ impl<K: NodeKind> Sim<K> {
             net: Net {
                 reliable: true,
                 long_reordering: false,
+                latency_min: LATENCY_MIN,
                 enabled: vec![vec![false; n]; n],
                 rpc_count: vec![0; n],
                 total_count: 0,

@@ -1,6 +1,6 @@
 //! Command-line arguments of `aver check`, `aver explore` and `aver bench check`.
 
-use aver_core::raft::{Bug, Bugs};
+use aver_core::raft::Bug;
 use aver_models::raft::{NetworkKind, RaftModelCfg};
 use clap::Args;
 use std::path::PathBuf;
@@ -45,9 +45,10 @@ pub struct Bounds {
     /// Servers that may be crashed at the same time (each recovers from its storage).
     #[arg(long)]
     pub crashes: Option<usize>,
-    /// Network: reliable, lossy, duplicating, lossy-duplicating, ordered.
-    #[arg(long, value_parser = parse_network)]
-    pub network: Option<NetworkKind>,
+    /// Network. raft: reliable, lossy, duplicating, lossy-duplicating, ordered. kvsrv, lock:
+    /// rpc (the default), async, duplicating.
+    #[arg(long)]
+    pub network: Option<String>,
     /// Whether servers take snapshots (the `Compact` timer): true or false.
     #[arg(long)]
     pub compaction: Option<bool>,
@@ -55,9 +56,20 @@ pub struct Bounds {
     #[arg(long, conflicts_with = "compaction")]
     pub no_compaction: bool,
     /// Seed a historical bug into the core (see specs/bugs.md); repeatable. Without
-    /// --dfs/--bfs/--simulate this searches by random walks at the deep bounds.
-    #[arg(long = "bug", value_parser = parse_bug)]
-    pub bugs: Vec<Bug>,
+    /// --dfs/--bfs/--simulate this searches by random walks at the deep bounds (raft) or
+    /// breadth-first at the CI bounds (kvsrv, lock).
+    #[arg(long = "bug")]
+    pub bugs: Vec<String>,
+    /// kvsrv: the clerks' scripts: `two` (the CI one), `three`, `blind-put` (shows the network
+    /// assumptions of ErrMaybe with `--network async|duplicating`). lock: unused.
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// lock: lock clients (default 2).
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// lock: acquire/release rounds per client (default 2).
+    #[arg(long)]
+    pub rounds: Option<u8>,
     /// Keep messages the receiver will ignore forever on the duplicating network (turns
     /// off a sound reduction; for comparing state counts).
     #[arg(long)]
@@ -88,14 +100,6 @@ impl CheckArgs {
     }
 }
 
-fn parse_network(s: &str) -> Result<NetworkKind, String> {
-    s.parse()
-}
-
-fn parse_bug(s: &str) -> Result<Bug, String> {
-    s.parse()
-}
-
 impl Bounds {
     pub(crate) fn cfg(&self) -> anyhow::Result<RaftModelCfg> {
         self.cfg_from(RaftModelCfg::ci())
@@ -117,14 +121,17 @@ impl Bounds {
         if let Some(c) = self.crashes {
             cfg.max_crashes = c;
         }
-        if let Some(n) = self.network {
-            cfg.network = n;
+        if let Some(n) = &self.network {
+            cfg.network = n.parse::<NetworkKind>().map_err(anyhow::Error::msg)?;
         }
         if let Some(c) = self.compaction {
             cfg.compaction = c;
         }
         cfg.compaction &= !self.no_compaction;
-        cfg.bugs = self.bugs.iter().fold(Bugs::NONE, |b, &bug| b.with(bug));
+        for name in &self.bugs {
+            let bug: Bug = name.parse().map_err(anyhow::Error::msg)?;
+            cfg.bugs = cfg.bugs.with(bug);
+        }
         cfg.collect_dead_messages &= !self.keep_dead_messages;
         cfg.symmetry &= !self.no_symmetry;
         cfg.covering &= !self.no_covering;

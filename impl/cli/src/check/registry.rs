@@ -33,6 +33,16 @@ pub const REGISTRY: &[Entry] = &[
         explore: super::raft::explore,
     },
     Entry {
+        name: "kvsrv",
+        check: super::kvsrv::check_kvsrv,
+        explore: super::kvsrv::explore,
+    },
+    Entry {
+        name: "lock",
+        check: super::kvsrv::check_lock,
+        explore: super::kvsrv::explore,
+    },
+    Entry {
         name: "mr",
         check: crate::mr::check,
         explore: crate::mr::explore,

@@ -90,12 +90,16 @@ pub fn run_one(scenario: &Scenario, seed: u64) -> Outcome<Report> {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".to_string());
-            Err(Failure {
-                test: scenario.name.to_string(),
+            let flags = aver_sim::raft::bug_flags(aver_sim::raft::seeded_bugs());
+            let message = format!("panicked: {message}");
+            Err(Failure::sim(
+                "raft",
+                scenario.name,
                 seed,
-                at: 0,
-                message: format!("panicked: {message}"),
-            })
+                0,
+                message,
+                &flags,
+            ))
         }
     }
 }

@@ -3,7 +3,8 @@
 //! virtual time.
 
 use aver_sim::lab::{ELECTION_TIMEOUT, Lab, Outcome, Report};
-use aver_sim::sim::{Cmd, MS};
+use aver_sim::raft::Cmd;
+use aver_sim::sim::MS;
 use rand::RngCore;
 use std::sync::Arc;
 

@@ -3,7 +3,8 @@
 //! unsynced writes, drop the instance); `restart` is `StartServer` + `ConnectAll`.
 
 use aver_sim::lab::{ELECTION_TIMEOUT, Lab, One, Outcome, Poll, Report, SNAPSHOT_INTERVAL, Task};
-use aver_sim::sim::{Cmd, MS};
+use aver_sim::raft::Cmd;
+use aver_sim::sim::MS;
 use std::cell::RefCell;
 use std::rc::Rc;
 

@@ -5,6 +5,7 @@
 mod bench;
 mod check;
 mod lin;
+mod mr;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -28,7 +29,9 @@ enum Command {
     Sim(sim::SimArgs),
     /// Check a history for linearizability.
     Lin(lin::LinArgs),
-    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`.
+    /// MapReduce as real processes: `aver mr run --workers 3 --app wc FILES...`.
+    Mr(mr::MrArgs),
+    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`, `aver bench mr`.
     Bench(bench::BenchArgs),
 }
 
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Explore(a) => check::explore(a),
         Command::Sim(a) => sim::run(a),
         Command::Lin(a) => lin::run(a),
+        Command::Mr(a) => mr::run(a),
         Command::Bench(a) => bench::run(a),
     };
     match result {

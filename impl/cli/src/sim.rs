@@ -149,7 +149,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
         .bugs
         .iter()
         .fold(aver_core::raft::Bugs::NONE, |b, &bug| b.with(bug));
-    aver_sim::sim::seed_bugs(bugs);
+    aver_sim::raft::seed_bugs(bugs);
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
         None => (args.first_seed..args.first_seed + args.seeds).collect(),
@@ -168,7 +168,6 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
         failures.len(),
         events as f64 / wall
     );
-    let flags: String = args.bugs.iter().map(|b| format!(" --bug {b}")).collect();
     for f in &failures {
         println!(
             "\nFAIL {} seed={} at {:.3}s: {}",
@@ -177,7 +176,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
             f.at as f64 / 1e6,
             f.message
         );
-        println!("  replay: {}{flags}", f.replay());
+        println!("  replay: {}", f.replay());
     }
     Ok(u8::from(!failures.is_empty()))
 }

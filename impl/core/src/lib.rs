@@ -18,6 +18,7 @@
 pub mod codec;
 pub mod contract;
 pub mod kvraft;
+pub mod mr;
 pub mod raft;
 pub mod rsm;
 

@@ -4,6 +4,8 @@
 
 mod bench;
 mod check;
+#[path = "gen.rs"] // `gen` is a reserved word in Rust 2024
+mod gen_history;
 mod lin;
 mod mr;
 mod sim;
@@ -31,6 +33,8 @@ enum Command {
     Lin(lin::LinArgs),
     /// MapReduce as real processes: `aver mr run --workers 3 --app wc FILES...`.
     Mr(mr::MrArgs),
+    /// Generate test data: `aver gen history ...`.
+    Gen(gen_history::GenArgs),
     /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`, `aver bench mr`.
     Bench(bench::BenchArgs),
 }
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Lin(a) => lin::run(a),
         Command::Mr(a) => mr::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Gen(a) => gen_history::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

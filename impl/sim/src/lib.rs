@@ -6,7 +6,8 @@
 //! * [`pair`]: servers and clients (clerks) of one protocol as nodes of one simulation.
 //! * [`history`]: clients' operations recorded in the checker's JSON Lines format and
 //!   checked for linearizability with `aver-checker`.
-//! * [`raft`]: Raft servers as simulated nodes; [`lab`]: the 6.5840 Raft tester on them.
+//! * [`raft`]: Raft servers as simulated nodes; [`lab`]: the 6.5840 Raft tester on them;
+//!   [`cluster`]: Raft's cluster invariants after every event, incrementally.
 //! * [`run`]: what a scenario returns: a report, or a [`Failure`] with its seed and the one
 //!   command that replays it.
 //!
@@ -27,7 +28,9 @@
 //!    function; `timer_delay` draws each named timer's duration from the run's RNG; and
 //!    `violation` exposes what the core's own step checks recorded, so the engine halts the
 //!    run on it. A composite server (a service core wrapping Raft) is one core: its disk is
-//!    whatever its persist operations fold into.
+//!    whatever its persist operations fold into — keep Raft's part as a [`raft::RaftDisk`]
+//!    and implement [`cluster::RaftHost`], and [`cluster::ClusterCheck`] checks Raft's
+//!    cluster invariants on the servers after every event (`impl/sim/tests/raft_host.rs`).
 //! 3. **Clients**: a clerk is a core with its own timers (retries) and messages to servers.
 //!    Give it a kind of its own and put both in one simulation with [`pair::Pair`]: nodes
 //!    `0..servers` are servers, the rest clients, each a [`pair::Member`].
@@ -46,6 +49,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod history;
 pub mod lab;
 pub mod pair;

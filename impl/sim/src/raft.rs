@@ -3,15 +3,20 @@
 //!
 //! Timers: heartbeat 100 ms (the lab allows at most 10 per second); election timeouts uniform
 //! in 300–600 ms, drawn from the run's RNG each time the timer is set. A server boots with
-//! `Raft::new(config, synced)`; its disk is the core's own [`Durable`], folded with
-//! [`Durable::apply`].
+//! `Raft::new(config, synced)`; its disk ([`RaftDisk`]) is the core's own [`Durable`], folded
+//! with [`Durable::apply`], plus a digest of the log that lets the cluster checker compare
+//! two logs in O(log n) ([`crate::cluster`]).
 
 use crate::sim::{MS, Micros, NodeKind, Sim, TraceHash, Wire, postcard_size};
 use aver_core::contract::{NodeId, Violation};
-use aver_core::raft::{Bug, Bugs, Config, Durable, Message, PersistOp, Raft, Timer};
+use aver_core::raft::{
+    Bug, Bugs, Command, Config, Durable, Entry, LogIndex, Message, PersistOp, Raft, Term, Timer,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::ops::Deref;
 use std::sync::Arc;
 
 /// Heartbeat interval (at most 10 per second, as the lab requires).
@@ -61,16 +66,123 @@ impl RaftKind {
     }
 }
 
-impl NodeKind for RaftKind {
-    type Core = Node;
-    type Disk = Durable<Cmd>;
+/// A Raft server's disk: what it synced, plus two digests of its log kept as writes fold in.
+///
+/// * `prefix[k]` is the wrapping sum of [`entry_digest`] over the entries `base+1 ..= base+k`,
+///   so the digest of any range of held entries is one subtraction, and two logs with
+///   different snapshot bases still compare over their common range.
+/// * `descents` counts entries whose term is below the previous one (RAFT-9 wants none).
+///
+/// Appends cost O(entries appended); a truncation or a snapshot recomputes the descents and,
+/// for a snapshot, the prefix sums (O(log)).
+///
+/// A service that wraps Raft keeps one inside its own disk type and folds Raft's persist
+/// operations into it with [`RaftDisk::write`], so [`crate::cluster`] can check its servers.
+#[derive(Clone, Debug)]
+pub struct RaftDisk<C = Cmd> {
+    durable: Durable<C>,
+    prefix: Vec<u64>,
+    descents: u64,
+}
 
-    fn boot(&self, node: usize, disk: &Durable<Cmd>) -> Node {
-        Raft::new(self.config(node), disk.clone())
+impl<C> Default for RaftDisk<C> {
+    fn default() -> Self {
+        RaftDisk {
+            durable: Durable::default(),
+            prefix: vec![0],
+            descents: 0,
+        }
+    }
+}
+
+impl<C> Deref for RaftDisk<C> {
+    type Target = Durable<C>;
+    fn deref(&self) -> &Durable<C> {
+        &self.durable
+    }
+}
+
+/// A digest of the entry at `index`: equal entries at equal indices have equal digests.
+pub fn entry_digest<C: Command>(index: LogIndex, entry: &Entry<C>) -> u64 {
+    let mut h = DefaultHasher::new();
+    (index, entry).hash(&mut h);
+    h.finish()
+}
+
+impl<C: Command> RaftDisk<C> {
+    /// Folds one synced write in.
+    pub fn write(&mut self, op: &PersistOp<C>) {
+        self.durable.apply(op);
+        let log = &self.durable.log;
+        match op {
+            PersistOp::HardState(_) => {}
+            PersistOp::Append { first, entries } => {
+                let mut prev = log.term_at(first.prev()).unwrap_or(Term(0));
+                for (k, e) in entries.iter().enumerate() {
+                    let index = LogIndex(first.0 + k as u64);
+                    let sum = self.prefix.last().expect("prefix starts at 0");
+                    self.prefix.push(sum.wrapping_add(entry_digest(index, e)));
+                    self.descents += u64::from(e.term < prev);
+                    prev = e.term;
+                }
+            }
+            PersistOp::Truncate(_) => {
+                self.prefix.truncate(log.entries().len() + 1);
+                self.descents = descents(&self.durable);
+            }
+            PersistOp::Snapshot(_) => {
+                self.prefix = vec![0];
+                let base = log.base().index.0;
+                for (k, e) in log.entries().iter().enumerate() {
+                    let sum =
+                        self.prefix[k].wrapping_add(entry_digest(LogIndex(base + 1 + k as u64), e));
+                    self.prefix.push(sum);
+                }
+                self.descents = descents(&self.durable);
+            }
+        }
+        debug_assert_eq!(self.prefix.len(), self.durable.log.entries().len() + 1);
     }
 
-    fn write(&self, disk: &mut Durable<Cmd>, op: &PersistOp<Cmd>) {
-        disk.apply(op);
+    /// The durable state.
+    pub fn durable(&self) -> &Durable<C> {
+        &self.durable
+    }
+
+    /// Digest of the held entries `(lo, hi]`; `base ≤ lo ≤ hi ≤ last index`.
+    pub fn range_digest(&self, lo: LogIndex, hi: LogIndex) -> u64 {
+        let base = self.durable.log.base().index.0;
+        let (lo, hi) = ((lo.0 - base) as usize, (hi.0 - base) as usize);
+        self.prefix[hi].wrapping_sub(self.prefix[lo])
+    }
+
+    /// Entries whose term is below their predecessor's (the snapshot's term for the first).
+    pub fn descents(&self) -> u64 {
+        self.descents
+    }
+}
+
+fn descents<C: Command>(durable: &Durable<C>) -> u64 {
+    let log = &durable.log;
+    let mut prev = log.base().term;
+    let mut count = 0;
+    for e in log.entries() {
+        count += u64::from(e.term < prev);
+        prev = e.term;
+    }
+    count
+}
+
+impl NodeKind for RaftKind {
+    type Core = Node;
+    type Disk = RaftDisk;
+
+    fn boot(&self, node: usize, disk: &RaftDisk) -> Node {
+        Raft::new(self.config(node), disk.durable.clone())
+    }
+
+    fn write(&self, disk: &mut RaftDisk, op: &PersistOp<Cmd>) {
+        disk.write(op);
     }
 
     fn timer_delay(&self, timer: Timer, rng: &mut ChaCha8Rng) -> Micros {

@@ -280,7 +280,9 @@ pub enum Halt {
 impl fmt::Display for Halt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Halt::Violation { node, violation } => write!(f, "n{node}: {violation}"),
+            Halt::Violation { node, violation } => {
+                write!(f, "{violation} (found by n{node}'s own step checks)")
+            }
             Halt::Budget { events_max } => write!(
                 f,
                 "event budget exceeded: more than {events_max} events (a livelock or a message \
@@ -732,7 +734,7 @@ impl<K: NodeKind> Sim<K> {
     pub fn is_up(&self, i: usize) -> bool {
         self.world.up[i]
     }
-    /// Node `i`'s incarnation: bumped by every crash and every start.
+    /// Node `i`'s incarnation: bumped by every crash, start and disk wipe.
     pub fn incarnation(&self, i: usize) -> u64 {
         self.world.incarnation[i]
     }
@@ -801,6 +803,17 @@ impl<K: NodeKind> Sim<K> {
     /// is lost, and nothing else of that `Ready` happens. The node stays down until restarted.
     pub fn tear_next_write(&mut self, i: usize) {
         self.world.torn[i] = Some(Tear::Prefix);
+    }
+
+    /// Replaces crashed node `i`'s disk with a blank one (the machine and its disk are lost;
+    /// a restart comes back empty). A no-op on a running node.
+    pub fn wipe_disk(&mut self, i: usize) {
+        if !self.world.up[i] {
+            self.world.disks[i] = Disk::default();
+            self.world.incarnation[i] += 1;
+            self.world.hash.words(&[10, i as u64]);
+            self.world.line(format_args!("n{i} disk wiped"));
+        }
     }
 
     /// Disarms a crash armed by [`Sim::crash_at_next_write`] or [`Sim::tear_next_write`].

@@ -38,7 +38,7 @@
 use crate::kv_common::{
     CLERK_BASE, ClerkSlot, ClerkStep, Envelope, Ghost, History, default_scripts,
     describe_client_msg, describe_op, describe_reply, drain_clerk, invoke, linearizable,
-    new_history,
+    new_history, put,
 };
 use aver_core::kvraft::invariants::{Ledger, replica_agreement};
 use aver_core::kvraft::{
@@ -238,20 +238,78 @@ pub struct KvDedupCfg {
 }
 
 impl KvDedupCfg {
-    /// The CI configuration: 2 servers, clerk 0 writes twice and clerk 1 reads, n0 leading
-    /// term 1 at the start and one leader change (terms ≤ 2), logs ≤ 4 entries, a snapshot
-    /// after every applied entry, restarts, duplicating network.
+    /// The CI configuration: 2 servers, one clerk that creates `k` and then overwrites it
+    /// (a duplicated or repeated write shows in its own replies: the repeat answers
+    /// ErrVersion), n0 leading term 1 at the start and one leader change (terms ≤ 2), logs ≤
+    /// 3 entries (room for one re-proposed retry), a snapshot after every applied entry, one
+    /// restart, a duplicating network. About 240k states.
     pub fn ci() -> KvDedupCfg {
         KvDedupCfg {
             servers: 2,
-            scripts: default_scripts(),
+            scripts: vec![vec![put("k", "a", 0), put("k", "b", 1)]],
             max_term: 2,
-            max_log: 4,
+            max_log: 3,
             lossy: false,
             max_raft_state: Some(0),
             max_restarts: 1,
             bugs: KvBugs::NONE,
             consequences_only: false,
+        }
+    }
+
+    /// Deeper bounds for random walks and seeded bugs: 3 servers, two clerks (a writer and a
+    /// reader, [`default_scripts`]), terms ≤ 3, logs ≤ 6, a lossy network and two restarts.
+    pub fn deep() -> KvDedupCfg {
+        KvDedupCfg {
+            servers: 3,
+            scripts: default_scripts(),
+            max_term: 3,
+            max_log: 6,
+            lossy: true,
+            max_restarts: 2,
+            ..KvDedupCfg::ci()
+        }
+    }
+
+    /// Every configuration `aver check` runs, by name.
+    pub fn ci_all() -> Vec<(&'static str, KvDedupCfg)> {
+        vec![("ci", KvDedupCfg::ci())]
+    }
+
+    /// One line: the bounds and switches.
+    pub fn describe(&self) -> String {
+        let scripts: Vec<String> = self
+            .scripts
+            .iter()
+            .map(|s| s.iter().map(describe_op).collect::<Vec<_>>().join(";"))
+            .collect();
+        format!(
+            "servers={} clerks=[{}] max_term={} max_log={} lossy={} max_raft_state={} \
+             restarts≤{}{}",
+            self.servers,
+            scripts.join(" | "),
+            self.max_term,
+            self.max_log,
+            self.lossy,
+            self.max_raft_state.map_or("none".into(), |m| m.to_string()),
+            self.max_restarts,
+            if self.bugs.is_empty() {
+                String::new()
+            } else {
+                format!(" bugs={:?}", self.bugs)
+            }
+        )
+    }
+
+    /// False when these bounds make the `sometimes` property `name` unreachable by
+    /// construction (so not finding it is no failure).
+    pub fn can_reach(&self, name: &str) -> bool {
+        match name {
+            "leader change mid-operation" => self.max_term >= 2,
+            "restored sessions from snapshot" => {
+                self.max_restarts > 0 && self.max_raft_state.is_some()
+            }
+            _ => true,
         }
     }
 

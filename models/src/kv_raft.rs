@@ -18,8 +18,10 @@
 //! * **Client messages** are delivered at most once each (a retry sends a new copy); Raft
 //!   messages may be delivered any number of times. Duplicated client requests are the
 //!   subject of the KV dedup model.
-//! * **Terms** ≤ `max_term` and **logs** ≤ `max_log` entries (states beyond are outside the
-//!   model; with ReadIndex each new leader's no-op counts).
+//! * **Terms** ≤ `max_term`, **logs** ≤ `max_log` entries (with ReadIndex each new
+//!   leader's no-op counts) and ReadIndex **rounds** per leader ≤ `max_read_rounds`; states
+//!   beyond are outside the model. With `max_retries`, the clerks' retry timer fires at
+//!   most that many times in all (a `WrongLeader` reply still moves a clerk on at once).
 //! * **Dead messages** are collected, by the cores' own predicates: Raft's
 //!   `ignores_forever` for messages between servers, and a clerk's sequence number for
 //!   replies to it (see [`crate::kv_dedup`]).
@@ -38,7 +40,7 @@ use crate::kv_common::{
 use crate::raft::describe_msg as describe_raft_msg;
 use aver_core::kvraft::invariants::{Ledger, replica_agreement};
 use aver_core::kvraft::{
-    ClerkTimer, ClientMsg, KvBugs, KvConfig, KvEntry, KvMsg, RaftKvServer, VersionedOp,
+    ClerkTimer, ClientMsg, KvBug, KvBugs, KvConfig, KvEntry, KvMsg, RaftKvServer, VersionedOp,
     VersionedReply, VersionedStore,
 };
 use aver_core::raft::{self, Durable, Message, Timer, invariants};
@@ -71,6 +73,12 @@ pub struct KvRaftCfg {
     pub max_log: u64,
     /// How Gets are served.
     pub reads: ReadMode,
+    /// ReadIndex rounds a leader may start in its term (every Get that reaches a leader
+    /// starts one, so a retrying reader makes them unbounded).
+    pub max_read_rounds: u64,
+    /// Retry timer firings at most, over all clerks (`None`: unbounded). A `WrongLeader`
+    /// reply still moves a clerk on at once; this bounds only the timer.
+    pub max_retries: Option<u8>,
     /// Whether a leader's `Heartbeat` timer fires (see the module docs).
     pub heartbeats: bool,
     /// Whether one server at a time may be cut off (its messages, both ways, wait until the
@@ -87,38 +95,125 @@ pub struct KvRaftCfg {
 }
 
 impl KvRaftCfg {
-    /// The CI configuration: 3 servers, n0 leading term 1 at the start and only n1
-    /// campaigning (one leader change: terms ≤ 2), one clerk writing and one reading through
-    /// ReadIndex, logs ≤ 3 (a no-op per term and the write).
+    /// The CI configuration: 2 servers, n0 leading term 1 at the start and n1 campaigning
+    /// (one leader change: terms ≤ 2; with two servers every vote and every commit needs
+    /// both), one clerk that writes `k` and then reads it through ReadIndex (one round per
+    /// leader), retry timer firings ≤ 2, logs ≤ 3 (a no-op per term and the write), each Raft
+    /// message delivered at most once and no heartbeat timer (the ReadIndex round and
+    /// replication send their own AppendEntries). About 77k states.
     pub fn ci() -> KvRaftCfg {
         KvRaftCfg {
-            servers: 3,
+            servers: 2,
             campaigners: vec![1],
-            scripts: vec![
-                vec![crate::kv_common::put("k", "a", 0)],
-                vec![VersionedOp::Get { key: "k".into() }],
-            ],
+            scripts: vec![vec![
+                crate::kv_common::put("k", "a", 0),
+                VersionedOp::Get { key: "k".into() },
+            ]],
             max_term: 2,
             max_log: 3,
             reads: ReadMode::ReadIndex,
-            duplicating: true,
-            heartbeats: true,
+            max_read_rounds: 1,
+            max_retries: Some(2),
+            duplicating: false,
+            heartbeats: false,
             partitions: false,
             bugs: KvBugs::NONE,
             consequences_only: false,
         }
     }
 
-    /// Deeper bounds for random walks and seeded bugs: both clerks' full scripts
-    /// ([`default_scripts`]), n1 and n2 campaigning, terms ≤ 3, logs ≤ 5, partitions.
+    /// Deeper bounds for random walks and seeded bugs: two clerks (a writer and a reader,
+    /// [`default_scripts`]), 3 servers with n1 and n2 campaigning, terms ≤ 3, logs ≤ 5, two ReadIndex
+    /// rounds per leader, heartbeats, a duplicating network and partitions.
     pub fn deep() -> KvRaftCfg {
         KvRaftCfg {
+            servers: 3,
             scripts: default_scripts(),
             campaigners: vec![1, 2],
             max_term: 3,
             max_log: 5,
+            max_read_rounds: 2,
+            max_retries: None,
+            duplicating: true,
+            heartbeats: true,
             partitions: true,
             ..KvRaftCfg::ci()
+        }
+    }
+
+    /// The configuration a seeded-bug hunt walks: [`KvRaftCfg::deep`] with `bugs` and reads
+    /// through the log; for a bug in ReadIndex, a narrower one where walks meet a deposed
+    /// leader more often: 3 servers, a writer and a reader of one operation each, only n1
+    /// campaigning (terms ≤ 2), no heartbeat timer, partitions.
+    pub fn hunt(bugs: KvBugs) -> KvRaftCfg {
+        let read_index = KvBug::ALL
+            .into_iter()
+            .any(|b| b.is_read_index() && bugs.has(b));
+        let base = if read_index {
+            KvRaftCfg {
+                scripts: vec![
+                    vec![crate::kv_common::put("k", "a", 0)],
+                    vec![VersionedOp::Get { key: "k".into() }],
+                ],
+                servers: 3,
+                max_read_rounds: 2,
+                max_retries: None,
+                partitions: true,
+                ..KvRaftCfg::ci()
+            }
+        } else {
+            KvRaftCfg {
+                reads: ReadMode::Log,
+                ..KvRaftCfg::deep()
+            }
+        };
+        KvRaftCfg {
+            bugs,
+            consequences_only: true,
+            ..base
+        }
+    }
+
+    /// Every configuration `aver check` runs, by name.
+    pub fn ci_all() -> Vec<(&'static str, KvRaftCfg)> {
+        vec![("ci", KvRaftCfg::ci())]
+    }
+
+    /// One line: the bounds and switches.
+    pub fn describe(&self) -> String {
+        let scripts: Vec<String> = self
+            .scripts
+            .iter()
+            .map(|s| s.iter().map(describe_op).collect::<Vec<_>>().join(";"))
+            .collect();
+        format!(
+            "servers={} campaigners={:?} clerks=[{}] max_term={} max_log={} reads={:?} \
+             retries≤{} heartbeats={} partitions={} duplicating={}{}",
+            self.servers,
+            self.campaigners,
+            scripts.join(" | "),
+            self.max_term,
+            self.max_log,
+            self.reads,
+            self.max_retries.map_or("∞".into(), |m| m.to_string()),
+            self.heartbeats,
+            self.partitions,
+            self.duplicating,
+            if self.bugs.is_empty() {
+                String::new()
+            } else {
+                format!(" bugs={:?}", self.bugs)
+            }
+        )
+    }
+
+    /// False when these bounds make the `sometimes` property `name` unreachable by
+    /// construction.
+    pub fn can_reach(&self, name: &str) -> bool {
+        match name {
+            "leader change mid-operation" => self.max_term >= 2 && !self.campaigners.is_empty(),
+            "Get answered through ReadIndex" => self.reads == ReadMode::ReadIndex,
+            _ => true,
         }
     }
 
@@ -174,6 +269,8 @@ pub struct KvRaftState {
     pub read_index_served: bool,
     /// The server cut off from everyone, if any.
     pub cut: Option<usize>,
+    /// Retry timer firings so far (counted only under `max_retries`).
+    pub retries: u8,
 }
 
 /// One action.
@@ -342,6 +439,7 @@ impl Model for KvRaftModel {
             ghost: Ghost::default(),
             read_index_served: false,
             cut: None,
+            retries: 0,
         };
         for &id in &voters {
             let server =
@@ -389,7 +487,8 @@ impl Model for KvRaftModel {
             if slot.clerk.outstanding().is_none() && slot.next < self.cfg.scripts[c].len() {
                 actions.push(KvRaftAction::Invoke(c));
             }
-            if slot.retry {
+            let budget = self.cfg.max_retries.is_none_or(|m| st.retries < m);
+            if slot.retry && budget {
                 actions.push(KvRaftAction::Retry(c));
             }
         }
@@ -418,6 +517,9 @@ impl Model for KvRaftModel {
                 self.clerk_step(&mut st, c, step);
             }
             KvRaftAction::Retry(c) => {
+                if self.cfg.max_retries.is_some() {
+                    st.retries += 1;
+                }
                 let slot = &mut st.clerks[c];
                 slot.clerk.on_timeout(ClerkTimer::Retry);
                 let ready = slot.clerk.take_ready();
@@ -438,7 +540,13 @@ impl Model for KvRaftModel {
     fn within_boundary(&self, st: &KvRaftState) -> bool {
         st.servers.iter().all(|s| {
             let raft = s.server.engine();
-            raft.term().0 <= self.cfg.max_term && raft.log().last_index().0 <= self.cfg.max_log
+            let rounds = match raft.role() {
+                raft::Role::Leader { reads, .. } => reads.round,
+                _ => 0,
+            };
+            raft.term().0 <= self.cfg.max_term
+                && raft.log().last_index().0 <= self.cfg.max_log
+                && rounds <= self.cfg.max_read_rounds
         })
     }
 

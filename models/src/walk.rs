@@ -10,6 +10,13 @@
 
 use stateright::{Expectation, Model};
 
+/// Random walks a seeded-bug hunt runs at most (`aver check --bug` and the seeded-bug tests).
+pub const HUNT_RUNS: u64 = 200_000;
+/// Steps per walk of a seeded-bug hunt.
+pub const HUNT_STEPS: usize = 120;
+/// The seed of a seeded-bug hunt (fixed: a hunt is reproducible).
+pub const HUNT_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// A path: each state with the action taken from it (`None` for the last).
 pub type Path<M> = Vec<(<M as Model>::State, Option<<M as Model>::Action>)>;
 

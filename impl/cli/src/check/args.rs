@@ -54,10 +54,11 @@ pub struct Bounds {
     /// Same as `--compaction false`.
     #[arg(long, conflicts_with = "compaction")]
     pub no_compaction: bool,
-    /// Seed a historical bug into the core (see specs/bugs.md); repeatable. Without
+    /// Seed a historical bug into the core (see specs/bugs.md); repeatable. The names are the
+    /// protocol's: Raft's for `raft`, the KV service's for `kv-dedup` and `kv-raft`. Without
     /// --dfs/--bfs/--simulate this searches by random walks at the deep bounds.
-    #[arg(long = "bug", value_parser = parse_bug)]
-    pub bugs: Vec<Bug>,
+    #[arg(long = "bug")]
+    pub bugs: Vec<String>,
     /// Keep messages the receiver will ignore forever on the duplicating network (turns
     /// off a sound reduction; for comparing state counts).
     #[arg(long)]
@@ -80,11 +81,15 @@ fn parse_network(s: &str) -> Result<NetworkKind, String> {
     s.parse()
 }
 
-fn parse_bug(s: &str) -> Result<Bug, String> {
-    s.parse()
-}
-
 impl Bounds {
+    /// The `--bug` names as Raft bugs (an unknown name is an error listing the known ones).
+    pub(crate) fn raft_bugs(&self) -> anyhow::Result<Bugs> {
+        self.bugs.iter().try_fold(Bugs::NONE, |bugs, name| {
+            let bug: Bug = name.parse().map_err(anyhow::Error::msg)?;
+            Ok(bugs.with(bug))
+        })
+    }
+
     pub(crate) fn cfg(&self) -> anyhow::Result<RaftModelCfg> {
         self.cfg_from(RaftModelCfg::ci())
     }
@@ -112,7 +117,7 @@ impl Bounds {
             cfg.compaction = c;
         }
         cfg.compaction &= !self.no_compaction;
-        cfg.bugs = self.bugs.iter().fold(Bugs::NONE, |b, &bug| b.with(bug));
+        cfg.bugs = self.raft_bugs()?;
         cfg.collect_dead_messages &= !self.keep_dead_messages;
         Ok(cfg)
     }

@@ -10,10 +10,11 @@
 //! failed, 2 bad arguments.
 //!
 //! The modules: [`args`] (the flags), [`registry`] (which models exist), one module per model
-//! ([`raft`]) that turns flags into configurations and runs the search, and [`output`] (what is
-//! printed and written).
+//! ([`raft`], [`kv`]) that turns flags into configurations and runs the search, and [`output`]
+//! (what is printed and written).
 
 pub mod args;
+mod kv;
 mod output;
 mod raft;
 pub mod registry;

@@ -10,12 +10,19 @@
 //! * [`kvsrv`]: the versioned KV server with retrying clerks (`kvsrv`: linearizability of
 //!   the clerks' history) and the lock built on the clerk (`lock`: mutual exclusion).
 //! * [`mr`]: the MapReduce coordinator and worker cores, with crashing and slow workers.
+//! * [`kv_dedup`]: the KV service (clerks, servers, rsm, dedup table) over an abstract
+//!   atomic log with leader changes, on a network that loses, duplicates and reorders.
+//! * [`kv_raft`]: the KV service on the real Raft core, composed, with ReadIndex reads.
 //!
 //! `aver check` (impl/cli) keeps the registry of models it runs; each model here exposes its
 //! configurations, properties and trace rendering for it.
 #![deny(missing_docs)]
 
+pub mod kv_common;
+pub mod kv_dedup;
+pub mod kv_raft;
 pub mod kvsrv;
 pub mod mr;
 pub mod raft;
 pub mod search;
+pub mod walk;

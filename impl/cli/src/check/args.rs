@@ -55,9 +55,10 @@ pub struct Bounds {
     /// Same as `--compaction false`.
     #[arg(long, conflicts_with = "compaction")]
     pub no_compaction: bool,
-    /// Seed a historical bug into the core (see specs/bugs.md); repeatable. Without
-    /// --dfs/--bfs/--simulate this searches by random walks at the deep bounds (raft) or
-    /// breadth-first at the CI bounds (kvsrv, lock).
+    /// Seed a historical bug into the core (see specs/bugs.md); repeatable. The names are the
+    /// protocol's: Raft's for `raft`, the KV service's for `kv-dedup`, `kv-raft`, `kvsrv` and
+    /// `lock`. Without --dfs/--bfs/--simulate this searches by random walks at the deep bounds
+    /// (raft, kv-dedup, kv-raft) or breadth-first at the CI bounds (kvsrv, lock).
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
     /// kvsrv: the clerks' scripts: `two` (the CI one), `three`, `blind-put` (shows the network
@@ -101,6 +102,14 @@ impl CheckArgs {
 }
 
 impl Bounds {
+    /// The `--bug` names as Raft bugs (an unknown name is an error listing the known ones).
+    pub(crate) fn raft_bugs(&self) -> anyhow::Result<Bugs> {
+        self.bugs.iter().try_fold(Bugs::NONE, |bugs, name| {
+            let bug: Bug = name.parse().map_err(anyhow::Error::msg)?;
+            Ok(bugs.with(bug))
+        })
+    }
+
     pub(crate) fn cfg(&self) -> anyhow::Result<RaftModelCfg> {
         self.cfg_from(RaftModelCfg::ci())
     }
@@ -128,10 +137,7 @@ impl Bounds {
             cfg.compaction = c;
         }
         cfg.compaction &= !self.no_compaction;
-        for name in &self.bugs {
-            let bug: Bug = name.parse().map_err(anyhow::Error::msg)?;
-            cfg.bugs = cfg.bugs.with(bug);
-        }
+        cfg.bugs = self.raft_bugs()?;
         cfg.collect_dead_messages &= !self.keep_dead_messages;
         cfg.symmetry &= !self.no_symmetry;
         cfg.covering &= !self.no_covering;

@@ -10,10 +10,12 @@
 //! failed, 2 bad arguments.
 //!
 //! The modules: [`args`] (the flags), [`registry`] (which models exist), one module per model
-//! ([`raft`]; [`kvsrv`] for the kvsrv and lock models) that turns flags into configurations and
-//! runs the search, and [`output`] (what is printed and written).
+//! ([`raft`]; [`kv`] for the kv-dedup and kv-raft models; [`kvsrv`] for the kvsrv and lock
+//! models) that turns flags into configurations and runs the search, and [`output`] (what is
+//! printed and written).
 
 pub mod args;
+mod kv;
 mod kvsrv;
 mod output;
 mod raft;

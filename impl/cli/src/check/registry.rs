@@ -47,6 +47,16 @@ pub const REGISTRY: &[Entry] = &[
         check: crate::mr::check,
         explore: crate::mr::explore,
     },
+    Entry {
+        name: "kv-dedup",
+        check: super::kv::check_dedup,
+        explore: super::kv::explore_dedup,
+    },
+    Entry {
+        name: "kv-raft",
+        check: super::kv::check_kv_raft,
+        explore: super::kv::explore_kv_raft,
+    },
 ];
 
 /// The entry named `name`, or an error listing the known names.

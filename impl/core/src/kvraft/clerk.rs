@@ -141,6 +141,12 @@ impl<St: Store> Clerk<St> {
         self.current.as_ref().map(|c| (self.seq, &c.op))
     }
 
+    /// Sequence number of the current (or last) operation; 0 before the first. It never
+    /// decreases, so a reply for an older one is ignored forever.
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
     /// The server the clerk believes leads.
     pub fn leader(&self) -> NodeId {
         self.config.servers[self.leader]

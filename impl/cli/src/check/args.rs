@@ -1,6 +1,6 @@
 //! Command-line arguments of `aver check`, `aver explore` and `aver bench check`.
 
-use aver_core::raft::Bug;
+use aver_core::raft::{Bug, Bugs};
 use aver_models::raft::{NetworkKind, RaftModelCfg};
 use clap::Args;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@ use super::Outcome;
 use anyhow::Context as _;
 use aver_models::raft::{self, RaftAction, RaftState, TraceStep};
 use aver_models::search::Stats;
-use stateright::Expectation;
+use stateright::{Checker, Expectation, Model};
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -49,6 +49,39 @@ pub(crate) fn with_progress<T: Send>(stats: &Stats, work: impl FnOnce() -> T + S
         let _ = writeln!(err, "{}{}", if tty { "\r" } else { "" }, line());
         result
     })
+}
+
+/// Waits for a Stateright checker (the models not yet on aver's own search) while printing its
+/// progress the same way as [`with_progress`]: in place on a terminal, one plain line every few
+/// seconds otherwise.
+pub(crate) fn progress<M: Model, C: Checker<M>>(checker: C, start: Instant) -> C {
+    const PLAIN_EVERY: Duration = Duration::from_secs(5);
+    let tty = std::io::stderr().is_terminal();
+    let line = |checker: &C| {
+        let secs = start.elapsed().as_secs_f64().max(1e-3);
+        let total = checker.state_count();
+        format!(
+            "  states={total} unique={} depth={} states/s={:.0} t={secs:.1}s",
+            checker.unique_state_count(),
+            checker.max_depth(),
+            total as f64 / secs
+        )
+    };
+    let mut err = std::io::stderr();
+    let mut printed = Instant::now();
+    while !checker.is_done() {
+        std::thread::sleep(Duration::from_millis(100));
+        if tty {
+            let _ = write!(err, "\r{}   ", line(&checker));
+            let _ = err.flush();
+        } else if printed.elapsed() >= PLAIN_EVERY {
+            let _ = writeln!(err, "{}", line(&checker));
+            printed = Instant::now();
+        }
+    }
+    let checker = checker.join();
+    let _ = writeln!(err, "{}{}", if tty { "\r" } else { "" }, line(&checker));
+    checker
 }
 
 /// Prints a counterexample as readable steps and writes it as JSON.

@@ -13,5 +13,7 @@
 
 pub mod contract;
 pub mod raft;
+pub mod sessions;
+pub mod shardctrler;
 
 pub use contract::{Core, NodeId, Ready, TimerCmd, Violation};

@@ -15,5 +15,6 @@ pub mod contract;
 pub mod raft;
 pub mod sessions;
 pub mod shardctrler;
+pub mod shardkv;
 
 pub use contract::{Core, NodeId, Ready, TimerCmd, Violation};

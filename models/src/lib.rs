@@ -7,12 +7,14 @@
 //! named after the catalogue IDs in `specs/invariants.md`.
 //!
 //! * [`raft`]: the Raft core (elections, replication, commit, snapshots, crash/recover).
+//! * [`shard`]: shard migration (controller, groups as atomic replicas, clerks).
 //!
 //! [`MODELS`] lists the registered models; `aver check` with no protocol runs each of them at
 //! its CI bounds.
 #![deny(missing_docs)]
 
 pub mod raft;
+pub mod shard;
 
 /// Every registered model, by the protocol name `aver check <protocol>` takes.
-pub const MODELS: &[&str] = &["raft"];
+pub const MODELS: &[&str] = &["raft", "shard"];

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// Arguments of `aver check`.
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
-    /// Protocol to check (`raft`). Omitted: every registered model at its CI bounds.
+    /// Protocol to check (`raft`, `shard`). Omitted: every registered model at its CI bounds.
     pub protocol: Option<String>,
     #[command(flatten)]
     pub bounds: Bounds,
@@ -70,22 +70,29 @@ pub struct Bounds {
     /// Same as `--compaction false`.
     #[arg(long, conflicts_with = "compaction")]
     pub no_compaction: bool,
-    /// Seed a historical bug into the core (see specs/bugs.md); repeatable. Without
-    /// --dfs/--bfs/--simulate this searches by random walks at the deep bounds.
-    #[arg(long = "bug", value_parser = parse_bug)]
-    pub bugs: Vec<Bug>,
+    /// Seed a historical bug into the core (see specs/bugs.md; each protocol has its own);
+    /// repeatable. For Raft, without --dfs/--bfs/--simulate this searches by random walks at
+    /// the deep bounds.
+    #[arg(long = "bug")]
+    pub bugs: Vec<String>,
     /// Keep messages the receiver will ignore forever on the duplicating network (turns
     /// off a sound reduction; for comparing state counts).
     #[arg(long)]
     pub keep_dead_messages: bool,
+    /// A named configuration of the model (shard: `ci`, `ci_multi`; default: all of them).
+    #[arg(long)]
+    pub config: Option<String>,
 }
 
 fn parse_network(s: &str) -> Result<NetworkKind, String> {
     s.parse()
 }
 
-fn parse_bug(s: &str) -> Result<Bug, String> {
-    s.parse()
+fn parse_bugs(names: &[String]) -> anyhow::Result<Bugs> {
+    names.iter().try_fold(Bugs::NONE, |b, name| {
+        let bug: Bug = name.parse().map_err(anyhow::Error::msg)?;
+        Ok(b.with(bug))
+    })
 }
 
 impl Bounds {
@@ -116,7 +123,7 @@ impl Bounds {
             cfg.compaction = c;
         }
         cfg.compaction &= !self.no_compaction;
-        cfg.bugs = self.bugs.iter().fold(Bugs::NONE, |b, &bug| b.with(bug));
+        cfg.bugs = parse_bugs(&self.bugs)?;
         cfg.collect_dead_messages &= !self.keep_dead_messages;
         Ok(cfg)
     }
@@ -135,7 +142,7 @@ pub struct BenchArgs {
 /// Arguments of `aver explore`.
 #[derive(Args, Debug, Clone)]
 pub struct ExploreArgs {
-    /// Protocol to explore (`raft`).
+    /// Protocol to explore (`raft`, `shard`).
     pub protocol: String,
     #[command(flatten)]
     pub bounds: Bounds,
@@ -156,22 +163,22 @@ enum Search {
 }
 
 /// The outcome of checking one model.
-struct Outcome {
-    model: String,
-    rows: Vec<Row>,
-    unique: usize,
-    total: usize,
-    depth: usize,
-    secs: f64,
+pub(crate) struct Outcome {
+    pub(crate) model: String,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) unique: usize,
+    pub(crate) total: usize,
+    pub(crate) depth: usize,
+    pub(crate) secs: f64,
 }
 
-struct Row {
-    property: &'static str,
-    expectation: Expectation,
+pub(crate) struct Row {
+    pub(crate) property: &'static str,
+    pub(crate) expectation: Expectation,
     /// Length of the discovery path, if any.
-    discovery: Option<usize>,
+    pub(crate) discovery: Option<usize>,
     /// False when the bounds make this `sometimes` property unreachable by construction.
-    reachable: bool,
+    pub(crate) reachable: bool,
 }
 
 impl Row {
@@ -189,6 +196,9 @@ impl Row {
 
 /// Runs `aver check`.
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    if args.protocol.as_deref() == Some("shard") {
+        return crate::check_shard::run(&args);
+    }
     // With a seeded bug and no search named, search where bugs live: random walks at the
     // deep bounds (exhaustive search cannot reach most of them; see specs/bugs.md).
     let hunting = !args.bounds.bugs.is_empty() && !args.dfs && !args.bfs && args.simulate.is_none();
@@ -208,7 +218,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             );
             vec![p]
         }
-        None => aver_models::MODELS.to_vec(),
+        None => vec!["raft"],
     };
     // `aver check raft` checks one configuration; `aver check` every CI configuration.
     let bases: Vec<(String, RaftModelCfg)> = if hunting {
@@ -235,6 +245,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             outcome.model = format!("{p}{suffix}");
             outcomes.push(outcome);
         }
+    }
+    if args.protocol.is_none() {
+        outcomes.extend(crate::check_shard::ci(&args)?);
     }
     let failed = print_table(&outcomes, !matches!(search, Search::Simulate(_)));
     Ok(u8::from(failed))
@@ -329,7 +342,7 @@ fn collect<C: Checker<RaftModel>>(checker: C, model: &RaftModel, start: Instant)
 }
 
 /// Prints the live progress line until the checker is done.
-fn progress<C: Checker<RaftModel>>(checker: C, start: Instant) -> C {
+pub(crate) fn progress<M: Model, C: Checker<M>>(checker: C, start: Instant) -> C {
     let mut err = std::io::stderr();
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(250));
@@ -444,7 +457,7 @@ fn step_json(s: &TraceStep) -> serde_json::Value {
 }
 
 /// Prints the summary table; returns true if any property failed.
-fn print_table(outcomes: &[Outcome], exhaustive: bool) -> bool {
+pub(crate) fn print_table(outcomes: &[Outcome], exhaustive: bool) -> bool {
     let mut failed = false;
     println!();
     println!(
@@ -526,6 +539,9 @@ fn cpu_seconds() -> Option<f64> {
 
 /// Runs `aver explore`: Stateright Explorer on 127.0.0.1 (blocks until interrupted).
 pub fn explore(args: ExploreArgs) -> anyhow::Result<u8> {
+    if args.protocol == "shard" {
+        return crate::check_shard::explore(&args);
+    }
     anyhow::ensure!(
         aver_models::MODELS.contains(&args.protocol.as_str()),
         "unknown protocol `{}`; known: {}",

@@ -4,6 +4,7 @@
 
 mod bench;
 mod check;
+mod check_shard;
 mod lin;
 mod sim;
 

@@ -63,7 +63,8 @@ pub struct Clerk {
     /// The last request number used.
     seq: Seq,
     pending: Option<Pending>,
-    /// Per group, the position of the server to try first (the last one that answered).
+    /// Per group, the position of the server to try first (the last one that answered);
+    /// absent means 0.
     leaders: BTreeMap<Gid, usize>,
     ready: ClerkReady,
 }
@@ -184,7 +185,7 @@ impl Clerk {
                 if let Some(gid) = self.target() {
                     let servers = self.servers(gid);
                     if let Some(i) = servers.iter().position(|s| *s == from) {
-                        self.leaders.insert(gid, i);
+                        self.set_leader(gid, i);
                     }
                 }
                 let Pending { seq, op } = self.pending.take().expect("checked above");
@@ -207,8 +208,18 @@ impl Clerk {
 
     fn next_server(&mut self, gid: Gid) {
         let n = self.servers(gid).len().max(1);
-        let i = self.leaders.entry(gid).or_insert(0);
-        *i = (*i + 1) % n;
+        let i = self.leaders.get(&gid).copied().unwrap_or(0);
+        self.set_leader(gid, (i + 1) % n);
+    }
+
+    /// Remembers server position `i` of `gid` as the one to try first. Position 0 is the
+    /// default and is not stored, so equal clerks have equal maps.
+    fn set_leader(&mut self, gid: Gid, i: usize) {
+        if i == 0 {
+            self.leaders.remove(&gid);
+        } else {
+            self.leaders.insert(gid, i);
+        }
     }
 
     /// Sends the pending request to its group, or asks for a configuration if it has none.

@@ -14,14 +14,14 @@ use crate::shardctrler::ShardId;
 /// any one configuration).
 pub const SINGLE_OWNER: &str = "SHARD-1";
 /// SHARD-2 No Lost Write: every acknowledged write is in the copy of its shard that is served
-/// (or, while the shard moves, in the copy being offered).
+/// (or, while the shard moves, in the copy being offered, which must exist).
 pub const NO_LOST_WRITE: &str = "SHARD-2";
 /// SHARD-3 At Most Once Across Moves: no write takes effect twice in any copy of its shard,
 /// although clients retry it at the old and the new owner (the session table moves with the
 /// shard).
 pub const AT_MOST_ONCE: &str = "SHARD-3";
-/// SHARD-4 No Premature Delete: a shard some group still needs (is pulling) has a live copy
-/// (served, offered or garbage) in some group: a deleted shard is never needed again.
+/// SHARD-4 No Premature Delete: a shard some group still needs (is pulling) is still held by
+/// its source once the source has moved past serving it: a deleted shard is never needed again.
 pub const NO_PREMATURE_DELETE: &str = "SHARD-4";
 
 fn shard_count(groups: &[&ShardKv]) -> usize {
@@ -50,14 +50,15 @@ pub fn single_owner(groups: &[&ShardKv]) -> Result<(), Violation> {
 
 /// SHARD-2: every `(key, value)` in `acked` — Appends the clients were told succeeded, with
 /// values unique among appends and not since overwritten by a Put — is in the value of `key`
-/// in every copy of its shard that is served; while no copy is served, in every offered copy.
-/// (If no group holds the shard at all, SHARD-4 speaks.)
+/// in every copy of its shard that is served; while no copy is served, in every offered copy;
+/// and some group holds one of those (otherwise the only copy of the write, if any, is a
+/// message in flight, and the network may lose it).
 pub fn no_lost_write(groups: &[&ShardKv], acked: &[(Key, Value)]) -> Result<(), Violation> {
     let shards = shard_count(groups);
     for (key, value) in acked {
         let shard = key2shard(key, shards);
         let served: Vec<&&ShardKv> = groups.iter().filter(|g| g.serves(shard)).collect();
-        let copies = if served.is_empty() {
+        let copies: Vec<&&ShardKv> = if served.is_empty() {
             groups
                 .iter()
                 .filter(|g| {
@@ -68,17 +69,25 @@ pub fn no_lost_write(groups: &[&ShardKv], acked: &[(Key, Value)]) -> Result<(), 
         } else {
             served
         };
+        if copies.is_empty() {
+            return Err(Violation::new(
+                NO_LOST_WRITE,
+                format!(
+                    "acknowledged append({key},{value:?}): no group serves or offers {shard} \
+                     any more"
+                ),
+            ));
+        }
         for g in copies {
-            let held = g.shard(shard).map(|s| s.data.get(key));
-            if !held.flatten().is_some_and(|v| v.contains(value.as_str())) {
+            let held = g.shard(shard).and_then(|s| s.data.get(key));
+            if !held.is_some_and(|v| v.contains(value.as_str())) {
                 return Err(Violation::new(
                     NO_LOST_WRITE,
                     format!(
                         "acknowledged append({key},{value:?}) missing from {shard} at {} \
-                         (config {}): {key} = {:?}",
+                         (config {}): {key} = {held:?}",
                         g.gid(),
                         g.num().0,
-                        held.flatten()
                     ),
                 ));
             }
@@ -114,27 +123,30 @@ pub fn at_most_once(groups: &[&ShardKv], appended: &[(Key, Value)]) -> Result<()
     Ok(())
 }
 
-/// SHARD-4: whenever a group is pulling a shard, some group still holds a live copy of it
-/// (serving, offering or garbage). Otherwise the shard's data — every write ever made to it —
-/// is gone, and its new owner can never serve it.
+/// SHARD-4: whenever a group `G` pulls a shard for configuration `n` from its source `F`, and
+/// `F` has reached configuration `n` (so it no longer serves the shard), `F` still holds it.
+/// (Before reaching `n`, `F` still holds the shard or is about to receive it itself.) A source
+/// that dropped the shard while `G` still needs it has lost every write ever made to it, and
+/// `G` can never serve it.
 pub fn no_premature_delete(groups: &[&ShardKv]) -> Result<(), Violation> {
     for g in groups {
         for (shard, s) in g.shards() {
             let ShardState::Pulling(source) = &s.state else {
                 continue;
             };
-            let live = groups.iter().any(|h| {
-                h.shard(*shard)
-                    .is_some_and(|c| !matches!(c.state, ShardState::Pulling(_)))
-            });
-            if !live {
+            let Some(f) = groups.iter().find(|f| f.gid() == source.gid) else {
+                continue;
+            };
+            if f.num() >= g.num() && f.shard(*shard).is_none() {
                 return Err(Violation::new(
                     NO_PREMATURE_DELETE,
                     format!(
-                        "{} pulls {shard} for config {} from {}, and no group holds it any more",
+                        "{} pulls {shard} for config {} from {}, which is in config {} and \
+                         does not hold it",
                         g.gid(),
                         g.num().0,
-                        source.gid
+                        f.gid(),
+                        f.num().0
                     ),
                 ));
             }

@@ -144,7 +144,12 @@ impl ShardServer {
     pub fn ignores_forever(sm: &ShardKv, msg: &Msg) -> bool {
         match msg {
             Msg::QueryReply { config } => config.num <= sm.num(),
-            Msg::Pull { num, .. } => *num < sm.num(),
+            // Within one configuration a source only ever loses shards, so once it is in `num`
+            // and does not offer the shard, it never will.
+            Msg::Pull { shard, num } => {
+                *num < sm.num()
+                    || (*num == sm.num() && !is_state(sm, *shard, |s| *s == ShardState::Offering))
+            }
             Msg::PullReply { shard, num, .. } => {
                 *num < sm.num()
                     || (*num == sm.num()

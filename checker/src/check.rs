@@ -5,7 +5,7 @@
 //! histories. When one partition is illegal the others are told to stop: the verdict cannot
 //! change, and on big histories this is most of the win of partitioning.
 
-use crate::search::{Limits, Outcome, check_partition};
+use crate::search::{Limits, Outcome, SearchStats, check_partition};
 use crate::{Event, EventKind, Model, Operation};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -43,10 +43,48 @@ pub struct PartitionAnalysis {
     pub result: CheckResult,
     /// True when the search was stopped because another partition was illegal.
     pub stopped: bool,
+    /// True when this partition's memo reached [`CheckOptions::memory_max`].
+    pub out_of_memory: bool,
+    /// What the search did (for profiles).
+    pub stats: SearchStats,
     /// History indices in linearization order: a whole linearization when `Ok`, the longest
     /// partial linearization found when `Illegal` or `Unknown`. Operations that never
     /// returned and are absent here never took effect.
     pub linearization: Vec<usize>,
+}
+
+/// Bytes the memo of one partition may take by default (4 GiB).
+pub const MEMORY_MAX_DEFAULT: usize = 4 << 30;
+
+/// How a check may spend time, memory and cores.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Give up (verdict `Unknown`) after this long; `None` waits for a verdict.
+    pub timeout: Option<Duration>,
+    /// Bytes the memo of one partition may take; past it the partition is `Unknown`
+    /// ([`PartitionAnalysis::out_of_memory`]).
+    pub memory_max: usize,
+    /// Threads: partitions are checked in parallel, and a history with a single partition
+    /// is searched by this many threads at once (once it proves hard, see below).
+    pub threads: usize,
+    /// Model steps a single partition's search takes on one thread before it starts over
+    /// on `threads` threads: most histories are decided within the default (about 10 ms),
+    /// and threads would cost more than they save there. 0: parallel at once.
+    pub parallel_after_steps: u64,
+}
+
+/// Default of [`CheckOptions::parallel_after_steps`].
+pub const PARALLEL_AFTER_STEPS_DEFAULT: u64 = 1 << 17;
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            timeout: None,
+            memory_max: MEMORY_MAX_DEFAULT,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            parallel_after_steps: PARALLEL_AFTER_STEPS_DEFAULT,
+        }
+    }
 }
 
 /// Checks a history of operations; `timeout: None` waits for a verdict.
@@ -55,7 +93,11 @@ pub fn check_operations<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     timeout: Option<Duration>,
 ) -> CheckResult {
-    analyse(model, history, timeout, false).result
+    let options = CheckOptions {
+        timeout,
+        ..CheckOptions::default()
+    };
+    analyse(model, history, &options, false).result
 }
 
 /// Like [`check_operations`], and also returns per-partition linearizations for
@@ -65,7 +107,20 @@ pub fn check_operations_verbose<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     timeout: Option<Duration>,
 ) -> Analysis {
-    analyse(model, history, timeout, true)
+    let options = CheckOptions {
+        timeout,
+        ..CheckOptions::default()
+    };
+    analyse(model, history, &options, true)
+}
+
+/// Like [`check_operations_verbose`], with every limit chosen by the caller.
+pub fn check_operations_with<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    options: &CheckOptions,
+) -> Analysis {
+    analyse(model, history, options, true)
 }
 
 /// Checks a history of events (calls and returns in real-time order). Fails when a return
@@ -142,17 +197,22 @@ pub(crate) fn partitions<M: Model>(
 fn analyse<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
-    timeout: Option<Duration>,
+    options: &CheckOptions,
     track: bool,
 ) -> Analysis {
     let groups = partitions(model, history);
     let stop = AtomicBool::new(false);
+    let threads = options.threads.max(1);
     let limits = Limits {
-        deadline: timeout.map(|t| Instant::now() + t),
+        deadline: options.timeout.map(|t| Instant::now() + t),
         stop: &stop,
         track,
+        memory_max: options.memory_max,
+        // One partition gets every thread; several are checked side by side instead.
+        threads: if groups.len() == 1 { threads } else { 1 },
+        parallel_after_steps: options.parallel_after_steps,
     };
-    let outcomes = run_all(model, history, &groups, &limits);
+    let outcomes = run_all(model, history, &groups, &limits, threads);
     let partitions: Vec<PartitionAnalysis> = groups
         .into_iter()
         .zip(outcomes)
@@ -160,6 +220,8 @@ fn analyse<M: Model>(
             key,
             result: outcome.result,
             stopped: outcome.stopped,
+            out_of_memory: outcome.out_of_memory,
+            stats: outcome.stats,
             linearization: outcome
                 .linearization
                 .iter()
@@ -185,12 +247,13 @@ fn combine(partitions: &[PartitionAnalysis]) -> CheckResult {
     }
 }
 
-/// Runs every partition, on as many threads as there are cores (none for one partition).
+/// Runs every partition, on up to `threads` threads (none for one partition).
 fn run_all<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
     groups: &[(String, Vec<usize>)],
     limits: &Limits,
+    threads: usize,
 ) -> Vec<Outcome> {
     let run_one = |g: usize| {
         if limits.stop.load(Ordering::Relaxed) {
@@ -198,6 +261,8 @@ fn run_all<M: Model>(
             return Outcome {
                 result: CheckResult::Unknown,
                 stopped: true,
+                out_of_memory: false,
+                stats: SearchStats::default(),
                 linearization,
             };
         }
@@ -209,8 +274,7 @@ fn run_all<M: Model>(
         }
         outcome
     };
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = workers.min(groups.len());
+    let workers = threads.min(groups.len());
     if workers <= 1 {
         return (0..groups.len()).map(run_one).collect();
     }

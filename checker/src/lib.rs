@@ -88,6 +88,7 @@
 mod check;
 pub mod counterexample;
 pub mod formats;
+pub mod generate;
 mod hash;
 pub mod html;
 mod model;
@@ -95,10 +96,11 @@ pub mod models;
 mod search;
 
 pub use check::{
-    Analysis, CheckResult, PartitionAnalysis, check_events, check_operations,
-    check_operations_verbose,
+    Analysis, CheckOptions, CheckResult, MEMORY_MAX_DEFAULT, PartitionAnalysis, check_events,
+    check_operations, check_operations_verbose, check_operations_with,
 };
 pub use model::{Model, NondeterministicModel, PowerSet};
+pub use search::SearchStats;
 
 /// One operation of a history: a call and, if the client saw one, its return.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! compared by `Eq` and hashed by `Hash` because the search memoises (linearized set, state)
 //! pairs; two states that are equal must behave identically from then on.
 
+use crate::Operation;
 use std::hash::Hash;
 
 /// A deterministic sequential specification.
@@ -14,8 +15,8 @@ use std::hash::Hash;
 /// follow from `input` in `state`. If your operation may have several outcomes from one
 /// state, implement [`NondeterministicModel`] instead and use [`PowerSet`].
 pub trait Model: Sync {
-    /// A state of the specified object.
-    type State: Clone + Eq + Hash;
+    /// A state of the specified object (`Send`: the search may run on several threads).
+    type State: Clone + Eq + Hash + Send;
     /// An operation's input (what was asked). Equal inputs must mean equal operations: the
     /// search treats never-returned operations with equal inputs as interchangeable.
     type Input: Sync + PartialEq;
@@ -40,6 +41,27 @@ pub trait Model: Sync {
         String::new()
     }
 
+    /// True when the operation never changes the state: from every state, `step` returns
+    /// either `None` or a state equal to the one it was given (a read, a get, a
+    /// compare-and-set that failed). Default: false.
+    ///
+    /// The search then linearizes such an operation as soon as it may and the model accepts
+    /// it, without trying other orders at that point: if any linearization exists, one
+    /// exists with the read moved to that point (it changes nothing, and everything that
+    /// had to precede it already does). Answering `true` wrongly makes the checker unsound.
+    fn is_read_only(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {
+        false
+    }
+
+    /// For each operation of one partition (ordered by call), whether it is an operation
+    /// that never returned which no linearization needs: whenever the partition is
+    /// linearizable, it is linearizable without it (it never took effect). Typically a
+    /// write whose value nobody observed. Such operations are left out of the search.
+    /// Default: none. Answering `true` wrongly makes the checker unsound.
+    fn unneeded(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Vec<bool> {
+        vec![false; ops.len()]
+    }
+
     /// One-line description of an operation, for counterexamples.
     fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String;
 
@@ -52,7 +74,7 @@ pub trait Model: Sync {
 /// Checked through [`PowerSet`], which tracks the set of states the object could be in.
 pub trait NondeterministicModel: Sync {
     /// A state; `Ord` gives sets of states one canonical order.
-    type State: Clone + Eq + Hash + Ord;
+    type State: Clone + Eq + Hash + Ord + Send;
     /// An operation's input (see [`Model::Input`]).
     type Input: Sync + PartialEq;
     /// An operation's output.

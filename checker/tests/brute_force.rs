@@ -7,12 +7,15 @@
 //! and in some histories one output is then replaced by a random one, which usually makes
 //! the history illegal. The brute force shares nothing with the search but the model.
 
+use aver_checker::generate::{Anomaly, GenModel, GenSpec, generate};
+use aver_checker::models::Register;
 use aver_checker::models::{
     CasRegister, Kv, KvInput, KvOutput, KvValue, RegisterInput, RegisterOutput, VersionedInput,
     VersionedKv, VersionedOutput,
 };
 use aver_checker::{
-    CheckResult, Event, EventKind, Model, Operation, PowerSet, check_events, check_operations,
+    CheckOptions, CheckResult, Event, EventKind, Model, Operation, PowerSet, check_events,
+    check_operations, check_operations_with,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -193,6 +196,25 @@ fn cas_case() -> impl Strategy<Value = CasCase> {
     )
 }
 
+/// A plain register whose writes write distinct values, with many crashed clients: writes
+/// nobody read are left out, and every never-returned write must matter to the next step.
+fn unique_register_case() -> impl Strategy<Value = CasCase> {
+    let input = prop_oneof![
+        Just(RegisterInput::Read),
+        (0..1000i64).prop_map(RegisterInput::Write),
+    ];
+    let output = prop::option::of(0..1000i64).prop_map(RegisterOutput::Read);
+    (
+        prop::collection::vec(planned_with(input, 2), 2..8),
+        prop::option::of((0..8usize, output)),
+    )
+}
+
+fn unique_register_verdict((plan, mutation): CasCase) -> CheckResult {
+    let mutated = mutation.is_some();
+    agree(&Register, &history(None, run_cas, &plan, mutation), mutated)
+}
+
 // --- KV (two keys, so partitioning is exercised) -----------------------------------------
 
 type KvState = [String; 2];
@@ -267,6 +289,26 @@ fn kv_output() -> impl Strategy<Value = KvOutput> {
 }
 
 type KvCase = (Vec<Planned<KvInput>>, Option<(usize, KvOutput)>);
+
+/// Appends of distinct tokens (and a rare put), many never returned: appends nobody saw
+/// are left out, and never-returned ones must matter to the next step.
+fn kv_tokens_case() -> impl Strategy<Value = KvCase> {
+    let key = prop_oneof![Just("a".to_string()), Just("b".to_string())];
+    let input = (key, 0..6u8, 0..6u8).prop_map(|(key, f, token)| {
+        let value = Arc::from(format!("<{token}>"));
+        match f {
+            0 | 1 => KvInput::Get { key },
+            2 => KvInput::Put { key, value },
+            _ => KvInput::Append { key, value },
+        }
+    });
+    let output = prop_oneof![Just(""), Just("<1>"), Just("<1><2>"), Just("<2><1>")]
+        .prop_map(|v| KvOutput::Value(v.to_string()));
+    (
+        prop::collection::vec(planned_with(input, 2), 1..8),
+        prop::option::of((0..8usize, output)),
+    )
+}
 
 fn kv_case() -> impl Strategy<Value = KvCase> {
     (
@@ -372,6 +414,17 @@ where
         got, expected,
         "checker and brute force disagree on {history:#?}"
     );
+    // The parallel search, from the first step (it normally starts after 2^17 steps).
+    let parallel = CheckOptions {
+        threads: 3,
+        parallel_after_steps: 0,
+        ..CheckOptions::default()
+    };
+    let got_parallel = check_operations_with(model, history, &parallel).result;
+    assert_eq!(
+        got_parallel, expected,
+        "the parallel search and brute force disagree on {history:#?}"
+    );
     if !mutated {
         assert_eq!(
             got,
@@ -433,6 +486,83 @@ proptest! {
     fn versioned_kv_agrees_with_brute_force(case in versioned_case()) {
         versioned_verdict(case);
     }
+
+    #[test]
+    fn register_with_unread_crashed_writes_agrees_with_brute_force(case in unique_register_case()) {
+        unique_register_verdict(case);
+    }
+
+    #[test]
+    fn kv_with_unseen_crashed_appends_agrees_with_brute_force(case in kv_tokens_case()) {
+        kv_verdict(case);
+    }
+}
+
+/// Small generated histories: the verdict known by construction, the brute force and the
+/// checker (one thread and several) all agree, for every model and anomaly.
+#[test]
+fn generated_verdicts_agree_with_brute_force() {
+    use aver_checker::formats::{decode, parse_records};
+    let combos = [
+        (GenModel::Register, None),
+        (GenModel::Register, Some(Anomaly::StaleRead)),
+        (GenModel::Register, Some(Anomaly::LostWrite)),
+        (GenModel::Cas, None),
+        (GenModel::Cas, Some(Anomaly::WrongCas)),
+        (GenModel::Cas, Some(Anomaly::StaleRead)),
+        (GenModel::Kv, None),
+        (GenModel::Kv, Some(Anomaly::DuplicatedAppend)),
+        (GenModel::Kv, Some(Anomaly::LostWrite)),
+        (GenModel::VersionedKv, None),
+        (GenModel::VersionedKv, Some(Anomaly::StaleRead)),
+    ];
+    let mut checked = [0usize; 2];
+    for (model, anomaly) in combos {
+        for seed in 1..=12 {
+            let spec = GenSpec {
+                model,
+                clients: 3,
+                ops: 9,
+                keys: 1,
+                unknown: 0.15,
+                crash: 0.1,
+                anomaly,
+                seed,
+            };
+            let Ok(generated) = generate(&spec) else {
+                continue; // no provable anomaly in so short a history
+            };
+            let records = parse_records("gen.jsonl", &generated.jsonl, None).expect("parses");
+            let mutated = generated.expected == CheckResult::Illegal;
+            let got = match model {
+                GenModel::Register => agree(
+                    &Register,
+                    &decode::<Register>("g", &records).unwrap(),
+                    mutated,
+                ),
+                GenModel::Cas => agree(
+                    &CasRegister,
+                    &decode::<CasRegister>("g", &records).unwrap(),
+                    mutated,
+                ),
+                GenModel::Kv => agree(&Kv, &decode::<Kv>("g", &records).unwrap(), mutated),
+                GenModel::VersionedKv => {
+                    let m = PowerSet(VersionedKv);
+                    agree(
+                        &m,
+                        &decode::<PowerSet<VersionedKv>>("g", &records).unwrap(),
+                        mutated,
+                    )
+                }
+            };
+            assert_eq!(got, generated.expected, "{spec:?}");
+            checked[mutated as usize] += 1;
+        }
+    }
+    assert!(
+        checked[0] >= 40 && checked[1] >= 40,
+        "too few generated: {checked:?}"
+    );
 }
 
 /// Samples `n` cases with a fixed seed and counts the verdicts.

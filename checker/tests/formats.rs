@@ -228,3 +228,112 @@ fn model_errors_name_the_field_and_the_return_line_for_outputs() {
     let e = parse_records("etcd.log", orphan, None).expect_err("return without call");
     assert_eq!(e.field, "process", "{e}");
 }
+
+/// A Jepsen history.edn with Knossos's semantics: a nil read matches anything, `:fail` did
+/// not happen (a failed cas too), `:info` may take effect later or never, nemesis operations
+/// are not client operations.
+#[test]
+fn jepsen_history_edn_has_knossos_semantics() {
+    use aver_checker::models::Initial;
+    let text = r#"[{:process 0, :type :invoke, :f :write, :value 1, :time 10, :index 0}
+ {:process 0, :type :ok, :f :write, :value 1, :time 20, :index 1}
+ {:process :nemesis, :type :info, :f :start, :value nil}
+ {:process 1, :type :invoke, :f :cas, :value [5 6]}
+ {:process 1, :type :fail, :f :cas, :value [5 6]}
+ {:process 2, :type :invoke, :f :read, :value nil}
+ {:process 2, :type :ok, :f :read, :value nil}
+ #jepsen.history.Op{:process 3, :type :invoke, :f :write, :value 7}
+ {:process 3, :type :info, :f :write, :value 7, :error :timeout}
+ {:process 4, :type :invoke, :f :read, :value nil}
+ {:process 4, :type :ok, :f :read, :value 7}]
+"#;
+    assert_eq!(detect(text), Some(Format::JepsenEdn));
+    let records = parse_records("history.edn", text, None).unwrap_or_else(|e| panic!("{e}"));
+    let fs: Vec<&str> = records.iter().map(|r| r.f.as_str()).collect();
+    assert_eq!(
+        fs,
+        ["write", "read", "write", "read"],
+        "cas failed, nemesis skipped"
+    );
+    assert_eq!(records[1].output, None, "a nil read is unknown");
+    assert_eq!(records[2].ret, None, ":info never returned");
+    let ops = decode::<CasRegister>("history.edn", &records).expect("decodes");
+    assert_eq!(check_operations(&CasRegister, &ops, None), CheckResult::Ok);
+    // The same reads in the other order: 7 then 1 again cannot be.
+    let flipped = text.replace(":value 7}]", ":value 7}\n {:process 5, :type :invoke, :f :read, :value nil}\n {:process 5, :type :ok, :f :read, :value 1}]");
+    let records = parse_records("history.edn", &flipped, None).expect("parses");
+    let ops = decode::<CasRegister>("history.edn", &records).expect("decodes");
+    assert_eq!(
+        check_operations(&CasRegister, &ops, None),
+        CheckResult::Illegal
+    );
+    // --init: a first read of 0 is legal from (cas-register 0), not from nil.
+    let zero = "{:process 0, :type :invoke, :f :read, :value nil}\n{:process 0, :type :ok, :f :read, :value 0}\n";
+    let records = parse_records("h.edn", zero, None).expect("one map per line also reads");
+    let ops = decode::<CasRegister>("h.edn", &records).expect("decodes");
+    assert_eq!(
+        check_operations(&CasRegister, &ops, None),
+        CheckResult::Illegal
+    );
+    let from_zero = Initial {
+        model: CasRegister,
+        value: Some(0),
+    };
+    assert_eq!(check_operations(&from_zero, &ops, None), CheckResult::Ok);
+}
+
+/// Knossos's multi-register: transactions over several registers, nil reads unknown.
+#[test]
+fn jepsen_history_edn_multi_register_transactions() {
+    use aver_checker::models::MultiRegister;
+    let history = |last_read: &str| {
+        format!(
+            "[{{:process 0 :type :invoke :f :txn :value [[:w :x 1] [:w :y 2]]}}
+ {{:process 0 :type :ok :f :txn :value [[:w :x 1] [:w :y 2]]}}
+ {{:process 1 :type :invoke :f :txn :value [[:r :x nil] [:r :y nil]]}}
+ {{:process 1 :type :ok :f :txn :value [[:r :x 1] [:r :y {last_read}]]}}]"
+        )
+    };
+    let check = |text: &str| {
+        let records = parse_records("h.edn", text, None).unwrap_or_else(|e| panic!("{e}"));
+        let ops = decode::<MultiRegister>("h.edn", &records).unwrap_or_else(|e| panic!("{e}"));
+        check_operations(&MultiRegister::default(), &ops, None)
+    };
+    assert_eq!(check(&history("2")), CheckResult::Ok);
+    assert_eq!(
+        check(&history("nil")),
+        CheckResult::Ok,
+        "nil matches anything"
+    );
+    assert_eq!(
+        check(&history("3")),
+        CheckResult::Illegal,
+        "a torn transaction"
+    );
+}
+
+/// Bad Jepsen histories: errors name the line and the field, never a panic.
+#[test]
+fn jepsen_history_edn_errors_name_line_and_field() {
+    let error = |text: &str| parse_records("h.edn", text, None).expect_err("should not parse");
+    let e = error(
+        "[{:process 0 :type :invoke :f :read}\n{:process 0, :type :ok, :f :write, :value 1}]",
+    );
+    assert_eq!((e.line, e.field.as_str()), (2, ":f"), "{e}");
+    let e = error("[{:process 0 :type :invoke :f :read}\n{:process 0 :type :maybe :f :read}]");
+    assert_eq!((e.line, e.field.as_str()), (2, ":type"), "{e}");
+    let e =
+        error("[{:process 0 :type :invoke :f :read}\n\n{:process 0 :type :ok :f :read :value 1]");
+    assert_eq!(e.line, 3, "{e}");
+    let e = error("[{:type :invoke :f :read}]");
+    assert_eq!(e.field, ":process", "{e}");
+    let records = parse_records(
+        "h.edn",
+        "[{:process 0 :type :invoke :f :write :value \"x\"}]",
+        None,
+    )
+    .expect("parses");
+    let e = decode::<CasRegister>("h.edn", &records).expect_err("a string is no register value");
+    assert_eq!((e.line, e.field.as_str()), (1, "value"), "{e}");
+    assert!(e.to_string().starts_with("h.edn:1: field `value`"), "{e}");
+}

@@ -50,7 +50,8 @@
 
 use aver_core::NodeId;
 use aver_core::contract::{TimerCmd, Violation};
-use aver_core::sessions::ClientId;
+use aver_core::kvraft::ClientId;
+use aver_core::raft::LogIndex;
 use aver_core::shardctrler::{
     Config, CtrlCommand, CtrlOp, Gid, ShardCtrler, ShardId, invariants as ctrl_inv,
 };
@@ -294,6 +295,11 @@ fn set_server_timers(timers: &[TimerCmd<Timer>], o: &mut Out<ShardActor>) {
     }
 }
 
+/// The log index every command is applied at. A group here is one atomic replica with no
+/// log; the index orders sessions only for eviction, which starts at `SESSIONS_MAX` clients,
+/// far above the model's, so a fixed index changes no behaviour and keeps equal states equal.
+const MODEL_INDEX: LogIndex = LogIndex(0);
+
 impl ShardActor {
     /// Runs one server input on the group's state; applies what it proposes at once (an
     /// atomic log) and sends each answer to whoever caused the command.
@@ -312,7 +318,7 @@ impl ShardActor {
         if !ready.propose.is_empty() {
             let mut next = sm.clone();
             for p in &ready.propose {
-                if let (Some(reply), Some(to)) = (next.apply(&p.command), p.reply_to) {
+                if let (Some(reply), Some(to)) = (next.apply(MODEL_INDEX, &p.command), p.reply_to) {
                     o.send(actor_id(to), reply);
                 }
             }
@@ -441,12 +447,12 @@ impl Actor for ShardActor {
                 let Some(op) = script.get(*next) else { return };
                 let cmd = CtrlCommand {
                     client: ClientId(0),
-                    seq: aver_core::sessions::Seq(*next as u64 + 1),
+                    seq: aver_core::kvraft::Seq(*next as u64 + 1),
                     op: op.clone(),
                 };
                 let mut replicas = replicas.clone();
                 for r in &mut replicas {
-                    r.apply(&cmd);
+                    r.apply(MODEL_INDEX, &cmd);
                 }
                 let next = *next + 1;
                 if next < script.len() {

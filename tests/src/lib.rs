@@ -3,7 +3,7 @@
 //! * [`raft_3ab`], [`raft_3cd`]: the 28 lab tests, one function `fn(seed) -> Outcome<Report>`
 //!   each, run both by `cargo test` (`tests/raft_3*.rs`) and by `aver sim raft --seeds N`.
 //!
-//! A run is a function of its seed: same seed, same event trace (see [`lab::Report`]'s
+//! A run is a function of its seed: same seed, same event trace (see [`aver_sim::Report`]'s
 //! `trace_hash`). A failure names its seed and the command that replays it.
 
 #![warn(missing_docs)]
@@ -15,7 +15,7 @@ pub use aver_sim::{Failure, Outcome, Report};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// A scenario: the lab test it ports and its function.
+/// A scenario: the lab test it ports, its function and its event budget.
 #[derive(Clone, Copy)]
 pub struct Scenario {
     /// Our name (`figure8_unreliable_3c`).
@@ -24,53 +24,63 @@ pub struct Scenario {
     pub lab_name: &'static str,
     /// The scenario.
     pub run: fn(u64) -> Outcome<Report>,
+    /// The most events a run may process: ten times the most any of seeds 1..=200 needed
+    /// (`aver sim raft --seeds 200 --extra` prints it as "events max"), and at least 10 000,
+    /// so only a core that loops or storms reaches it. Exceeding it fails the run.
+    pub events_max: u64,
 }
 
 macro_rules! scenarios {
-    ($($module:ident :: $name:ident = $lab:literal),* $(,)?) => {
+    ($($module:ident :: $name:ident = $lab:literal, $events_max:expr;)*) => {
         /// Every Raft scenario, in the lab's order (3A, 3B, 3C, 3D).
         pub const RAFT: &[Scenario] = &[
-            $(Scenario { name: stringify!($name), lab_name: $lab, run: $module::$name }),*
+            $(Scenario {
+                name: stringify!($name),
+                lab_name: $lab,
+                run: $module::$name,
+                events_max: $events_max,
+            }),*
         ];
     };
 }
 
 scenarios! {
-    raft_3ab::initial_election_3a = "TestInitialElection3A",
-    raft_3ab::re_election_3a = "TestReElection3A",
-    raft_3ab::many_elections_3a = "TestManyElections3A",
-    raft_3ab::basic_agree_3b = "TestBasicAgree3B",
-    raft_3ab::rpc_bytes_3b = "TestRPCBytes3B",
-    raft_3ab::follower_failure_3b = "TestFollowerFailure3B",
-    raft_3ab::leader_failure_3b = "TestLeaderFailure3B",
-    raft_3ab::fail_agree_3b = "TestFailAgree3B",
-    raft_3ab::fail_no_agree_3b = "TestFailNoAgree3B",
-    raft_3ab::concurrent_starts_3b = "TestConcurrentStarts3B",
-    raft_3ab::rejoin_3b = "TestRejoin3B",
-    raft_3ab::backup_3b = "TestBackup3B",
-    raft_3ab::count_3b = "TestCount3B",
-    raft_3cd::persist1_3c = "TestPersist13C",
-    raft_3cd::persist2_3c = "TestPersist23C",
-    raft_3cd::persist3_3c = "TestPersist33C",
-    raft_3cd::figure8_3c = "TestFigure83C",
-    raft_3cd::unreliable_agree_3c = "TestUnreliableAgree3C",
-    raft_3cd::figure8_unreliable_3c = "TestFigure8Unreliable3C",
-    raft_3cd::reliable_churn_3c = "TestReliableChurn3C",
-    raft_3cd::unreliable_churn_3c = "TestUnreliableChurn3C",
-    raft_3cd::snapshot_basic_3d = "TestSnapshotBasic3D",
-    raft_3cd::snapshot_install_3d = "TestSnapshotInstall3D",
-    raft_3cd::snapshot_install_unreliable_3d = "TestSnapshotInstallUnreliable3D",
-    raft_3cd::snapshot_install_crash_3d = "TestSnapshotInstallCrash3D",
-    raft_3cd::snapshot_install_uncrash_3d = "TestSnapshotInstallUnCrash3D",
-    raft_3cd::snapshot_all_crash_3d = "TestSnapshotAllCrash3D",
-    raft_3cd::snapshot_init_3d = "TestSnapshotInit3D",
+    raft_3ab::initial_election_3a = "TestInitialElection3A", 10_000;
+    raft_3ab::re_election_3a = "TestReElection3A", 10_000;
+    raft_3ab::many_elections_3a = "TestManyElections3A", 10_000;
+    raft_3ab::basic_agree_3b = "TestBasicAgree3B", 10_000;
+    raft_3ab::rpc_bytes_3b = "TestRPCBytes3B", 10_000;
+    raft_3ab::follower_failure_3b = "TestFollowerFailure3B", 10_000;
+    raft_3ab::leader_failure_3b = "TestLeaderFailure3B", 10_000;
+    raft_3ab::fail_agree_3b = "TestFailAgree3B", 10_000;
+    raft_3ab::fail_no_agree_3b = "TestFailNoAgree3B", 10_000;
+    raft_3ab::concurrent_starts_3b = "TestConcurrentStarts3B", 10_000;
+    raft_3ab::rejoin_3b = "TestRejoin3B", 10_000;
+    raft_3ab::backup_3b = "TestBackup3B", 30_000;
+    raft_3ab::count_3b = "TestCount3B", 10_000;
+    raft_3cd::persist1_3c = "TestPersist13C", 10_000;
+    raft_3cd::persist2_3c = "TestPersist23C", 11_000;
+    raft_3cd::persist3_3c = "TestPersist33C", 10_000;
+    raft_3cd::figure8_3c = "TestFigure83C", 54_000;
+    raft_3cd::unreliable_agree_3c = "TestUnreliableAgree3C", 50_000;
+    raft_3cd::figure8_unreliable_3c = "TestFigure8Unreliable3C", 78_000;
+    raft_3cd::reliable_churn_3c = "TestReliableChurn3C", 840_000;
+    raft_3cd::unreliable_churn_3c = "TestUnreliableChurn3C", 280_000;
+    raft_3cd::snapshot_basic_3d = "TestSnapshotBasic3D", 23_000;
+    raft_3cd::snapshot_install_3d = "TestSnapshotInstall3D", 47_000;
+    raft_3cd::snapshot_install_unreliable_3d = "TestSnapshotInstallUnreliable3D", 55_000;
+    raft_3cd::snapshot_install_crash_3d = "TestSnapshotInstallCrash3D", 37_000;
+    raft_3cd::snapshot_install_uncrash_3d = "TestSnapshotInstallUnCrash3D", 39_000;
+    raft_3cd::snapshot_all_crash_3d = "TestSnapshotAllCrash3D", 15_000;
+    raft_3cd::snapshot_init_3d = "TestSnapshotInit3D", 10_000;
 }
 
 /// Scenarios beyond the lab's 28 (`aver sim raft --extra`): extra faults.
 pub const EXTRA: &[Scenario] = &[Scenario {
     name: "figure8_torn_writes",
-    lab_name: "(none: Figure 8 with crashes between write and sync)",
+    lab_name: "(none: Figure 8 with crashes that tear writes)",
     run: raft_3cd::figure8_torn_writes,
+    events_max: 40_000,
 }];
 
 /// Finds a scenario (lab or extra) by our name or the lab's.
@@ -80,8 +90,15 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
         .find(|s| s.name == name || s.lab_name == name)
 }
 
-/// Runs one scenario on one seed; a panic (a core assertion) becomes a [`Failure`] too.
+/// Runs one scenario on one seed within its event budget; a panic (a core assertion)
+/// becomes a [`Failure`] too.
 pub fn run_one(scenario: &Scenario, seed: u64) -> Outcome<Report> {
+    run_with_budget(scenario, seed, scenario.events_max)
+}
+
+/// Runs one scenario on one seed with the event budget `events_max`.
+pub fn run_with_budget(scenario: &Scenario, seed: u64, events_max: u64) -> Outcome<Report> {
+    aver_sim::sim::budget_next_run(events_max);
     match catch_unwind(AssertUnwindSafe(|| (scenario.run)(seed))) {
         Ok(outcome) => outcome,
         Err(panic) => {
@@ -90,12 +107,16 @@ pub fn run_one(scenario: &Scenario, seed: u64) -> Outcome<Report> {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".to_string());
-            Err(Failure {
-                test: scenario.name.to_string(),
+            let flags = aver_sim::raft::bug_flags(aver_sim::raft::seeded_bugs());
+            let message = format!("panicked: {message}");
+            Err(Failure::sim(
+                "raft",
+                scenario.name,
                 seed,
-                at: 0,
-                message: format!("panicked: {message}"),
-            })
+                0,
+                message,
+                &flags,
+            ))
         }
     }
 }

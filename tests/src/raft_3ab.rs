@@ -1,9 +1,9 @@
 //! Lab 3A (leader election) and 3B (log replication), ported from `src/raft1/raft_test.go`
-//! (2025) as described in `labs-raft-kv.md` §3.1–3.2. Same scenarios, same thresholds, in
-//! virtual time.
+//! (2025), test by test. Same scenarios, same thresholds, in virtual time.
 
 use aver_sim::lab::{ELECTION_TIMEOUT, Lab, Outcome, Report};
-use aver_sim::sim::{Cmd, MS};
+use aver_sim::raft::Cmd;
+use aver_sim::sim::MS;
 use rand::RngCore;
 use std::sync::Arc;
 

@@ -2,8 +2,8 @@
 
 use super::{LineError, Record};
 use crate::models::{
-    CasRegister, Kv, KvInput, KvOutput, Register, RegisterInput, RegisterOutput, VersionedInput,
-    VersionedKv, VersionedOutput,
+    CasRegister, Initial, Kv, KvInput, KvOutput, MicroOp, MultiRegister, Register, RegisterInput,
+    RegisterOutput, Txn, TxnOutput, VersionedInput, VersionedKv, VersionedOutput,
 };
 use crate::{Model, PowerSet};
 use serde_json::Value;
@@ -221,4 +221,73 @@ impl Decode for PowerSet<VersionedKv> {
             ),
         }
     }
+}
+
+impl<M: Decode<Input = RegisterInput, Output = RegisterOutput, State = Option<i64>>> Decode
+    for Initial<M>
+{
+    fn decode(
+        record: &Record,
+    ) -> Result<(RegisterInput, Option<RegisterOutput>), (String, String)> {
+        M::decode(record)
+    }
+}
+
+impl Decode for MultiRegister {
+    /// `f` is `txn`; `value` is `[["read"|"write", key, value], ...]`; the output is the same
+    /// list with the values read (`null`: unknown).
+    fn decode(record: &Record) -> Result<(Txn, Option<TxnOutput>), (String, String)> {
+        if record.f != "txn" {
+            return fail("f", format!("expected txn, found {:?}", record.f));
+        }
+        let mops = micro_ops(&record.value, "value")?;
+        let input: Txn = mops
+            .iter()
+            .map(|(f, k, v)| match *f {
+                "read" => Ok(MicroOp::Read(k.clone())),
+                _ => int(v, "value").map(|v| MicroOp::Write(k.clone(), v)),
+            })
+            .collect::<Result<_, _>>()?;
+        let out = output(record, |v| {
+            let done = micro_ops(v, "output")?;
+            if done.len() != mops.len() {
+                return fail("output", "the completed transaction has other micro-ops");
+            }
+            done.iter()
+                .map(|(f, _, v)| match (*f, v) {
+                    ("read", Value::Null) | ("write", _) => Ok(None),
+                    (_, v) => int(v, "output").map(Some),
+                })
+                .collect::<Result<TxnOutput, _>>()
+        })?;
+        Ok((input, out))
+    }
+}
+
+/// One micro-operation as read: `("read"|"write", key, value)`.
+type RawMicroOp<'a> = (&'static str, String, &'a Value);
+
+/// `[["read"|"write", key, value], ...]`.
+fn micro_ops<'a>(value: &'a Value, field: &str) -> Result<Vec<RawMicroOp<'a>>, (String, String)> {
+    let Some(items) = value.as_array() else {
+        return fail(field, "expected [[f, key, value], ...]");
+    };
+    items
+        .iter()
+        .map(|m| {
+            let parts = m.as_array().filter(|p| p.len() == 3);
+            let Some(p) = parts else {
+                return fail(field, format!("expected [f, key, value], found {m}"));
+            };
+            let f = match p[0].as_str() {
+                Some("read" | "r" | ":read" | ":r") => "read",
+                Some("write" | "w" | ":write" | ":w") => "write",
+                _ => return fail(field, format!("unknown micro-op {}", p[0])),
+            };
+            let key = p[1]
+                .as_str()
+                .map_or_else(|| p[1].to_string(), str::to_string);
+            Ok((f, key, &p[2]))
+        })
+        .collect()
 }

@@ -8,7 +8,9 @@
 
 mod decode;
 mod edn;
+mod edn_value;
 mod jepsen;
+mod jepsen_edn;
 mod jsonl;
 
 pub use decode::Decode;
@@ -27,6 +29,8 @@ pub enum Format {
     PorcupineKv,
     /// Jepsen's etcd logs (`INFO  jepsen.util - 4 :invoke :read nil`, tab or space separated).
     Jepsen,
+    /// Jepsen's own history files (`history.edn`), with Knossos's semantics.
+    JepsenEdn,
 }
 
 /// One operation as read from a file, before a model gives it a type.
@@ -106,15 +110,21 @@ impl LineError {
     }
 }
 
-/// Guesses the format from the first non-blank line (an empty file is an empty history).
+/// Guesses the format from the first non-blank line (an empty file is an empty history):
+/// `INFO … jepsen` is a Jepsen etcd log; `[` or `#jepsen` a Jepsen history.edn, and so is
+/// `{:` when the map has no `:key` (with one, it is a Porcupine kv log); `{` is JSON Lines.
 pub fn detect(text: &str) -> Option<Format> {
     let Some(first) = text.lines().map(str::trim).find(|l| !l.is_empty()) else {
         return Some(Format::Jsonl);
     };
     if first.starts_with("INFO") && first.contains("jepsen") {
         Some(Format::Jepsen)
-    } else if first.starts_with("{:") {
+    } else if first.starts_with('[') || first.starts_with("#jepsen") {
+        Some(Format::JepsenEdn)
+    } else if first.starts_with("{:") && first.contains(":key ") {
         Some(Format::PorcupineKv)
+    } else if first.starts_with("{:") {
+        Some(Format::JepsenEdn)
     } else if first.starts_with('{') {
         Some(Format::Jsonl)
     } else {
@@ -131,8 +141,8 @@ pub fn parse_records(
     let format = match format.or_else(|| detect(text)) {
         Some(f) => f,
         None => {
-            let message = "cannot tell the format (expected JSON Lines, a Porcupine kv log or a \
-                           Jepsen log); pass --format";
+            let message = "cannot tell the format (expected JSON Lines, a Porcupine kv log, a \
+                           Jepsen etcd log or a Jepsen history.edn); pass --format";
             return Err(LineError::new(1, "line", message).in_file(file));
         }
     };
@@ -140,6 +150,7 @@ pub fn parse_records(
         Format::Jsonl => jsonl::parse(text),
         Format::PorcupineKv => edn::parse(text),
         Format::Jepsen => jepsen::parse(text),
+        Format::JepsenEdn => jepsen_edn::parse(text),
     };
     records.map_err(|e| e.in_file(file))
 }

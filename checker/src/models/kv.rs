@@ -5,7 +5,7 @@
 //! argument) and an append cost no copy of a long appended value.
 
 use super::KvValue;
-use crate::Model;
+use crate::{Model, Operation};
 use std::sync::Arc;
 
 /// A KV operation's input.
@@ -77,6 +77,32 @@ impl Model for Kv {
             }
             _ => None,
         }
+    }
+
+    fn is_read_only(&self, input: &KvInput, _output: Option<&KvOutput>) -> bool {
+        matches!(input, KvInput::Get { .. })
+    }
+
+    /// Never-returned puts and appends whose value no get's output contains. Sound: after
+    /// such an operation, the key's value contains its argument until the next put, so no
+    /// get with a known output lies in that span; dropping the operation changes the value
+    /// only there, where nobody observes it (appends and puts are legal on any value).
+    fn unneeded(&self, ops: &[&Operation<KvInput, KvOutput>]) -> Vec<bool> {
+        let seen: Vec<&str> = ops
+            .iter()
+            .filter_map(|o| match &o.output {
+                Some(KvOutput::Value(v)) => Some(v.as_str()),
+                _ => None,
+            })
+            .collect();
+        ops.iter()
+            .map(|o| match (&o.input, o.ret, &o.output) {
+                (KvInput::Put { value, .. } | KvInput::Append { value, .. }, None, None) => {
+                    !seen.iter().any(|v| v.contains(&**value))
+                }
+                _ => false,
+            })
+            .collect()
     }
 
     fn partition(&self, input: &KvInput) -> String {

@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | [`Register`] | read, write of an `i64` (initially absent) | nothing |
 //! | [`CasRegister`] | read, write, compare-and-set (Jepsen's etcd tests) | nothing |
+//! | [`MultiRegister`] | transactions of reads and writes over named registers (Knossos) | nothing |
 //! | [`Kv`] | get, put, append on string keys (6.5840 kvraft) | key |
 //! | [`VersionedKv`] | get, versioned put (6.5840 kvsrv1), via [`crate::PowerSet`] | key |
 //!
@@ -14,12 +15,14 @@
 
 mod kv;
 mod kv_value;
+mod multi_register;
 mod register;
 mod versioned_kv;
 
 pub use kv::{Kv, KvInput, KvOutput};
 pub use kv_value::KvValue;
-pub use register::{CasRegister, Register, RegisterInput, RegisterOutput};
+pub use multi_register::{MicroOp, MultiRegister, MultiState, Txn, TxnOutput};
+pub use register::{CasRegister, Initial, Register, RegisterInput, RegisterOutput};
 pub use versioned_kv::{VersionedInput, VersionedKv, VersionedOutput, VersionedState};
 
 /// Renders an optional register value the way Jepsen does (`nil` when absent).

@@ -2,7 +2,7 @@
 //! before the first write, so absence is a value of its own.
 
 use super::show;
-use crate::Model;
+use crate::{Model, Operation};
 
 /// A register operation's input.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -66,6 +66,38 @@ fn step_register(
     }
 }
 
+/// Whether `op` is a write that never returned (outcome unknown).
+fn pending_write(op: &Operation<RegisterInput, RegisterOutput>) -> Option<i64> {
+    match (&op.input, op.ret, &op.output) {
+        (RegisterInput::Write(v), None, None) => Some(*v),
+        _ => None,
+    }
+}
+
+/// Never-returned writes of a value that no read returned and no cas expects.
+///
+/// Sound when every cas of the partition returned `true` (a plain register has none): in a
+/// linearization containing such a write w(v), every operation between w and the next
+/// write sees v, so none is a read with a known output (none returned v) and none is a cas
+/// (a cas that returned true would need v, which no cas expects); dropping w changes only
+/// the state in that span, which then nobody observes.
+fn unneeded_writes(ops: &[&Operation<RegisterInput, RegisterOutput>]) -> Vec<bool> {
+    let observed: std::collections::BTreeSet<i64> = ops
+        .iter()
+        .filter_map(|o| match (&o.input, &o.output) {
+            (RegisterInput::Read, Some(RegisterOutput::Read(Some(v)))) => Some(*v),
+            (RegisterInput::Cas { expected, .. }, _) => Some(*expected),
+            _ => None,
+        })
+        .collect();
+    let cas_all_true = ops.iter().all(|o| {
+        !matches!(o.input, RegisterInput::Cas { .. }) || o.output == Some(RegisterOutput::Cas(true))
+    });
+    ops.iter()
+        .map(|o| cas_all_true && pending_write(o).is_some_and(|v| !observed.contains(&v)))
+        .collect()
+}
+
 fn describe(input: &RegisterInput, output: Option<&RegisterOutput>) -> String {
     let call = match input {
         RegisterInput::Read => "read()".to_string(),
@@ -99,6 +131,14 @@ impl Model for Register {
         step_register(s, i, o, false)
     }
 
+    fn is_read_only(&self, input: &RegisterInput, _output: Option<&RegisterOutput>) -> bool {
+        *input == RegisterInput::Read
+    }
+
+    fn unneeded(&self, ops: &[&Operation<RegisterInput, RegisterOutput>]) -> Vec<bool> {
+        unneeded_writes(ops)
+    }
+
     fn describe_operation(&self, input: &RegisterInput, output: Option<&RegisterOutput>) -> String {
         describe(input, output)
     }
@@ -126,11 +166,65 @@ impl Model for CasRegister {
         step_register(s, i, o, true)
     }
 
+    /// Reads, and compare-and-sets that failed (they only observe the value).
+    fn is_read_only(&self, input: &RegisterInput, output: Option<&RegisterOutput>) -> bool {
+        match input {
+            RegisterInput::Read => true,
+            RegisterInput::Cas { .. } => output == Some(&RegisterOutput::Cas(false)),
+            RegisterInput::Write(_) => false,
+        }
+    }
+
+    fn unneeded(&self, ops: &[&Operation<RegisterInput, RegisterOutput>]) -> Vec<bool> {
+        unneeded_writes(ops)
+    }
+
     fn describe_operation(&self, input: &RegisterInput, output: Option<&RegisterOutput>) -> String {
         describe(input, output)
     }
 
     fn describe_state(&self, state: &Option<i64>) -> String {
         show(*state)
+    }
+}
+
+/// A register model started from `value` instead of nil, as Knossos's `(register 0)` and
+/// `(cas-register 0)` are (`aver lin --init 0`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Initial<M> {
+    /// The register model: [`Register`] or [`CasRegister`].
+    pub model: M,
+    /// The value before any write.
+    pub value: Option<i64>,
+}
+
+impl<M: Model<State = Option<i64>>> Model for Initial<M> {
+    type State = Option<i64>;
+    type Input = M::Input;
+    type Output = M::Output;
+
+    fn init(&self) -> Option<i64> {
+        self.value
+    }
+
+    fn step(&self, s: &Option<i64>, i: &M::Input, o: Option<&M::Output>) -> Option<Option<i64>> {
+        self.model.step(s, i, o)
+    }
+
+    fn is_read_only(&self, input: &M::Input, output: Option<&M::Output>) -> bool {
+        self.model.is_read_only(input, output)
+    }
+
+    /// As the model's: the argument does not depend on the initial value.
+    fn unneeded(&self, ops: &[&Operation<M::Input, M::Output>]) -> Vec<bool> {
+        self.model.unneeded(ops)
+    }
+
+    fn describe_operation(&self, input: &M::Input, output: Option<&M::Output>) -> String {
+        self.model.describe_operation(input, output)
+    }
+
+    fn describe_state(&self, state: &Option<i64>) -> String {
+        self.model.describe_state(state)
     }
 }

@@ -1,15 +1,19 @@
 //! `aver lin`: check a history file for linearizability, and `aver bench lin`.
 //!
 //! Exit codes (`aver lin`): 0 linearizable, 1 illegal, 2 unknown (timeout), 3 bad input.
-//! The model defaults from the file: Jepsen logs use the CAS register, Porcupine kv logs the
-//! KV model, and JSON Lines the model its operation names imply (`version` on a put: the
-//! versioned KV; `get`/`put`/`append`: KV; `cas`: CAS register; `read`/`write`: register).
+//! The model defaults from the file: Jepsen etcd logs use the CAS register, Porcupine kv
+//! logs the KV model, Jepsen history.edn files the multi-register (`txn`), the CAS register
+//! (`cas`) or the register, and JSON Lines the model its operation names imply (`version` on
+//! a put: the versioned KV; `get`/`put`/`append`: KV; `cas`: CAS register; `read`/`write`:
+//! register).
 
 use anyhow::Context;
 use aver_checker::counterexample::{self, Counterexample};
 use aver_checker::formats::{self, Decode, Format, Record};
-use aver_checker::models::{CasRegister, Kv, Register, VersionedKv};
-use aver_checker::{Analysis, CheckResult, Model, Operation, PowerSet, check_operations_verbose};
+use aver_checker::models::{CasRegister, Initial, Kv, MultiRegister, Register, VersionedKv};
+use aver_checker::{
+    Analysis, CheckOptions, CheckResult, Model, Operation, PowerSet, check_operations_with,
+};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -25,12 +29,48 @@ pub struct LinArgs {
     /// The file format.
     #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
     format: FormatArg,
+    /// The registers' value before any write (register, cas, multi-register; default nil),
+    /// as in Knossos's `(cas-register 0)`.
+    #[arg(long, allow_hyphen_values = true)]
+    init: Option<i64>,
     /// Give up after this many seconds (verdict unknown, exit 2).
     #[arg(long)]
     timeout: Option<f64>,
     /// Also write a self-contained HTML visualisation here.
     #[arg(long)]
     html: Option<PathBuf>,
+    /// Memory the memo of one partition may take (e.g. 512M, 4G); past it the verdict is
+    /// unknown.
+    #[arg(long, default_value = "4G", value_parser = parse_bytes)]
+    max_memory: usize,
+    /// Threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print what the search did (steps, memo hits, reads placed eagerly, ...).
+    #[arg(long)]
+    stats: bool,
+}
+
+/// Parses a byte count with an optional K, M or G suffix (powers of 1024).
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], t[i..].trim_end_matches(['B', 'b', 'i'])),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("{text:?}: expected a size such as 512M or 4G")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a size such as 512M or 4G"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("{text:?}: out of range"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -39,6 +79,7 @@ enum ModelArg {
     Register,
     Cas,
     VersionedKv,
+    MultiRegister,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -47,6 +88,7 @@ enum FormatArg {
     Jsonl,
     PorcupineKv,
     Jepsen,
+    JepsenEdn,
 }
 
 /// Longest the shrinking of a counterexample may take.
@@ -72,17 +114,39 @@ pub fn run(args: LinArgs) -> anyhow::Result<u8> {
     let model = args
         .model
         .unwrap_or_else(|| implied_model(format, &records));
+    let mut options = CheckOptions {
+        timeout,
+        memory_max: args.max_memory,
+        ..CheckOptions::default()
+    };
+    if let Some(threads) = args.threads {
+        options.threads = threads.max(1);
+    }
     let run = Run {
         file: &file,
         records: &records,
-        timeout,
+        options,
         html: args.html.as_deref(),
+        stats: args.stats,
     };
-    match model {
-        ModelArg::Kv => run.with(&Kv),
-        ModelArg::Register => run.with(&Register),
-        ModelArg::Cas => run.with(&CasRegister),
-        ModelArg::VersionedKv => run.with(&PowerSet(VersionedKv)),
+    let init = args.init;
+    match (model, init) {
+        (ModelArg::Kv | ModelArg::VersionedKv, Some(_)) => Ok(bad_input(
+            "--init applies to the register, cas and multi-register models",
+        )),
+        (ModelArg::Kv, None) => run.with(&Kv),
+        (ModelArg::VersionedKv, None) => run.with(&PowerSet(VersionedKv)),
+        (ModelArg::Register, None) => run.with(&Register),
+        (ModelArg::Cas, None) => run.with(&CasRegister),
+        (ModelArg::Register, value) => run.with(&Initial {
+            model: Register,
+            value,
+        }),
+        (ModelArg::Cas, value) => run.with(&Initial {
+            model: CasRegister,
+            value,
+        }),
+        (ModelArg::MultiRegister, init) => run.with(&MultiRegister { init }),
     }
 }
 
@@ -99,6 +163,7 @@ fn read_records(path: &Path, format: FormatArg) -> Result<(Format, Vec<Record>),
         FormatArg::Jsonl => Some(Format::Jsonl),
         FormatArg::PorcupineKv => Some(Format::PorcupineKv),
         FormatArg::Jepsen => Some(Format::Jepsen),
+        FormatArg::JepsenEdn => Some(Format::JepsenEdn),
     };
     let records = formats::parse_records(&file, &text, format).map_err(|e| e.to_string())?;
     Ok((format.unwrap_or(Format::Jsonl), records))
@@ -108,6 +173,9 @@ fn implied_model(format: Format, records: &[Record]) -> ModelArg {
     let has = |f: &str| records.iter().any(|r| r.f == f);
     match format {
         Format::Jepsen => ModelArg::Cas,
+        Format::JepsenEdn if has("txn") => ModelArg::MultiRegister,
+        Format::JepsenEdn if has("cas") => ModelArg::Cas,
+        Format::JepsenEdn => ModelArg::Register,
         Format::PorcupineKv => ModelArg::Kv,
         Format::Jsonl if records.iter().any(|r| r.args.contains_key("version")) => {
             ModelArg::VersionedKv
@@ -121,8 +189,9 @@ fn implied_model(format: Format, records: &[Record]) -> ModelArg {
 struct Run<'a> {
     file: &'a str,
     records: &'a [Record],
-    timeout: Option<Duration>,
+    options: CheckOptions,
     html: Option<&'a Path>,
+    stats: bool,
 }
 
 impl Run<'_> {
@@ -136,10 +205,19 @@ impl Run<'_> {
             Err(e) => return Ok(bad_input(&e.to_string())),
         };
         let started = Instant::now();
-        let analysis = check_operations_verbose(model, &history, self.timeout);
+        let analysis = check_operations_with(model, &history, &self.options);
         let elapsed = started.elapsed();
         let counterexample = counterexample::find(model, &history, &analysis, SHRINK_BUDGET);
-        print_verdict(self.file, &history, &analysis, elapsed);
+        print_verdict(
+            self.file,
+            &history,
+            &analysis,
+            elapsed,
+            self.options.memory_max,
+        );
+        if self.stats {
+            print_stats(&analysis);
+        }
         if let Some(cx) = &counterexample {
             print_counterexample(model, &history, cx);
         }
@@ -157,15 +235,36 @@ impl Run<'_> {
     }
 }
 
+fn print_stats(analysis: &Analysis) {
+    for p in &analysis.partitions {
+        let s = &p.stats;
+        println!(
+            "partition {:?}: {} operations ({} left out), {} model steps, {} configurations, \
+             {} memo hits, {} reads placed eagerly, {} hand-overs",
+            p.key,
+            p.operations.len(),
+            s.dropped,
+            s.steps,
+            s.configurations,
+            s.seen,
+            s.forced,
+            s.donated
+        );
+    }
+}
+
 fn print_verdict<I, O>(
     file: &str,
     history: &[Operation<I, O>],
     analysis: &Analysis,
     took: Duration,
+    memory_max: usize,
 ) {
+    let full = analysis.partitions.iter().any(|p| p.out_of_memory);
     let verdict = match analysis.result {
         CheckResult::Ok => "linearizable",
         CheckResult::Illegal => "NOT linearizable",
+        CheckResult::Unknown if full => "unknown (out of memory)",
         CheckResult::Unknown => "unknown (timed out)",
     };
     println!(
@@ -182,6 +281,13 @@ fn print_verdict<I, O>(
             .map(|p| p.key.as_str())
             .collect();
         println!("partitions without a verdict: {}", quoted(&open));
+        if full {
+            println!(
+                "the search's memo reached --max-memory ({} MiB) before a verdict; \
+                 give it more memory to decide",
+                memory_max >> 20
+            );
+        }
     }
 }
 
@@ -265,134 +371,270 @@ fn clip(text: &str) -> String {
 /// Arguments of `aver bench lin`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// The corpus directory (with expected.tsv); default: the copy vendored in the repository
-    /// (checker/testdata/porcupine).
+    /// Which histories: the hard generated set, Porcupine's corpus, or both.
+    #[arg(long, value_enum, default_value_t = BenchSet::Porcupine)]
+    set: BenchSet,
+    /// Also run this `aver` binary (e.g. one built from an older commit) on every file, the
+    /// same way, and compare.
     #[arg(long)]
-    corpus: Option<PathBuf>,
-    /// Runs per file; the median is reported.
-    #[arg(long, default_value_t = 5)]
+    baseline: Option<PathBuf>,
+    /// Runs per file and binary; the median CPU time is reported.
+    #[arg(long, default_value_t = 1)]
     repeat: usize,
     /// Only files whose path contains this text.
     #[arg(long)]
     only: Option<String>,
+    /// Seconds each run may take before its verdict is unknown (passed to `aver lin
+    /// --timeout`, wall clock); each child also gets at most this many CPU seconds plus the
+    /// counterexample's budget.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// Address space each child process may take (e.g. 8G): a baseline that would eat the
+    /// machine's memory fails instead.
+    #[arg(long, default_value = "8G", value_parser = parse_bytes)]
+    child_memory: usize,
+    /// Directory holding porcupine/ and hard/ (default: checker/testdata of this repository).
+    #[arg(long)]
+    testdata: Option<PathBuf>,
 }
 
-/// Porcupine's CPU time on the files the issue names (ms), for comparison.
-const PORCUPINE_MS: [(&str, f64); 3] = [
-    ("kv/c50-ok.txt", 380.0),
-    ("jepsen/etcd_002.log", 320.0),
-    ("jepsen/etcd_007.log", 190.0),
-];
+/// The history sets of `aver bench lin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BenchSet {
+    Hard,
+    Porcupine,
+    All,
+}
+
+/// One measured run of a child process.
+#[derive(Clone, Copy, Debug)]
+struct Measured {
+    /// 0 linearizable, 1 illegal, 2 unknown, 3 bad input; `None`: killed or crashed.
+    code: Option<i32>,
+    /// The signal that ended the process, if one did.
+    signal: i32,
+    cpu_ms: f64,
+    max_rss_kib: i64,
+    /// The search's own wall time, as the binary printed it ("checked in X ms").
+    search_ms: f64,
+}
+
+impl Measured {
+    fn verdict(&self) -> &'static str {
+        match self.code {
+            Some(0) => "linearizable",
+            Some(1) => "illegal",
+            Some(2) => "unknown",
+            Some(3) => "bad-input",
+            _ if self.signal == SIGXCPU => "cpu-limit",
+            _ if self.signal == SIGKILL => "killed",
+            _ if self.signal == SIGABRT => "no-memory",
+            _ => "crashed",
+        }
+    }
+
+    fn decided(&self) -> bool {
+        matches!(self.code, Some(0 | 1))
+    }
+}
 
 /// Runs `aver bench lin`.
 pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
-    let dir = args.corpus.unwrap_or_else(default_corpus);
-    let table = std::fs::read_to_string(dir.join("expected.tsv"))
-        .with_context(|| format!("reading {}/expected.tsv (pass --corpus)", dir.display()))?;
-    let repeat = args.repeat.max(1);
-    println!(
-        "{:<24} {:>5} {:>9} {:>9}  {:<13} {:<13}",
-        "file", "ops", "cpu ms", "wall ms", "verdict", "expected"
-    );
-    let (mut cpu_total, mut wall_total, mut mismatches) = (0.0, 0.0, 0);
-    for row in table.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-        let (name, expected) = row
-            .split_once('\t')
-            .context("expected.tsv: path<TAB>verdict")?;
-        if args
-            .only
-            .as_ref()
-            .is_some_and(|only| !name.contains(only.as_str()))
-        {
-            continue;
+    let dir = args.testdata.clone().unwrap_or_else(default_testdata);
+    let current = std::env::current_exe().context("finding this binary")?;
+    let mut files: Vec<(PathBuf, String, String)> = Vec::new();
+    for set in match args.set {
+        BenchSet::Hard => vec!["hard"],
+        BenchSet::Porcupine => vec!["porcupine"],
+        BenchSet::All => vec!["porcupine", "hard"],
+    } {
+        let table = dir.join(set).join("expected.tsv");
+        let text = std::fs::read_to_string(&table)
+            .with_context(|| format!("reading {} (pass --testdata)", table.display()))?;
+        for row in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            let mut cols = row.split('\t');
+            let (Some(name), Some(expected)) = (cols.next(), cols.next()) else {
+                anyhow::bail!("{}: expected path<TAB>verdict", table.display());
+            };
+            let shown = format!("{set}/{name}");
+            if args
+                .only
+                .as_ref()
+                .is_none_or(|o| shown.contains(o.as_str()))
+            {
+                files.push((dir.join(set).join(name), shown, expected.to_string()));
+            }
         }
-        let (ops, verdict, cpu, wall) = bench_file(&dir.join(name), name, repeat)?;
-        let verdict = if verdict == CheckResult::Ok {
-            "linearizable"
-        } else {
-            "illegal"
-        };
-        let flag = if verdict == expected {
-            ""
-        } else {
-            "  MISMATCH"
-        };
-        mismatches += usize::from(verdict != expected);
-        println!("{name:<24} {ops:>5} {cpu:>9.3} {wall:>9.3}  {verdict:<13} {expected:<13}{flag}");
-        cpu_total += cpu;
-        wall_total += wall;
     }
-    println!(
-        "total: cpu {cpu_total:.1} ms, wall {wall_total:.1} ms (median of {repeat} runs per file)"
-    );
-    println!(
-        "Porcupine: about 1200 ms of CPU in total; {}",
-        porcupine_figures()
-    );
-    println!(
-        "verdicts: {}",
-        if mismatches == 0 {
-            "all match expected.tsv".to_string()
-        } else {
-            format!("{mismatches} MISMATCHES")
+    let mut totals = Totals::default();
+    print_bench_header(args.baseline.is_some());
+    for (path, name, expected) in &files {
+        if name.starts_with("porcupine/") {
+            totals.in_process += check_cpu_ms(path, name, args.repeat.max(3))?;
         }
+        let now = measure_median(&current, path, &args)?;
+        let before = match &args.baseline {
+            Some(b) => Some(measure_median(b, path, &args)?),
+            None => None,
+        };
+        print_bench_row(name, expected, &now, before.as_ref());
+        totals.add(name, expected, &now, before.as_ref());
+    }
+    totals.print(args.timeout, args.baseline.is_some());
+    Ok(u8::from(totals.mismatches > 0))
+}
+
+#[derive(Default)]
+struct Totals {
+    /// CPU of the checks alone of Porcupine's corpus, in this process.
+    in_process: f64,
+    files: usize,
+    cpu_now: f64,
+    cpu_before: f64,
+    search_now: f64,
+    search_before: f64,
+    decided_now: usize,
+    decided_before: usize,
+    slower: Vec<String>,
+    mismatches: usize,
+}
+
+impl Totals {
+    fn add(&mut self, name: &str, expected: &str, now: &Measured, before: Option<&Measured>) {
+        self.files += 1;
+        self.cpu_now += now.cpu_ms;
+        self.search_now += now.search_ms.max(0.0);
+        self.decided_now += now.decided() as usize;
+        self.mismatches += (now.decided() && now.verdict() != expected) as usize;
+        if let Some(b) = before {
+            self.cpu_before += b.cpu_ms;
+            self.search_before += b.search_ms.max(0.0);
+            self.decided_before += b.decided() as usize;
+            self.mismatches += (b.decided() && b.verdict() != expected) as usize;
+            if now.cpu_ms > b.cpu_ms {
+                self.slower.push(format!(
+                    "{name} ({:.1} ms > {:.1} ms)",
+                    now.cpu_ms, b.cpu_ms
+                ));
+            }
+        }
+    }
+
+    fn print(&self, timeout: f64, baseline: bool) {
+        if self.in_process > 0.0 {
+            println!(
+                "Porcupine's corpus, checks alone in this process (no parsing, no process start, \
+                 no counterexample): cpu {:.1} ms in total (median per file)",
+                self.in_process
+            );
+        }
+        println!(
+            "total: {} files, cpu {:.1} ms (search alone {:.1} ms wall), decided within \
+             {timeout} s: {}",
+            self.files, self.cpu_now, self.search_now, self.decided_now
+        );
+        if baseline {
+            println!(
+                "baseline: cpu {:.1} ms (search alone {:.1} ms wall), decided within {timeout} \
+                 s: {}; ratio baseline/now: cpu {:.2}x, search {:.2}x",
+                self.cpu_before,
+                self.search_before,
+                self.decided_before,
+                self.cpu_before / self.cpu_now.max(1e-9),
+                self.search_before / self.search_now.max(1e-9)
+            );
+            println!(
+                "slower than the baseline: {}",
+                if self.slower.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.slower.join(", ")
+                }
+            );
+        }
+        println!(
+            "verdicts: {}",
+            if self.mismatches == 0 {
+                "every decided verdict matches expected.tsv".to_string()
+            } else {
+                format!("{} MISMATCHES", self.mismatches)
+            }
+        );
+    }
+}
+
+fn print_bench_header(baseline: bool) {
+    print!(
+        "{:<34} {:<12} {:<12} {:>9} {:>9} {:>7}",
+        "file", "expected", "verdict", "cpu ms", "search ms", "rss MiB"
     );
-    Ok(u8::from(mismatches > 0))
+    if baseline {
+        print!(
+            "  {:<12} {:>9} {:>9} {:>7} {:>7}",
+            "baseline", "cpu ms", "search ms", "rss MiB", "ratio"
+        );
+    }
+    println!();
 }
 
-fn porcupine_figures() -> String {
-    PORCUPINE_MS
-        .iter()
-        .map(|(f, ms)| format!("{f} {ms:.0} ms"))
-        .collect::<Vec<_>>()
-        .join(", ")
+fn print_bench_row(name: &str, expected: &str, now: &Measured, before: Option<&Measured>) {
+    let mib = |m: &Measured| m.max_rss_kib as f64 / 1024.0;
+    print!(
+        "{name:<34} {expected:<12} {:<12} {:>9.1} {:>9.1} {:>7.1}",
+        now.verdict(),
+        now.cpu_ms,
+        now.search_ms,
+        mib(now)
+    );
+    if let Some(b) = before {
+        let ratio = b.cpu_ms / now.cpu_ms.max(1e-9);
+        print!(
+            "  {:<12} {:>9.1} {:>9.1} {:>7.1} {ratio:>6.2}x",
+            b.verdict(),
+            b.cpu_ms,
+            b.search_ms,
+            mib(b)
+        );
+    }
+    println!();
 }
 
-fn default_corpus() -> PathBuf {
-    let from_repo =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../checker/testdata/porcupine");
+fn default_testdata() -> PathBuf {
+    let from_repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../checker/testdata");
     if from_repo.is_dir() {
         from_repo
     } else {
-        PathBuf::from("checker/testdata/porcupine")
+        PathBuf::from("checker/testdata")
     }
 }
 
-/// Median CPU and wall milliseconds of checking one file (parsing excluded).
-fn bench_file(
-    path: &Path,
-    name: &str,
-    repeat: usize,
-) -> anyhow::Result<(usize, CheckResult, f64, f64)> {
-    if name.starts_with("jepsen/") {
-        let history = formats::read_history::<CasRegister>(path, None)?;
-        Ok(time_checks(&CasRegister, &history, repeat))
+#[cfg(test)]
+fn default_corpus() -> PathBuf {
+    default_testdata().join("porcupine")
+}
+
+/// Median CPU milliseconds of checking one corpus file in this process (parsing excluded).
+fn check_cpu_ms(path: &Path, name: &str, repeat: usize) -> anyhow::Result<f64> {
+    fn timed<M: Model>(model: &M, history: &[Operation<M::Input, M::Output>], n: usize) -> f64 {
+        let mut cpu: Vec<f64> = (0..n)
+            .map(|_| {
+                let before = cpu_time();
+                aver_checker::check_operations(model, history, None);
+                (cpu_time() - before).as_secs_f64() * 1e3
+            })
+            .collect();
+        cpu.sort_by(f64::total_cmp);
+        cpu[cpu.len() / 2]
+    }
+    Ok(if name.contains("/jepsen/") {
+        timed(
+            &CasRegister,
+            &formats::read_history::<CasRegister>(path, None)?,
+            repeat,
+        )
     } else {
-        let history = formats::read_history::<Kv>(path, None)?;
-        Ok(time_checks(&Kv, &history, repeat))
-    }
-}
-
-fn time_checks<M: Model>(
-    model: &M,
-    history: &[Operation<M::Input, M::Output>],
-    repeat: usize,
-) -> (usize, CheckResult, f64, f64) {
-    let mut cpu = Vec::with_capacity(repeat);
-    let mut wall = Vec::with_capacity(repeat);
-    let mut verdict = CheckResult::Unknown;
-    for _ in 0..repeat {
-        let (cpu0, wall0) = (cpu_time(), Instant::now());
-        verdict = aver_checker::check_operations(model, history, None);
-        wall.push(wall0.elapsed().as_secs_f64() * 1e3);
-        cpu.push((cpu_time() - cpu0).as_secs_f64() * 1e3);
-    }
-    (history.len(), verdict, median(&mut cpu), median(&mut wall))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+        timed(&Kv, &formats::read_history::<Kv>(path, None)?, repeat)
+    })
 }
 
 /// CPU time of the whole process (all threads).
@@ -416,6 +658,104 @@ fn cpu_time() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
+/// Runs `binary lin FILE` `repeat` times; the run with the median CPU time.
+fn measure_median(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
+    let mut runs = Vec::with_capacity(args.repeat.max(1));
+    for _ in 0..args.repeat.max(1) {
+        runs.push(measure(binary, file, args)?);
+    }
+    runs.sort_by(|a, b| a.cpu_ms.total_cmp(&b.cpu_ms));
+    Ok(runs[runs.len() / 2])
+}
+
+/// Runs `binary lin FILE --timeout T` as a child process; its CPU time (user + system) and
+/// peak resident memory come from `wait4`, the same way for any binary.
+fn measure(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
+    use std::os::unix::process::CommandExt;
+    let out_path = std::env::temp_dir().join(format!("aver-bench-{}.out", std::process::id()));
+    let out = std::fs::File::create(&out_path)
+        .with_context(|| format!("creating {}", out_path.display()))?;
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg("lin")
+        .arg(file)
+        .arg("--timeout")
+        .arg(args.timeout.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(std::process::Stdio::null());
+    let memory = args.child_memory as u64;
+    // CPU seconds: the timeout plus the counterexample's budget, so that on a loaded machine
+    // (where the wall-clock timeout comes first) and on a quiet one both binaries get the
+    // same CPU at most.
+    let cpu = args.timeout.ceil() as u64 + SHRINK_BUDGET.as_secs();
+    // SAFETY: between fork and exec the closure calls only setrlimit, which is
+    // async-signal-safe, on stack values.
+    unsafe {
+        command.pre_exec(move || {
+            let (memory, cpu) = ([memory, memory], [cpu, cpu + 5]);
+            if setrlimit(RLIMIT_AS, memory.as_ptr()) != 0
+                || setrlimit(RLIMIT_CPU, cpu.as_ptr()) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
+        .spawn()
+        .with_context(|| format!("running {}", binary.display()))?;
+    let pid = child.id() as i32;
+    // Past the timeout plus the counterexample budget, a run is stuck: kill it.
+    let limit = Duration::from_secs_f64(args.timeout) + SHRINK_BUDGET + Duration::from_secs(30);
+    let started = Instant::now();
+    let mut status = 0i32;
+    let mut usage = [0i64; 18];
+    loop {
+        // SAFETY: wait4 writes an int and a struct rusage (18 longs on Linux x86-64 and
+        // aarch64) through valid pointers.
+        let rc = unsafe { wait4(pid, &mut status, WNOHANG, usage.as_mut_ptr()) };
+        if rc == pid {
+            break;
+        }
+        anyhow::ensure!(rc == 0, "wait4 failed: {}", std::io::Error::last_os_error());
+        if started.elapsed() > limit {
+            // SAFETY: pid is our child, not yet reaped.
+            unsafe { kill(pid, SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let cpu = |sec: i64, usec: i64| sec as f64 * 1e3 + usec as f64 / 1e3;
+    let exited = status & 0x7f == 0;
+    let printed = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let search_ms = printed
+        .split_once("checked in ")
+        .and_then(|(_, rest)| rest.split_once(" ms"))
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or(f64::NAN);
+    Ok(Measured {
+        code: exited.then_some((status >> 8) & 0xff),
+        signal: if exited { 0 } else { status & 0x7f },
+        cpu_ms: cpu(usage[0], usage[1]) + cpu(usage[2], usage[3]),
+        max_rss_kib: usage[4],
+        search_ms,
+    })
+}
+
+const WNOHANG: i32 = 1;
+const SIGABRT: i32 = 6;
+const SIGKILL: i32 = 9;
+const SIGXCPU: i32 = 24;
+const RLIMIT_CPU: i32 = 0;
+const RLIMIT_AS: i32 = 9;
+
+unsafe extern "C" {
+    fn wait4(pid: i32, status: *mut i32, options: i32, rusage: *mut i64) -> i32;
+    fn kill(pid: i32, signal: i32) -> i32;
+    fn setrlimit(resource: i32, limit: *const u64) -> i32;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +777,10 @@ mod tests {
             format: FormatArg::Auto,
             timeout: None,
             html: None,
+            max_memory: 4 << 30,
+            init: None,
+            threads: None,
+            stats: false,
         }
     }
 

@@ -4,8 +4,11 @@
 
 mod bench;
 mod check;
-mod check_shard;
+#[path = "gen.rs"] // `gen` is a reserved word in Rust 2024
+mod gen_history;
 mod lin;
+mod mr;
+mod shard;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -29,7 +32,13 @@ enum Command {
     Sim(sim::SimArgs),
     /// Check a history for linearizability.
     Lin(lin::LinArgs),
-    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`.
+    /// MapReduce as real processes: `aver mr run --workers 3 --app wc FILES...`.
+    Mr(mr::MrArgs),
+    /// The sharded KV service: `aver shard check` model-checks shard migration.
+    Shard(shard::ShardArgs),
+    /// Generate test data: `aver gen history ...`.
+    Gen(gen_history::GenArgs),
+    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`, `aver bench mr`.
     Bench(bench::BenchArgs),
 }
 
@@ -52,7 +61,10 @@ fn main() -> ExitCode {
         Command::Explore(a) => check::explore(a),
         Command::Sim(a) => sim::run(a),
         Command::Lin(a) => lin::run(a),
+        Command::Mr(a) => mr::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Gen(a) => gen_history::run(a),
+        Command::Shard(a) => shard::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

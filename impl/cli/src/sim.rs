@@ -2,13 +2,17 @@
 //! throughput.
 //!
 //! `aver sim raft` runs every scenario (or `--test NAME`) on seeds `--first-seed ..
-//! --first-seed + --seeds` (or exactly `--seed S`), prints a table (test, runs, failures,
-//! virtual time, wall time) and every failure with the command that replays it; exit code 1 on
-//! any failure. `--trace` prints one line per event (use with one test and one seed).
+//! --first-seed + --seeds` (or exactly `--seed S`). Each failure prints as it happens, with its
+//! seed and the command that replays it; at the end a table (test, runs, failures, virtual
+//! time, events, wall time) and the failures again. `--json` prints a machine-readable
+//! summary on stdout instead (failures still print to stderr as they happen). Exit code 1 on
+//! any failure — a checker's verdict, a server's failed step check, an exceeded event budget
+//! — 2 on bad arguments. `--trace` prints one line per event (one test, one seed).
 
 use aver_sim::Failure;
-use aver_tests::{EXTRA, RAFT, Scenario, find, run_one};
+use aver_tests::{EXTRA, RAFT, Scenario, find, run_with_budget};
 use clap::{Args, ValueEnum};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// Which suite to simulate.
@@ -45,6 +49,14 @@ pub struct SimArgs {
     /// it; repeatable.
     #[arg(long = "bug")]
     bugs: Vec<aver_core::raft::Bug>,
+    /// Event budget of every run, instead of each scenario's own (about ten times what a
+    /// passing run needs); a run that exceeds it fails.
+    #[arg(long)]
+    events_max: Option<u64>,
+    /// Print a JSON summary (per scenario: runs, failures, wall; per failure: seed, message,
+    /// replay command) instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `aver bench sim`.
@@ -62,8 +74,24 @@ struct Row {
     failures: u64,
     virtual_us: u64,
     events: u64,
+    events_max: u64,
     wall: Duration,
     log_size_max: usize,
+}
+
+/// How a suite runs: budgets, and where failures print as they happen.
+#[derive(Clone, Copy, Default)]
+struct RunOpts {
+    /// Overrides every scenario's event budget.
+    events_max: Option<u64>,
+    /// Print failures as they happen (to stderr when stdout carries JSON).
+    live: Option<Live>,
+}
+
+#[derive(Clone, Copy)]
+enum Live {
+    Stdout,
+    Stderr,
 }
 
 fn selected(test: Option<&str>, extra: bool) -> anyhow::Result<Vec<&'static Scenario>> {
@@ -78,23 +106,32 @@ fn selected(test: Option<&str>, extra: bool) -> anyhow::Result<Vec<&'static Scen
 }
 
 /// Runs every selected scenario over `seeds`; returns rows and failures.
-fn run_suite(scenarios: &[&Scenario], seeds: &[u64]) -> (Vec<Row>, Vec<Failure>) {
+fn run_suite(scenarios: &[&Scenario], seeds: &[u64], opts: RunOpts) -> (Vec<Row>, Vec<Failure>) {
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     for s in scenarios {
         let mut row = Row::default();
         for &seed in seeds {
             let t = Instant::now();
-            let outcome = run_one(s, seed);
+            let outcome = run_with_budget(s, seed, opts.events_max.unwrap_or(s.events_max));
             row.wall += t.elapsed();
             row.runs += 1;
             match outcome {
                 Ok(r) => {
                     row.virtual_us += r.virtual_us;
                     row.events += r.events;
+                    row.events_max = row.events_max.max(r.events);
                     row.log_size_max = row.log_size_max.max(r.log_size_max);
                 }
-                Err(f) => {
+                Err(mut f) => {
+                    if let Some(n) = opts.events_max {
+                        f.replay.push_str(&format!(" --events-max {n}"));
+                    }
+                    match opts.live {
+                        Some(Live::Stdout) => println!("{}", fail_text(&f)),
+                        Some(Live::Stderr) => eprintln!("{}", fail_text(&f)),
+                        None => {}
+                    }
                     row.failures += 1;
                     failures.push(f);
                 }
@@ -105,10 +142,21 @@ fn run_suite(scenarios: &[&Scenario], seeds: &[u64]) -> (Vec<Row>, Vec<Failure>)
     (rows, failures)
 }
 
+fn fail_text(f: &Failure) -> String {
+    format!(
+        "FAIL {} seed={} at {:.3}s: {}\n  replay: {}",
+        f.test,
+        f.seed,
+        f.at as f64 / 1e6,
+        f.message,
+        f.replay()
+    )
+}
+
 fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
     println!(
-        "{:<32} {:>6} {:>8} {:>11} {:>11} {:>9} {:>10}",
-        "test", "runs", "failures", "virtual s", "events", "state B", "wall ms"
+        "{:<32} {:>6} {:>8} {:>10} {:>9} {:>10} {:>8} {:>9}",
+        "test", "runs", "failures", "virtual s", "events", "events max", "state B", "wall ms"
     );
     for (s, r) in scenarios.iter().zip(rows) {
         let ok = (r.runs - r.failures).max(1);
@@ -118,19 +166,20 @@ fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
             b => b.to_string(),
         };
         println!(
-            "{:<32} {:>6} {:>8} {:>11.1} {:>11} {:>9} {:>10.1}",
+            "{:<32} {:>6} {:>8} {:>10.1} {:>9} {:>10} {:>8} {:>9.1}",
             s.name,
             r.runs,
             r.failures,
             r.virtual_us as f64 / 1e6 / ok as f64,
             r.events / runs,
+            r.events_max,
             state,
             r.wall.as_secs_f64() * 1e3 / runs as f64
         );
     }
     println!(
-        "(virtual s: mean per passing run; events, wall ms: mean per run; \
-         state B: largest persisted Raft state, 3D)"
+        "(virtual s: mean per passing run; events, wall ms: mean per run; events max: most \
+         in a passing run; state B: largest persisted Raft state, 3D)"
     );
 }
 
@@ -149,17 +198,33 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
         .bugs
         .iter()
         .fold(aver_core::raft::Bugs::NONE, |b, &bug| b.with(bug));
-    aver_sim::sim::seed_bugs(bugs);
+    aver_sim::raft::seed_bugs(bugs);
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
         None => (args.first_seed..args.first_seed + args.seeds).collect(),
     };
+    let live = if args.json {
+        Live::Stderr
+    } else {
+        Live::Stdout
+    };
+    let opts = RunOpts {
+        events_max: args.events_max,
+        live: Some(live),
+    };
     let t = Instant::now();
-    let (rows, failures) = run_suite(&scenarios, &seeds);
+    let (rows, failures) = run_suite(&scenarios, &seeds, opts);
+    let wall = t.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            "{}",
+            summary_json(&scenarios, &rows, &failures, seeds.len(), wall)
+        );
+        return Ok(u8::from(!failures.is_empty()));
+    }
     print_table(&scenarios, &rows);
     let runs: u64 = rows.iter().map(|r| r.runs).sum();
     let events: u64 = rows.iter().map(|r| r.events).sum();
-    let wall = t.elapsed().as_secs_f64();
     println!(
         "\nseeds: {} × tests: {} = {runs} runs, {} failures, wall {wall:.2} s, \
          {:.0} events/s",
@@ -168,18 +233,57 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
         failures.len(),
         events as f64 / wall
     );
-    let flags: String = args.bugs.iter().map(|b| format!(" --bug {b}")).collect();
     for f in &failures {
-        println!(
-            "\nFAIL {} seed={} at {:.3}s: {}",
-            f.test,
-            f.seed,
-            f.at as f64 / 1e6,
-            f.message
-        );
-        println!("  replay: {}{flags}", f.replay());
+        println!("\n{}", fail_text(f));
     }
     Ok(u8::from(!failures.is_empty()))
+}
+
+/// The `--json` summary.
+fn summary_json(
+    scenarios: &[&Scenario],
+    rows: &[Row],
+    failures: &[Failure],
+    seeds: usize,
+    wall: f64,
+) -> serde_json::Value {
+    let per_scenario: Vec<_> = scenarios
+        .iter()
+        .zip(rows)
+        .map(|(s, r)| {
+            json!({
+                "test": s.name,
+                "lab_test": s.lab_name,
+                "runs": r.runs,
+                "failures": r.failures,
+                "wall_s": r.wall.as_secs_f64(),
+                "events": r.events,
+                "events_max": r.events_max,
+                "events_budget": s.events_max,
+            })
+        })
+        .collect();
+    let failed: Vec<_> = failures
+        .iter()
+        .map(|f| {
+            json!({
+                "test": f.test,
+                "seed": f.seed,
+                "at_s": f.at as f64 / 1e6,
+                "message": f.message,
+                "replay": f.replay(),
+            })
+        })
+        .collect();
+    json!({
+        "suite": "raft",
+        "seeds": seeds,
+        "runs": rows.iter().map(|r| r.runs).sum::<u64>(),
+        "failures": failures.len(),
+        "wall_s": wall,
+        "scenarios": per_scenario,
+        "failed": failed,
+    })
 }
 
 /// Runs `aver bench sim`: simulated events per second and the suite's wall time.
@@ -190,14 +294,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     let mut wall = Duration::ZERO;
     for seed in 1..=args.seeds.max(1) {
         let t = Instant::now();
-        let (rows, failures) = run_suite(&scenarios, &[seed]);
+        let opts = RunOpts {
+            events_max: None,
+            live: Some(Live::Stdout),
+        };
+        let (rows, failures) = run_suite(&scenarios, &[seed], opts);
         let elapsed = t.elapsed();
         best = best.min(elapsed);
         wall += elapsed;
         events += rows.iter().map(|r| r.events).sum::<u64>();
-        for f in &failures {
-            println!("FAIL {f}");
-        }
+        anyhow::ensure!(failures.is_empty(), "the suite failed on seed {seed}");
     }
     let runs = args.seeds.max(1);
     println!(

@@ -6,14 +6,21 @@
 //! threads or ambient randomness: time arrives as named timer events whose durations the
 //! driver chooses, and randomness is the driver's business too.
 //!
+//! * [`raft`]: Raft (elections, replication, snapshots, ReadIndex).
+//! * [`rsm`]: a replicated state machine over a consensus engine (Raft).
+//! * [`kvraft`]: the exactly-once, linearizable KV service on the rsm, and its clerk.
+//!
 //! Three drivers run the same cores: the Stateright models (`models/`), the deterministic
 //! simulator (`impl/sim`) and the real runtime (`impl/runtime`). Invariants are plain
 //! functions (see [`raft::invariants`]) so that all three check the same thing.
 #![deny(missing_docs)]
 
+pub mod codec;
 pub mod contract;
+pub mod kvraft;
+pub mod mr;
 pub mod raft;
-pub mod sessions;
+pub mod rsm;
 pub mod shardctrler;
 pub mod shardkv;
 

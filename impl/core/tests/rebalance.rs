@@ -10,7 +10,8 @@
 //!   from a balanced configuration only shards going to (coming from) the named groups move.
 
 use aver_core::NodeId;
-use aver_core::sessions::{ClientId, Seq};
+use aver_core::kvraft::{ClientId, Seq};
+use aver_core::raft::LogIndex;
 use aver_core::shardctrler::invariants::{self, min_moves};
 use aver_core::shardctrler::rebalance::{load, moved, rebalance};
 use aver_core::shardctrler::{Config, CtrlCommand, CtrlOp, Gid, ShardCtrler, ShardId};
@@ -138,8 +139,9 @@ proptest! {
             let before = r0.latest().clone();
             let Some((op0, op1)) = ops(step, &before) else { continue };
             let (client, seq) = (ClientId(1), Seq(i as u64 + 1));
-            let a = r0.apply(&CtrlCommand { client, seq, op: op0.clone() });
-            let b = r1.apply(&CtrlCommand { client, seq, op: op1 });
+            let index = LogIndex(i as u64 + 1);
+            let a = r0.apply(index, &CtrlCommand { client, seq, op: op0.clone() });
+            let b = r1.apply(index, &CtrlCommand { client, seq, op: op1 });
             prop_assert_eq!(a, b);
             prop_assert!(invariants::config_agreement(&[&r0, &r1]).is_ok());
             if let Err(v) = invariants::balanced(&r0) {

@@ -7,74 +7,32 @@
 //!   order without gaps; in snapshot mode the next entry after a snapshot is exactly
 //!   `lastApplied + 1`, and a snapshot's encoded index equals its metadata;
 //! * Election Safety over time: a ghost map term → leader, updated after every node input;
-//! * `node.violation()` after every node input;
-//! * `aver_core::raft::invariants` over the whole cluster every [`FULL_CHECK_EVERY`] events
-//!   and at the end of every scenario. It is O(servers² × log): after every event the suite
-//!   ran at ≈39 000 events/s, every 16 events ≈250 000/s, every 64 ≈800 000/s, every 128
-//!   ≈1.6 M/s (measured with `aver bench sim`, 2-core machine). 128 keeps the ≥ 1 M events/s
-//!   target; the cheap checks above still run after every event.
+//! * every server's own step checks (`Raft::violation`), read by the engine after every node
+//!   input: the first one halts the run ([`crate::sim::Halt`]);
+//! * the cluster invariants of `aver_core::raft::invariants` (RAFT-1, 3, 4, 5, 7, 9) after
+//!   every event, incrementally ([`ClusterCheck`]: only what the event changed is
+//!   re-checked; crashed servers count with what their disks hold), and from scratch at the
+//!   end of every scenario.
 //!
 //! Test code is straight-line, like the Go tests: `sleep`, `one`, `check_one_leader` advance
 //! virtual time by running events. The tests' goroutines become [`Task`]s: state machines the
 //! event loop wakes at their scheduled times.
 
-use crate::sim::{Cmd, MS, Micros, Node, Processed, Sim};
-use aver_core::raft::{Apply, LogIndex, Term, invariants};
+use crate::cluster::ClusterCheck;
+use crate::raft::{Cmd, RaftKind};
+pub use crate::run::{Failure, Outcome};
+use crate::sim::{MS, Micros, Processed, Sim};
+use aver_core::raft::{Apply, LogIndex, Term};
 use rand::Rng;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
-/// Full cluster invariant check period, in events.
-pub const FULL_CHECK_EVERY: u64 = 128;
 /// The lab's `RaftElectionTimeout` (used for sleeps).
 pub const ELECTION_TIMEOUT: Micros = 1_000 * MS;
 /// The tester's per-test limit.
 pub const TEST_LIMIT: Micros = 120_000 * MS;
-/// Most events one virtual instant may hold: more means nodes ping-pong without time
-/// passing (a livelock; seen only with seeded bugs), which would otherwise hang the run.
-pub const EVENTS_PER_INSTANT_MAX: u64 = 100_000;
-/// Most events one run may hold (the busiest scenario needs about 60 000).
-pub const EVENTS_PER_RUN_MAX: u64 = 50_000_000;
 /// The 3D tester's snapshot interval.
 pub const SNAPSHOT_INTERVAL: u64 = 10;
-
-/// A failed scenario: what went wrong, when, and how to replay it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// Scenario name (e.g. `figure8_unreliable_3c`).
-    pub test: String,
-    /// The seed that reproduces it.
-    pub seed: u64,
-    /// Virtual time of the failure.
-    pub at: Micros,
-    /// The tester's message.
-    pub message: String,
-}
-
-impl Failure {
-    /// The one command that replays this failure.
-    pub fn replay(&self) -> String {
-        format!(
-            "cargo run --release -- sim raft --test {} --seed {}",
-            self.test, self.seed
-        )
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} seed={} at {:.3}s: {}\n  replay: {}",
-            self.test,
-            self.seed,
-            self.at as f64 / 1e6,
-            self.message,
-            self.replay()
-        )
-    }
-}
 
 /// Figures of one passing scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -92,9 +50,6 @@ pub struct Report {
     /// Largest persisted Raft state the test measured with `log_size` (3D), in bytes.
     pub log_size_max: usize,
 }
-
-/// The result of a scenario.
-pub type Outcome<T> = Result<T, Failure>;
 
 /// What a task wants after a wake-up.
 pub enum Poll<T> {
@@ -127,7 +82,7 @@ impl Applier {
 /// The Raft tester.
 pub struct Lab {
     /// The simulated cluster.
-    pub sim: Sim,
+    pub sim: Sim<RaftKind>,
     name: &'static str,
     seed: u64,
     snapshot_mode: bool,
@@ -138,17 +93,17 @@ pub struct Lab {
     leaders: BTreeMap<Term, usize>,
     error: Option<String>,
     tasks: Vec<Option<Box<dyn Task>>>,
-    next_full_check: u64,
-    /// `(instant, events at it)`, for the livelock limit.
-    instant: (Micros, u64),
+    cluster: ClusterCheck<RaftKind>,
     log_size_max: usize,
 }
 
 impl Lab {
     /// `makeTest(n, reliable, snapshot)`: all servers up and connected; long delays on.
     pub fn new(name: &'static str, seed: u64, n: usize, reliable: bool, snapshot: bool) -> Lab {
+        let sim = Sim::new(RaftKind::new(n), n, seed);
+        let cluster = ClusterCheck::new(&sim);
         let mut lab = Lab {
-            sim: Sim::new(n, seed),
+            sim,
             name,
             seed,
             snapshot_mode: snapshot,
@@ -158,8 +113,7 @@ impl Lab {
             leaders: BTreeMap::new(),
             error: None,
             tasks: Vec::new(),
-            next_full_check: FULL_CHECK_EVERY,
-            instant: (0, 0),
+            cluster,
             log_size_max: 0,
         };
         lab.connect_all();
@@ -175,17 +129,18 @@ impl Lab {
 
     /// A failure at the current virtual time.
     pub fn fail<T>(&self, message: impl Into<String>) -> Outcome<T> {
-        Err(Failure {
-            test: self.name.to_string(),
-            seed: self.seed,
-            at: self.sim.now(),
-            message: message.into(),
-        })
+        let flags = crate::raft::bug_flags(self.sim.kind().bugs);
+        let (name, seed, at) = (self.name, self.seed, self.sim.now());
+        Err(Failure::sim("raft", name, seed, at, message.into(), &flags))
     }
 
+    /// Fails with the first error a checker found, or the reason the engine halted the run.
     fn check_error(&self) -> Outcome<()> {
-        match &self.error {
-            Some(e) => self.fail(e.clone()),
+        if let Some(e) = &self.error {
+            return self.fail(e.clone());
+        }
+        match self.sim.halt() {
+            Some(halt) => self.fail(halt.to_string()),
             None => Ok(()),
         }
     }
@@ -207,33 +162,15 @@ impl Lab {
         let until = self.sim.now() + d;
         while let Some(p) = self.sim.step(until) {
             match p {
-                Processed::Nothing => {}
+                Processed::Nothing => self.check_cluster(),
                 Processed::Node(i) => self.after_input(i),
                 Processed::Wake(t) => self.run_task(t)?,
             }
             self.check_error()?;
-            self.check_limits()?;
         }
+        self.check_error()?;
         if self.sim.now() > TEST_LIMIT {
             return self.fail("test took longer than 120 seconds");
-        }
-        Ok(())
-    }
-
-    fn check_limits(&mut self) -> Outcome<()> {
-        let now = self.sim.now();
-        if self.instant.0 == now {
-            self.instant.1 += 1;
-        } else {
-            self.instant = (now, 1);
-        }
-        if self.instant.1 > EVENTS_PER_INSTANT_MAX {
-            return self.fail(format!(
-                "livelock: more than {EVENTS_PER_INSTANT_MAX} events at one virtual instant"
-            ));
-        }
-        if self.sim.events() > EVENTS_PER_RUN_MAX {
-            return self.fail(format!("more than {EVENTS_PER_RUN_MAX} events in one run"));
         }
         Ok(())
     }
@@ -267,49 +204,34 @@ impl Lab {
 
     // ---- checkers -------------------------------------------------------------------------
 
-    /// Runs the outside checkers after node `i` handled an input, and the applier's
-    /// snapshot calls (the lab's `applierSnap` calls `Snapshot` from the apply loop).
+    /// Runs the outside checkers after node `i` handled an input (an event or a harness
+    /// call), and the applier's snapshot calls (the lab's `applierSnap` calls `Snapshot`
+    /// from the apply loop).
     fn after_input(&mut self, i: usize) {
         self.absorb_applies();
-        if let Some(node) = self.sim.node(i) {
-            if let Some(v) = node.violation() {
-                self.error.get_or_insert(format!("{v}"));
-            }
-            if node.is_leader() {
-                let term = node.term();
-                let leader = *self.leaders.entry(term).or_insert(i);
-                if leader != i {
-                    let e = format!("election safety: n{leader} and n{i} both led {term}");
-                    self.error.get_or_insert(e);
-                }
+        if let Some(node) = self.sim.node(i)
+            && node.is_leader()
+        {
+            let term = node.term();
+            let leader = *self.leaders.entry(term).or_insert(i);
+            if leader != i {
+                let e = format!("election safety: n{leader} and n{i} both led {term}");
+                self.error.get_or_insert(e);
             }
         }
-        if self.sim.events() >= self.next_full_check {
-            self.next_full_check = self.sim.events() + FULL_CHECK_EVERY;
-            self.full_check();
+        self.check_cluster();
+    }
+
+    /// The cluster invariants over what changed since the last check.
+    fn check_cluster(&mut self) {
+        if let Err(v) = self.cluster.after_event(&self.sim) {
+            self.error.get_or_insert(format!("{v}"));
         }
     }
 
-    /// The core's cluster invariants: per-node, Election Safety, Log Matching, State Machine
-    /// Safety and Leader Completeness over live nodes; Commit Quorum over every node (a
-    /// crashed node's disk still stores what it stored).
+    /// The cluster invariants over the whole cluster, from scratch.
     pub fn full_check(&mut self) {
-        let live: Vec<&Node> = (0..self.n()).filter_map(|i| self.sim.node(i)).collect();
-        let all: Vec<&Node> = (0..self.n())
-            .filter_map(|i| self.sim.node_or_frozen(i))
-            .collect();
-        let result = live
-            .iter()
-            .try_for_each(|n| match n.violation() {
-                Some(v) => Err(v.clone()),
-                None => invariants::snapshot_consistency(n),
-            })
-            .and_then(|()| invariants::election_safety(&live))
-            .and_then(|()| invariants::log_matching(&live))
-            .and_then(|()| invariants::state_machine_safety(&live))
-            .and_then(|()| invariants::leader_completeness(&live))
-            .and_then(|()| invariants::commit_quorum(&all));
-        if let Err(v) = result {
+        if let Err(v) = self.cluster.full(&self.sim) {
             self.error.get_or_insert(format!("{v}"));
         }
     }
@@ -458,6 +380,7 @@ impl Lab {
     pub fn shutdown_server(&mut self, i: usize) {
         self.disconnect_all(i);
         self.sim.crash(i);
+        self.check_cluster();
     }
 
     /// `StartServer(i)`: a fresh instance from the synced disk, not connected.
@@ -466,6 +389,7 @@ impl Lab {
         self.appliers[i] = Applier::default();
         self.sim.start(i);
         self.absorb_applies();
+        self.check_cluster();
     }
 
     /// The Raft helper `restart(i)`: `StartServer(i)` then `ConnectAll()`.
@@ -636,7 +560,7 @@ impl Lab {
     /// `LogSize()`: the largest persisted Raft state (hard state + log) over all servers.
     pub fn log_size(&mut self) -> usize {
         let size = (0..self.n())
-            .map(|i| self.sim.raft_state_size(i))
+            .map(|i| crate::raft::raft_state_size(&self.sim.disk(i).synced))
             .max()
             .unwrap_or(0);
         self.log_size_max = self.log_size_max.max(size);

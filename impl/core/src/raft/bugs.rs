@@ -36,10 +36,18 @@ pub enum Bug {
     CommitWithoutQuorum,
     /// A follower appends after `prev_log_index` without deleting conflicting entries.
     KeepConflicting,
+    /// ReadIndex: the leader releases a read without a quorum confirming its term (it trusts
+    /// that it still leads; etcd's `ReadOnlyLeaseBased` without a lease). Only a service that
+    /// reads can show it: see [`Bug::READ_INDEX`].
+    ReadWithoutQuorum,
+    /// ReadIndex: the leader takes its commit index as the read index before it has committed
+    /// an entry of its own term, when that index may lag behind the cluster's.
+    ReadBeforeTermCommit,
 }
 
 impl Bug {
-    /// Every seeded bug, in catalogue order.
+    /// Every seeded Raft bug the Raft model and the Raft suite can show, in catalogue order
+    /// (the ReadIndex bugs are in [`Bug::READ_INDEX`]).
     pub const ALL: [Bug; 10] = [
         Bug::Figure8Commit,
         Bug::VoteNotPersisted,
@@ -52,6 +60,10 @@ impl Bug {
         Bug::CommitWithoutQuorum,
         Bug::KeepConflicting,
     ];
+
+    /// The ReadIndex bugs. They are not in [`Bug::ALL`] (the Raft model and the Raft suite
+    /// never read, so they cannot show them); the KV service's seeded bugs switch them on.
+    pub const READ_INDEX: [Bug; 2] = [Bug::ReadWithoutQuorum, Bug::ReadBeforeTermCommit];
 
     /// The `--bug` name.
     pub fn name(self) -> &'static str {
@@ -66,6 +78,8 @@ impl Bug {
             Bug::VoteTwice => "vote-twice",
             Bug::CommitWithoutQuorum => "commit-without-quorum",
             Bug::KeepConflicting => "keep-conflicting",
+            Bug::ReadWithoutQuorum => "read-without-quorum",
+            Bug::ReadBeforeTermCommit => "read-before-term-commit",
         }
     }
 

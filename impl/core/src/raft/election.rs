@@ -2,8 +2,8 @@
 
 use super::types::{Command, LogIndex};
 use super::{
-    Bug, HardState, Message, NodeId, PersistOp, Progress, Raft, RequestVote, RequestVoteReply,
-    Role, Timer,
+    Bug, HardState, LeaderReads, Message, NodeId, PersistOp, Progress, Raft, RequestVote,
+    RequestVoteReply, Role, Timer,
 };
 use crate::contract::TimerCmd;
 
@@ -66,9 +66,13 @@ impl<C: Command> Raft<C> {
                 next_index: last.next(),
                 replicating: false,
                 paused: false,
+                read_ack: 0,
             })
             .collect();
-        self.role = Role::Leader { progress };
+        self.role = Role::Leader {
+            progress,
+            reads: LeaderReads::default(),
+        };
         self.leader = Some(me);
         self.ready.timers.push(TimerCmd::Cancel(Timer::Election));
         self.ready.timers.push(TimerCmd::Set(Timer::Heartbeat));

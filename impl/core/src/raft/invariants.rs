@@ -12,7 +12,7 @@
 //! state included) and returns the first violation found.
 
 use super::types::{Command, LogIndex, Term};
-use super::{Durable, NodeId, Raft, Role};
+use super::{Durable, Log, NodeId, Raft, Role};
 use crate::contract::Violation;
 
 /// RAFT-1 Election Safety: at most one leader per term.
@@ -129,7 +129,7 @@ pub fn check_step<C: Command>(before: &StepSummary, after: &Raft<C>) -> Result<(
 /// RAFT-6 for a leader whose commit index just advanced.
 fn current_term_commit<C: Command>(leader: &Raft<C>) -> Result<(), Violation> {
     let commit = leader.commit_index();
-    let Role::Leader { progress } = leader.role() else {
+    let Role::Leader { progress, .. } = leader.role() else {
         return Ok(());
     };
     let term_there = leader.log().term_at(commit);
@@ -365,23 +365,62 @@ pub fn leader_completeness<C: Command>(nodes: &[&Raft<C>]) -> Result<(), Violati
 }
 
 /// RAFT-7: the highest entry any server has committed is stored (same term) by a majority —
-/// or covered by their snapshots. `nodes` must be the whole cluster.
+/// or covered by their snapshots. `nodes` must be the whole cluster, and each server's log
+/// in memory is taken as what it stores (see [`commit_quorum_stored`] to read disks instead).
 pub fn commit_quorum<C: Command>(nodes: &[&Raft<C>]) -> Result<(), Violation> {
-    for n in nodes {
-        let commit = n.commit_index();
-        if commit == LogIndex(0) {
-            continue;
+    let Some(first) = nodes.first() else {
+        return Ok(());
+    };
+    let claims: Vec<CommitClaim> = nodes.iter().map(|n| CommitClaim::of(n)).collect();
+    let stores: Vec<&Log<C>> = nodes.iter().map(|n| n.log()).collect();
+    commit_quorum_stored(&claims, &stores, first.config().quorum())
+}
+
+/// A server's claim that the entry at `index`, of `term`, is committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitClaim {
+    /// Who claims it.
+    pub by: NodeId,
+    /// The committed index.
+    pub index: LogIndex,
+    /// The term of the entry there, as the claimant's log holds it.
+    pub term: Option<Term>,
+}
+
+impl CommitClaim {
+    /// `node`'s claim: its commit index and the term its log holds there.
+    pub fn of<C: Command>(node: &Raft<C>) -> CommitClaim {
+        let index = node.commit_index();
+        CommitClaim {
+            by: node.id(),
+            index,
+            term: node.log().term_at(index),
         }
-        let term = n.log().term_at(commit);
-        let stored = nodes
+    }
+}
+
+/// RAFT-7 over storage: every claim is stored (same term at that index, or covered by the
+/// snapshot) by at least `quorum` of `stores`, the logs each server of the whole cluster
+/// holds durably. A driver that can crash servers passes the claims of running and crashed
+/// servers (a crashed server's last commit index still happened) and each server's *disk*,
+/// not the log it last had in memory.
+pub fn commit_quorum_stored<C: Command>(
+    claims: &[CommitClaim],
+    stores: &[&Log<C>],
+    quorum: usize,
+) -> Result<(), Violation> {
+    for claim in claims.iter().filter(|c| c.index > LogIndex(0)) {
+        let index = claim.index;
+        let stored = stores
             .iter()
-            .filter(|m| commit <= m.log().base().index || m.log().term_at(commit) == term)
+            .filter(|log| index <= log.base().index || log.term_at(index) == claim.term)
             .count();
-        if stored < n.config().quorum() {
+        if stored < quorum {
             let detail = format!(
-                "{} committed {commit} (term {term:?}) but only {stored} of {} servers store it",
-                n.id(),
-                nodes.len()
+                "{} committed {index} (term {:?}) but only {stored} of {} servers store it",
+                claim.by,
+                claim.term,
+                stores.len()
             );
             return Err(Violation::new(COMMIT_QUORUM, detail));
         }

@@ -55,6 +55,9 @@ pub struct AppendEntries<C> {
     pub entries: Vec<Entry<C>>,
     /// Leader's commit index.
     pub leader_commit: LogIndex,
+    /// The leader's latest ReadIndex round (0 until a read is asked for): a reply echoing it
+    /// proves the follower still recognised this leader's term after the round began.
+    pub read_ctx: u64,
 }
 
 /// AppendEntries reply.
@@ -64,6 +67,8 @@ pub struct AppendEntriesReply {
     pub term: Term,
     /// Success or the follower's hint for fast backtracking.
     pub result: AppendResult,
+    /// The `read_ctx` of the request answered (ReadIndex quorum confirmation).
+    pub read_ctx: u64,
 }
 
 /// Outcome of an AppendEntries at the follower.

@@ -32,8 +32,10 @@
 //! ## Deviations from the paper, and why
 //!
 //! * Replies are messages, not RPC returns; they echo what is needed to spot stale ones.
-//! * No no-op entry on election: the 6.5840 tests require the first command at index 1. (A
-//!   read path that needs one — ReadIndex — will add it behind configuration.)
+//! * No no-op entry on election: the 6.5840 tests require the first command at index 1.
+//!   ReadIndex ([`read`], thesis §6.4) needs an entry of the leader's term committed before
+//!   it can serve reads, so the service that reads proposes the no-op (the rsm does, in its
+//!   ReadIndex mode); a server never asked to read behaves exactly as without it.
 //! * Replication is pipelined per follower: after a success the leader advances `next_index`
 //!   optimistically as it sends; after a rejection it probes with one message per heartbeat
 //!   (the etcd `Probe`/`Replicate` idea), so an entry normally crosses the network once.
@@ -44,6 +46,7 @@ mod election;
 pub mod invariants;
 pub mod log;
 pub mod message;
+mod read;
 mod replication;
 mod snapshot;
 pub mod types;
@@ -54,7 +57,10 @@ pub use message::{
     AppendEntries, AppendEntriesReply, AppendResult, InstallSnapshot, InstallSnapshotReply,
     Message, RequestVote, RequestVoteReply,
 };
-pub use types::{Command, Entry, HardState, LogIndex, Snapshot, SnapshotMeta, Term};
+pub use read::LeaderReads;
+pub use types::{
+    Command, Entry, HardState, LogIndex, ReadId, ReadState, Snapshot, SnapshotMeta, Term,
+};
 
 use crate::contract::{self, NodeId, TimerCmd, Violation};
 use serde::{Deserialize, Serialize};
@@ -152,6 +158,8 @@ pub enum Role {
     Leader {
         /// Replication progress, one entry per position in `Config::voters` (own entry too).
         progress: Vec<Progress>,
+        /// ReadIndex requests waiting for confirmation (empty unless the service reads).
+        reads: LeaderReads,
     },
 }
 
@@ -178,6 +186,8 @@ pub struct Progress {
     pub replicating: bool,
     /// Probing and a probe is outstanding: wait for its reply or the next heartbeat.
     pub paused: bool,
+    /// Highest ReadIndex round (`read_ctx`) the follower has answered in this term.
+    pub read_ack: u64,
 }
 
 /// `propose` was refused: this server does not lead.
@@ -207,6 +217,8 @@ pub struct Raft<C> {
     violation: Option<Violation>,
     /// Outputs not yet drained.
     ready: RaftReady<C>,
+    /// Confirmed reads not yet drained ([`Raft::take_read_states`]).
+    read_states: Vec<ReadState>,
 }
 
 impl<C: Command> Raft<C> {
@@ -228,6 +240,7 @@ impl<C: Command> Raft<C> {
             applied: base.index,
             violation: None,
             ready: RaftReady::default(),
+            read_states: Vec::new(),
         };
         if let Some(s) = &raft.durable.snapshot {
             raft.ready.apply.push(Apply::Snapshot(s.clone()));
@@ -277,9 +290,32 @@ impl<C: Command> Raft<C> {
         taken
     }
 
+    /// Asks for a linearizable read (ReadIndex, thesis §6.4). On a leader, records the read
+    /// with the current commit index as its read index and starts a round of AppendEntries
+    /// whose replies confirm that a quorum still recognises this term. The read is released by
+    /// [`Raft::take_read_states`] once a quorum has confirmed and `applied ≥ read index`.
+    /// A leader that has not yet committed an entry of its own term does not know the latest
+    /// commit index: it holds the read until it has (the service should propose a no-op on
+    /// election). A read dies with the leadership: if this server stops leading, the read is
+    /// never released and the service must give up on it when the term changes.
+    pub fn read_index(&mut self, id: ReadId) -> Result<(), NotLeader> {
+        let before = self.summary();
+        let result = self.start_read(id);
+        self.check_after_input(&before);
+        result
+    }
+
     /// Drains the outputs accumulated since the last call.
     pub fn take_ready(&mut self) -> RaftReady<C> {
         std::mem::take(&mut self.ready)
+    }
+
+    /// Drains the reads confirmed since the last call (see [`Raft::read_index`]), in the order
+    /// they were confirmed. Each one's index is at most the applied index of every `Ready`
+    /// drained so far: a service that carries out the `Ready`'s applies first can serve the
+    /// read at once. Always empty for a server that is never asked to read.
+    pub fn take_read_states(&mut self) -> Vec<ReadState> {
+        std::mem::take(&mut self.read_states)
     }
 
     // ---- queries --------------------------------------------------------------------------
@@ -510,11 +546,12 @@ impl<C: Command> Raft<C> {
         invariants::StepSummary::of(self)
     }
 
-    /// Re-checks the cheap local invariants after every input and records the first
-    /// violation. It does not panic: a driver turns it into a failed property with a
+    /// Finishes every input: releases the reads that became confirmed, then re-checks the
+    /// cheap local invariants and records the first violation. It does not panic: a driver turns it into a failed property with a
     /// counterexample (the model checker, the simulator) or stops the node with a clear error
     /// (the runtime), so a bug — seeded or real — always ends in a trace.
     fn check_after_input(&mut self, before: &invariants::StepSummary) {
+        self.release_reads();
         if !self.config.step_checks || self.violation.is_some() {
             return;
         }

@@ -94,6 +94,7 @@ impl<C: Command> Raft<C> {
             prev_log_term,
             entries,
             leader_commit: self.commit,
+            read_ctx: self.read_round(),
         };
         self.send(peer, Message::AppendEntries(msg));
         let p = self.progress_mut(peer).expect("checked above");
@@ -107,6 +108,9 @@ impl<C: Command> Raft<C> {
     pub(super) fn on_append_entries_reply(&mut self, from: NodeId, m: AppendEntriesReply) {
         if !self.is_leader() || m.term != self.term() {
             return;
+        }
+        if let Some(pos) = self.config.position(from) {
+            self.record_read_ack(pos, m.read_ctx);
         }
         match m.result {
             AppendResult::Success { match_index } => self.on_follower_matched(from, match_index),
@@ -165,7 +169,7 @@ impl<C: Command> Raft<C> {
     /// entry is from the current term (§5.4.2: counting replicas is not enough for older
     /// entries — the Figure 8 scenario).
     pub(super) fn maybe_commit(&mut self) {
-        let Role::Leader { progress } = &self.role else {
+        let Role::Leader { progress, .. } = &self.role else {
             return;
         };
         let mut matched: Vec<LogIndex> = progress.iter().map(|p| p.match_index).collect();
@@ -186,7 +190,7 @@ impl<C: Command> Raft<C> {
     }
 
     pub(super) fn progress(&self, peer: NodeId) -> Option<&super::Progress> {
-        let Role::Leader { progress } = &self.role else {
+        let Role::Leader { progress, .. } = &self.role else {
             return None;
         };
         progress.get(self.config.position(peer)?)
@@ -194,7 +198,7 @@ impl<C: Command> Raft<C> {
 
     pub(super) fn progress_mut(&mut self, peer: NodeId) -> Option<&mut super::Progress> {
         let pos = self.config.position(peer)?;
-        let Role::Leader { progress } = &mut self.role else {
+        let Role::Leader { progress, .. } = &mut self.role else {
             return None;
         };
         progress.get_mut(pos)
@@ -213,6 +217,7 @@ impl<C: Command> Raft<C> {
         let reply = AppendEntriesReply {
             term: self.term(),
             result,
+            read_ctx: m.read_ctx,
         };
         self.send(from, Message::AppendEntriesReply(reply));
     }
@@ -225,10 +230,12 @@ impl<C: Command> Raft<C> {
             self.become_follower(self.term(), Some(from));
             self.ready.timers.push(TimerCmd::Set(Timer::Election));
         }
+        let read_ctx = m.read_ctx;
         let result = self.append_from_leader(m);
         let reply = AppendEntriesReply {
             term: self.term(),
             result,
+            read_ctx,
         };
         self.send(from, Message::AppendEntriesReply(reply));
     }

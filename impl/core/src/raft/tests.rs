@@ -246,3 +246,92 @@ fn ignores_forever_is_a_no_op_that_stays_true() {
     );
     assert!(dead.iter().any(|d| !*d), "and live ones");
 }
+
+fn cluster_with_leader_0() -> Cluster {
+    let mut c = Cluster::new(3);
+    c.timeout(0, Timer::Election);
+    c.deliver_all();
+    assert!(c.nodes[0].is_leader());
+    c
+}
+
+/// ReadIndex (thesis §6.4): a read waits for an entry of the leader's term to commit, then
+/// for a quorum to answer a round that began after the read, then is released with the
+/// commit index as its read index.
+#[test]
+fn read_index_waits_for_term_commit_and_a_quorum() {
+    let mut c = cluster_with_leader_0();
+    c.nodes[0].read_index(ReadId(7)).unwrap();
+    c.drain(0);
+    c.deliver_all();
+    assert!(
+        c.nodes[0].take_read_states().is_empty(),
+        "no entry of term 1 committed"
+    );
+    c.nodes[0].propose(5).unwrap(); // the service's no-op
+    c.drain(0);
+    // Committing the entry starts the read's round; its acks release the read.
+    let mut released = Vec::new();
+    while !c.queue.is_empty() {
+        c.deliver_all();
+        released.extend(c.nodes[0].take_read_states());
+    }
+    let expected = ReadState {
+        id: ReadId(7),
+        index: LogIndex(1),
+    };
+    assert_eq!(released, vec![expected]);
+    // A later read takes the current commit index at once and needs one round.
+    c.nodes[0].read_index(ReadId(8)).unwrap();
+    c.drain(0);
+    assert!(
+        c.nodes[0].take_read_states().is_empty(),
+        "needs a quorum first"
+    );
+    c.deliver_all();
+    let states = c.nodes[0].take_read_states();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].id, ReadId(8));
+}
+
+/// A leader cut off from the others cannot confirm a read; when it hears the new term it
+/// steps down and the read is never released. With `read-without-quorum` seeded, the
+/// deposed leader releases it at once (a stale read).
+#[test]
+fn deposed_leader_never_releases_a_read() {
+    for bug in [false, true] {
+        let mut c = cluster_with_leader_0();
+        c.nodes[0].propose(1).unwrap();
+        c.drain(0);
+        c.deliver_all();
+        c.timeout(0, Timer::Heartbeat);
+        c.deliver_all();
+        if bug {
+            let mut cfg = c.nodes[0].config().clone();
+            cfg.bugs = Bugs::only(Bug::ReadWithoutQuorum);
+            c.nodes[0] = Raft::new(cfg, c.disks[0].clone());
+            c.drain(0);
+            c.nodes[0].on_timeout(Timer::Election);
+            c.drain(0);
+            c.deliver_all();
+            assert!(c.nodes[0].is_leader());
+            c.nodes[0].propose(2).unwrap();
+            c.drain(0);
+            c.deliver_all();
+        }
+        c.down[0] = true;
+        c.timeout(1, Timer::Election);
+        c.deliver_all();
+        assert!(c.nodes[1].is_leader());
+        c.nodes[0].read_index(ReadId(1)).unwrap();
+        c.drain(0);
+        c.deliver_all();
+        let released = c.nodes[0].take_read_states();
+        assert_eq!(!released.is_empty(), bug, "released {released:?}");
+        c.down[0] = false;
+        c.timeout(1, Timer::Heartbeat);
+        c.deliver_all();
+        assert!(!c.nodes[0].is_leader());
+        assert!(c.nodes[0].take_read_states().is_empty());
+    }
+}

@@ -86,3 +86,22 @@ pub struct Snapshot {
     /// The service state, opaque to Raft.
     pub data: Arc<[u8]>,
 }
+
+/// Names one ReadIndex request of the service (see `Raft::read_index`). Chosen by the service;
+/// Raft only hands it back.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct ReadId(pub u64);
+
+/// A confirmed read (etcd's `ReadState`): when it was released, this server led its term with
+/// a quorum's confirmation after the read was asked for, and had applied at least `index`, the
+/// commit index at the time of the request. Serving the read from the state machine now is
+/// linearizable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReadState {
+    /// The service's name for the read.
+    pub id: ReadId,
+    /// The read index: every write acknowledged before the read began is at or below it.
+    pub index: LogIndex,
+}

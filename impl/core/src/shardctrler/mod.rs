@@ -9,8 +9,10 @@
 //! [`ShardCtrler`] is the deterministic state machine that sits on the replicated log (the
 //! same on every replica: it reads no clock, no randomness and iterates only ordered maps);
 //! each committed [`CtrlCommand`] is applied with [`ShardCtrler::apply`] and yields a
-//! [`CtrlReply`]. Requests carry a client id and sequence number and are deduplicated
-//! ([`crate::sessions`]), so a retried `Join` does not create a second configuration.
+//! [`CtrlReply`]; it implements [`StateMachine`], so it runs on the [`crate::rsm`] like the KV
+//! service. Requests carry a client id and sequence number and are deduplicated (the KV
+//! service's session table, [`crate::kvraft::Sessions`]), so a retried `Join` does not
+//! create a second configuration.
 //!
 //! `Join` and `Leave` rebalance with [`rebalance::rebalance`]: balanced (max − min ≤ 1), every
 //! shard assigned whenever a group exists, and no move that balance does not need. `Move`
@@ -24,11 +26,15 @@
 //! Invariants (`specs/invariants.md`): SHARD-5 Config Agreement ([`invariants::config_agreement`])
 //! and SHARD-6 Balanced Configs ([`invariants::balanced`]).
 
+pub(crate) mod codec;
 pub mod invariants;
 pub mod rebalance;
 
+use crate::codec::{Decode, DecodeError, Encode, Reader};
 use crate::contract::NodeId;
-use crate::sessions::{ClientId, Dedup, Seq, Sessions};
+use crate::kvraft::{ClientId, Lookup, Seq, Sessions};
+use crate::raft::LogIndex;
+use crate::rsm::StateMachine;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -219,7 +225,7 @@ pub struct CtrlCommand {
 }
 
 /// The controller's state machine: every configuration so far and the client sessions.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ShardCtrler {
     /// `configs[n]` is configuration `n`; never empty.
     configs: Vec<Config>,
@@ -244,7 +250,7 @@ impl ShardCtrler {
         );
         ShardCtrler {
             configs: vec![Config::initial(shards)],
-            sessions: Sessions::new(),
+            sessions: Sessions::default(),
             divergence: None,
         }
     }
@@ -259,16 +265,16 @@ impl ShardCtrler {
         }
     }
 
-    /// Applies one committed command and returns its reply. Deterministic: replicas that apply
-    /// the same commands hold the same configurations.
-    pub fn apply(&mut self, cmd: &CtrlCommand) -> CtrlReply {
+    /// Applies the command committed at log `index` and returns its reply. Deterministic:
+    /// replicas that apply the same commands hold the same configurations.
+    pub fn apply(&mut self, index: LogIndex, cmd: &CtrlCommand) -> CtrlReply {
         if let CtrlOp::Query(num) = &cmd.op {
             return CtrlReply::Config(self.query(*num).clone());
         }
-        match self.sessions.check(cmd.client, cmd.seq) {
-            Dedup::Duplicate(reply) => return reply.clone(),
-            Dedup::Stale => return CtrlReply::Stale,
-            Dedup::New => {}
+        match self.sessions.lookup(cmd.client, cmd.seq) {
+            Lookup::Duplicate(reply) => return reply.clone(),
+            Lookup::Stale => return CtrlReply::Stale,
+            Lookup::New => {}
         }
         let reply = match self.next_config(&cmd.op) {
             Ok(config) => {
@@ -278,7 +284,8 @@ impl ShardCtrler {
             }
             Err(e) => CtrlReply::Err(e),
         };
-        self.sessions.record(cmd.client, cmd.seq, reply.clone());
+        self.sessions
+            .record(cmd.client, cmd.seq, reply.clone(), index);
         reply
     }
 
@@ -342,6 +349,43 @@ impl ShardCtrler {
             None => rebalance::rebalance(&next.shards, groups),
             Some(r) => rebalance::rebalance_rotated(&next.shards, groups, r as usize),
         }
+    }
+}
+
+impl StateMachine for ShardCtrler {
+    type Command = CtrlCommand;
+    /// A configuration read (served by ReadIndex, or from any replica's applied state).
+    type Query = Option<ConfigNum>;
+    type Output = CtrlReply;
+
+    fn apply(&mut self, index: LogIndex, command: &CtrlCommand) -> CtrlReply {
+        ShardCtrler::apply(self, index, command)
+    }
+
+    fn query(&self, num: &Option<ConfigNum>) -> CtrlReply {
+        CtrlReply::Config(ShardCtrler::query(self, *num).clone())
+    }
+
+    /// Every configuration and the sessions.
+    fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.configs.encode(&mut out);
+        self.sessions.encode(&mut out);
+        out
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), DecodeError> {
+        let mut r = Reader::new(data);
+        let configs = Vec::<Config>::decode(&mut r)?;
+        if configs.is_empty() || configs.iter().enumerate().any(|(i, c)| c.num.0 != i as u64) {
+            return Err(r.error("controller snapshot: configurations not numbered 0, 1, …"));
+        }
+        let mut sessions = Sessions::default();
+        sessions.decode_into(&mut r)?;
+        r.finish()?;
+        self.configs = configs;
+        self.sessions = sessions;
+        Ok(())
     }
 }
 

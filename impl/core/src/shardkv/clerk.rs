@@ -9,7 +9,7 @@
 
 use super::types::{Msg, Op, OpReply, key2shard};
 use crate::contract::{NodeId, TimerCmd};
-use crate::sessions::{ClientId, Seq};
+use crate::kvraft::{ClientId, Seq};
 use crate::shardctrler::{Config, Gid};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

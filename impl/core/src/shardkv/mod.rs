@@ -63,6 +63,7 @@
 
 pub mod bugs;
 pub mod clerk;
+mod codec;
 pub mod invariants;
 pub mod server;
 pub mod state;
@@ -72,7 +73,9 @@ pub use bugs::{Bug, Bugs};
 pub use clerk::{Clerk, ClerkReady, ClerkTimer, Completed};
 pub use server::{Proposal, ServerReady, ShardServer, Timer};
 pub use state::{Command, Shard, ShardKv, ShardState};
-pub use types::{Key, Msg, Op, OpReply, ShardData, Source, Value, key2shard};
+pub use types::{
+    Key, Msg, Op, OpReply, SessionEntry, ShardData, Source, Value, export_sessions, key2shard,
+};
 
 #[cfg(test)]
 mod tests;

@@ -2,9 +2,15 @@
 //! changed only by applying committed [`Command`]s in log order.
 
 use super::bugs::{Bug, Bugs};
-use super::types::{Key, Msg, Op, OpReply, ShardData, Source, Value, key2shard};
+use super::codec;
+use super::types::{
+    Key, Msg, Op, OpReply, SessionEntry, ShardData, Source, Value, export_sessions, key2shard,
+};
+use crate::codec::DecodeError;
 use crate::contract::NodeId;
-use crate::sessions::{ClientId, Dedup, Seq, Sessions};
+use crate::kvraft::{ClientId, Lookup, Seq, Sessions};
+use crate::raft::LogIndex;
+use crate::rsm::StateMachine;
 use crate::shardctrler::{Config, ConfigNum, Gid, ShardId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,7 +32,7 @@ pub enum ShardState {
 }
 
 /// One shard held by this group: its state, its data and its duplicate-detection table.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Shard {
     /// Where it stands.
     pub state: ShardState,
@@ -42,7 +48,7 @@ impl Shard {
         Shard {
             state,
             data: ShardData::new(),
-            sessions: Sessions::new(),
+            sessions: Sessions::default(),
         }
     }
 }
@@ -71,7 +77,7 @@ pub enum Command {
         /// Its data.
         data: ShardData,
         /// Its sessions.
-        sessions: Sessions<OpReply>,
+        sessions: Vec<SessionEntry>,
     },
     /// The new owner confirmed it holds the shard: delete our copy.
     DeleteShard {
@@ -90,7 +96,7 @@ pub enum Command {
 }
 
 /// The state machine of one group (see the module docs of [`super`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ShardKv {
     gid: Gid,
     /// The current configuration.
@@ -182,17 +188,17 @@ impl ShardKv {
         }
     }
 
-    /// Applies one committed command. Returns the message for whoever proposed it, if any: the
-    /// [`Msg::Response`] to a client operation, the [`Msg::DeleteReply`] to a `DeleteShard`.
-    /// Commands that no longer apply (a configuration already taken, a shard already
-    /// installed or deleted: duplicates proposed by several replicas or retries) change
-    /// nothing.
-    pub fn apply(&mut self, cmd: &Command) -> Option<Msg> {
+    /// Applies the command committed at log `index` (used only to order sessions for
+    /// eviction). Returns the message for whoever proposed it, if any: the [`Msg::Response`]
+    /// to a client operation, the [`Msg::DeleteReply`] to a `DeleteShard`. Commands that no
+    /// longer apply (a configuration already taken, a shard already installed or deleted:
+    /// duplicates proposed by several replicas, or retries) change nothing.
+    pub fn apply(&mut self, index: LogIndex, cmd: &Command) -> Option<Msg> {
         match cmd {
             Command::Op { client, seq, op } => Some(Msg::Response {
                 client: *client,
                 seq: *seq,
-                reply: self.apply_op(*client, *seq, op),
+                reply: self.apply_op(index, *client, *seq, op),
             }),
             Command::Reconfigure(config) => {
                 self.reconfigure(config);
@@ -204,7 +210,7 @@ impl ShardKv {
                 data,
                 sessions,
             } => {
-                self.insert_shard(*shard, *num, data, sessions);
+                self.insert_shard(index, *shard, *num, data, sessions);
                 None
             }
             Command::DeleteShard { shard, num } => self.delete_shard(*shard, *num),
@@ -220,7 +226,7 @@ impl ShardKv {
         }
     }
 
-    fn apply_op(&mut self, client: ClientId, seq: Seq, op: &Op) -> OpReply {
+    fn apply_op(&mut self, index: LogIndex, client: ClientId, seq: Seq, op: &Op) -> OpReply {
         let shard = self.shard_of(op.key());
         if !self.serves(shard) {
             return OpReply::WrongGroup;
@@ -232,12 +238,12 @@ impl ShardKv {
                 .get(k)
                 .cloned()
                 .map_or(OpReply::NoKey, OpReply::Value),
-            Op::Put(k, v) | Op::Append(k, v) => match s.sessions.check(client, seq) {
-                Dedup::Duplicate(reply) => reply.clone(),
-                Dedup::Stale => OpReply::Ok,
-                Dedup::New => {
+            Op::Put(k, v) | Op::Append(k, v) => match s.sessions.lookup(client, seq) {
+                Lookup::Duplicate(reply) => reply.clone(),
+                Lookup::Stale => OpReply::Ok,
+                Lookup::New => {
                     write(&mut s.data, op, k, v);
-                    s.sessions.record(client, seq, OpReply::Ok);
+                    s.sessions.record(client, seq, OpReply::Ok, index);
                     OpReply::Ok
                 }
             },
@@ -295,10 +301,11 @@ impl ShardKv {
 
     fn insert_shard(
         &mut self,
+        index: LogIndex,
         shard: ShardId,
         num: ConfigNum,
         data: &ShardData,
-        sessions: &Sessions<OpReply>,
+        sessions: &[SessionEntry],
     ) {
         if num != self.config.num {
             return;
@@ -311,7 +318,10 @@ impl ShardKv {
         };
         s.state = ShardState::Garbage(source.clone());
         s.data = data.clone();
-        s.sessions = sessions.clone();
+        s.sessions = Sessions::default();
+        for e in sessions {
+            s.sessions.record(e.client, e.seq, e.reply.clone(), index);
+        }
     }
 
     /// The new owner holds `shard` of configuration `num`: drop our copy. Answers
@@ -341,9 +351,9 @@ impl ShardKv {
             return None;
         }
         let sessions = if self.bugs.has(Bug::DropDedup) {
-            Sessions::new()
+            Vec::new()
         } else {
-            s.sessions.clone()
+            export_sessions(&s.sessions)
         };
         Some(Msg::PullReply {
             shard,
@@ -372,5 +382,42 @@ fn write(data: &mut ShardData, op: &Op, key: &Key, value: &Value) {
         }
         Op::Append(..) => data.entry(key.clone()).or_default().push_str(value),
         Op::Get(_) => unreachable!("reads do not write"),
+    }
+}
+
+impl StateMachine for ShardKv {
+    type Command = Command;
+    /// Groups answer reads through the log (a Get is a command), so there are no queries.
+    type Query = ();
+    type Output = Option<Msg>;
+
+    fn apply(&mut self, index: LogIndex, command: &Command) -> Option<Msg> {
+        ShardKv::apply(self, index, command)
+    }
+
+    fn query(&self, _: &()) -> Option<Msg> {
+        None
+    }
+
+    /// The configuration, holders and every held shard with its data and sessions.
+    fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        codec::encode_snapshot(
+            &self.config,
+            &self.holders,
+            &self.holder_servers,
+            &self.shards,
+            &mut out,
+        );
+        out
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), DecodeError> {
+        let s = codec::decode_snapshot(data)?;
+        self.config = s.config;
+        self.holders = s.holders;
+        self.holder_servers = s.holder_servers;
+        self.shards = s.shards;
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Keys, operations, replies and the messages of the sharded KV service.
 
 use crate::contract::NodeId;
-use crate::sessions::{ClientId, Seq, Sessions};
+use crate::kvraft::{ClientId, Seq, Sessions};
 use crate::shardctrler::{Config, ConfigNum, ShardId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -93,6 +93,30 @@ impl fmt::Display for OpReply {
 /// The data of one shard: its key/value pairs.
 pub type ShardData = BTreeMap<Key, Value>;
 
+/// One client's session as it travels with a migrating shard: its latest write to the shard
+/// and the reply that write got.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SessionEntry {
+    /// The client.
+    pub client: ClientId,
+    /// Its latest write's sequence number.
+    pub seq: Seq,
+    /// That write's reply.
+    pub reply: OpReply,
+}
+
+/// A shard's session table in the form it travels in (ordered by client).
+pub fn export_sessions(sessions: &Sessions<OpReply>) -> Vec<SessionEntry> {
+    sessions
+        .iter()
+        .map(|(client, s)| SessionEntry {
+            client,
+            seq: s.seq,
+            reply: s.reply.clone(),
+        })
+        .collect()
+}
+
 /// Every message of the sharded KV: clerk ↔ group, anyone ↔ controller (configuration
 /// reads), group ↔ group (migration).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -144,7 +168,7 @@ pub enum Msg {
         /// Its key/value pairs.
         data: ShardData,
         /// Its sessions: retries of requests it executed must not execute again.
-        sessions: Sessions<OpReply>,
+        sessions: Vec<SessionEntry>,
     },
     /// New owner → previous holder: I hold shard `shard` of configuration `num`; delete yours.
     Delete {

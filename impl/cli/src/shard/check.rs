@@ -1,77 +1,122 @@
-//! `aver check shard` and `aver explore shard`: the shard-migration model of `aver-models`.
+//! `aver shard check`, the shard part of `aver check`, and `aver explore shard`: the
+//! shard-migration model of `aver-models`.
 //!
-//! `aver check shard` checks every CI configuration (`ShardModelCfg::ci_all`), or the one named
+//! `aver shard check` checks every CI configuration (`ShardModelCfg::ci_all`), or the one named
 //! by `--config`, exhaustively (DFS, or BFS with `--bfs`) and prints the same table as
-//! `aver check raft`. `--bug NAME` seeds a sharding bug (`specs/bugs.md`); the configurations
-//! are small enough that exhaustive search is also how bugs are hunted, and it goes on until
-//! a property that states what a user loses fails (`shard::CONSEQUENCES`). A violated property
+//! `aver check`. `--bug NAME` seeds a sharding bug (`specs/bugs.md`); the configurations are
+//! small enough that exhaustive search is also how bugs are hunted, and it goes on until a
+//! property that states what a user loses fails (`shard::CONSEQUENCES`). A violated property
 //! prints its counterexample, shortened by dropping steps while it still fails, and writes it
-//! to `target/aver-check/shard-<ID>.json`. `--network` and `--keep-dead-messages` apply as for
-//! Raft; Raft's bounds (`--servers`, `--max-term`, …) are refused.
+//! to `<out>/shard-<ID>.json`. `aver check shard` (and `aver check`) run the CI configurations
+//! with no bug; Raft's bounds and bugs are refused there.
 
-use crate::check::{CheckArgs, ExploreArgs, Outcome, Row, progress};
+use crate::check::registry::Scope;
+use crate::check::{Outcome, Row};
 use anyhow::Context as _;
 use aver_core::shardkv::{Bug, Bugs};
+use aver_models::raft::NetworkKind;
 use aver_models::shard::{self, ModelState, PROPERTIES, ShardModel, ShardModelCfg, TraceStep};
+use clap::Args;
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// `aver check shard`.
+/// Arguments of `aver shard check`.
+#[derive(Args, Clone, Debug)]
+pub struct CheckArgs {
+    /// One named configuration (`ci`, `ci_multi`); default: every CI configuration.
+    #[arg(long)]
+    config: Option<String>,
+    /// Network: reliable, lossy, duplicating, lossy-duplicating, ordered.
+    #[arg(long, value_parser = parse_network)]
+    network: Option<NetworkKind>,
+    /// Seed a sharding bug (see specs/bugs.md); repeatable.
+    #[arg(long = "bug")]
+    bugs: Vec<Bug>,
+    /// Breadth-first search (shorter counterexamples) instead of depth-first.
+    #[arg(long)]
+    bfs: bool,
+    /// Checker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Keep messages the receiver will ignore forever (turns off a sound reduction; for
+    /// comparing state counts).
+    #[arg(long)]
+    keep_dead_messages: bool,
+    /// Directory for counterexample JSON files.
+    #[arg(long, default_value = "target/aver-check")]
+    out: PathBuf,
+}
+
+fn parse_network(s: &str) -> Result<NetworkKind, String> {
+    s.parse()
+}
+
+/// `aver shard check`.
 pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
-    anyhow::ensure!(
-        args.simulate.is_none(),
-        "--simulate is not offered for the shard model; its CI configurations are exhaustive"
-    );
-    let outcomes = check_all(args, args.bounds.config.as_deref())?;
-    let failed = crate::check::print_table(&outcomes, true);
+    anyhow::ensure!(args.threads >= 1, "--threads must be at least 1");
+    let outcomes = check_all(args)?;
+    let failed = crate::check::print_table(&outcomes);
     Ok(u8::from(failed))
 }
 
-/// The shard model's CI configurations, as `aver check` (no protocol) runs them.
-pub(crate) fn ci(args: &CheckArgs) -> anyhow::Result<Vec<Outcome>> {
-    check_all(args, None)
+/// The shard model in `aver check` / `aver check shard`: every CI configuration, no bug.
+pub fn check(args: &crate::check::CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outcome>> {
+    let b = &args.bounds;
+    if scope == Scope::Named {
+        let raft_only = [
+            ("--servers", b.servers.is_some()),
+            ("--max-term", b.max_term.is_some()),
+            ("--max-log", b.max_log.is_some()),
+            ("--crashes", b.crashes.is_some()),
+            ("--compaction", b.compaction.is_some() || b.no_compaction),
+            ("--bug", !b.bugs.is_empty()),
+            ("--simulate", args.simulate.is_some()),
+        ];
+        if let Some((flag, _)) = raft_only.iter().find(|(_, given)| *given) {
+            anyhow::bail!(
+                "{flag} does not apply to the shard model; use `aver shard check` \
+                 (--config, --network, --bug NAME, --bfs)"
+            );
+        }
+    }
+    check_all(&CheckArgs {
+        config: None,
+        network: if scope == Scope::Named {
+            b.network
+        } else {
+            None
+        },
+        bugs: Vec::new(),
+        bfs: args.bfs,
+        threads: args.threads,
+        keep_dead_messages: b.keep_dead_messages && scope == Scope::Named,
+        out: args.out.clone(),
+    })
 }
 
-fn check_all(args: &CheckArgs, only: Option<&str>) -> anyhow::Result<Vec<Outcome>> {
+fn check_all(args: &CheckArgs) -> anyhow::Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
-    for (name, cfg) in configs(args, only)? {
-        let bfs = args.bfs;
-        let how = if bfs { "BFS" } else { "DFS" };
+    for (name, cfg) in configs(args)? {
+        let how = if args.bfs { "BFS" } else { "DFS" };
         println!(
             "checking shard/{name} ({how}, {} threads): {}",
             args.threads,
             describe(&cfg)
         );
-        let mut outcome = check(cfg, bfs, args.threads, &args.out)?;
+        let mut outcome = check_one(cfg, args.bfs, args.threads, &args.out)?;
         outcome.model = format!("shard/{name}");
         outcomes.push(outcome);
     }
     Ok(outcomes)
 }
 
-/// The named configurations selected by `only` (all if `None`), with the command line's
-/// network, bugs and switches applied.
-fn configs(args: &CheckArgs, only: Option<&str>) -> anyhow::Result<Vec<(String, ShardModelCfg)>> {
-    let b = &args.bounds;
-    let raft_only = [
-        ("--servers", b.servers.is_some()),
-        ("--max-term", b.max_term.is_some()),
-        ("--max-log", b.max_log.is_some()),
-        ("--crashes", b.crashes.is_some()),
-        ("--compaction", b.compaction.is_some() || b.no_compaction),
-    ];
-    if let Some((flag, _)) = raft_only.iter().find(|(_, given)| *given)
-        && args.protocol.as_deref() == Some("shard")
-    {
-        anyhow::bail!("{flag} is a Raft bound; the shard model takes --config, --network, --bug");
-    }
-    let bugs = b.bugs.iter().try_fold(Bugs::NONE, |acc, name| {
-        let bug: Bug = name.parse().map_err(anyhow::Error::msg)?;
-        Ok::<_, anyhow::Error>(acc.with(bug))
-    })?;
+/// The named configurations (all if none is named), with the network, bugs and switches of
+/// the command line applied.
+fn configs(args: &CheckArgs) -> anyhow::Result<Vec<(String, ShardModelCfg)>> {
+    let bugs = args.bugs.iter().fold(Bugs::NONE, |acc, &b| acc.with(b));
     let all = ShardModelCfg::ci_all();
-    let chosen: Vec<_> = match only {
+    let chosen: Vec<_> = match args.config.as_deref() {
         None => all,
         Some(n) => {
             let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
@@ -82,11 +127,11 @@ fn configs(args: &CheckArgs, only: Option<&str>) -> anyhow::Result<Vec<(String, 
     Ok(chosen
         .into_iter()
         .map(|(name, mut cfg)| {
-            if let Some(n) = b.network {
+            if let Some(n) = args.network {
                 cfg.network = n;
             }
             cfg.bugs = bugs;
-            cfg.collect_dead_messages &= !b.keep_dead_messages;
+            cfg.collect_dead_messages &= !args.keep_dead_messages;
             (name.to_string(), cfg)
         })
         .collect())
@@ -122,7 +167,7 @@ fn describe(cfg: &ShardModelCfg) -> String {
     )
 }
 
-fn check(cfg: ShardModelCfg, bfs: bool, threads: usize, out: &Path) -> anyhow::Result<Outcome> {
+fn check_one(cfg: ShardModelCfg, bfs: bool, threads: usize, out: &Path) -> anyhow::Result<Outcome> {
     // With a seeded bug, search on until a property that states what a user loses fails
     // (mechanism checks such as SHARD-4 may fail first on the way).
     let until = if cfg.bugs.is_empty() {
@@ -134,9 +179,19 @@ fn check(cfg: ShardModelCfg, bfs: bool, threads: usize, out: &Path) -> anyhow::R
     let start = Instant::now();
     let builder = model.clone().checker().threads(threads).finish_when(until);
     if bfs {
-        collect(progress(builder.spawn_bfs(), start), &model, start, out)
+        collect(
+            crate::check::progress(builder.spawn_bfs(), start),
+            &model,
+            start,
+            out,
+        )
     } else {
-        collect(progress(builder.spawn_dfs(), start), &model, start, out)
+        collect(
+            crate::check::progress(builder.spawn_dfs(), start),
+            &model,
+            start,
+            out,
+        )
     }
 }
 
@@ -172,6 +227,7 @@ fn collect<C: Checker<ShardModel>>(
         total: checker.state_count(),
         depth: checker.max_depth(),
         secs,
+        exhaustive: true,
     })
 }
 
@@ -225,19 +281,19 @@ fn step_json(s: &TraceStep) -> serde_json::Value {
     })
 }
 
-/// `aver explore shard`: Stateright Explorer on 127.0.0.1 (blocks until interrupted).
-pub fn explore(args: &ExploreArgs) -> anyhow::Result<u8> {
+/// `aver explore shard`: Stateright Explorer on 127.0.0.1 for the `ci` configuration (blocks
+/// until interrupted).
+pub fn explore(args: &crate::check::ExploreArgs) -> anyhow::Result<u8> {
     let check_args = CheckArgs {
-        protocol: Some("shard".into()),
-        bounds: args.bounds.clone(),
-        dfs: false,
+        config: Some("ci".into()),
+        network: args.bounds.network,
+        bugs: Vec::new(),
         bfs: false,
-        simulate: None,
         threads: 1,
+        keep_dead_messages: args.bounds.keep_dead_messages,
         out: "target/aver-check".into(),
     };
-    let name = args.bounds.config.clone().unwrap_or_else(|| "ci".into());
-    let (_, cfg) = configs(&check_args, Some(&name))?.remove(0);
+    let (name, cfg) = configs(&check_args)?.remove(0);
     let addr = format!("127.0.0.1:{}", args.port);
     println!("explore shard/{name}: {}", describe(&cfg));
     println!("Stateright Explorer on http://{addr}/ (Ctrl-C to stop)");

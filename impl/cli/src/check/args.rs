@@ -1,0 +1,141 @@
+//! Command-line arguments of `aver check`, `aver explore` and `aver bench check`.
+
+use aver_core::raft::{Bug, Bugs};
+use aver_models::raft::{NetworkKind, RaftModelCfg};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Arguments of `aver check`.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Protocol to check (`raft`, `mr`, `shard`). Omitted: every registered model at its CI bounds.
+    pub protocol: Option<String>,
+    #[command(flatten)]
+    pub bounds: Bounds,
+    /// Depth-first search (the default; honours the bounds exactly, little memory).
+    #[arg(long, conflicts_with_all = ["bfs", "simulate"])]
+    pub dfs: bool,
+    /// Breadth-first search (more memory; shorter counterexamples, though 0.31 does not
+    /// guarantee the shortest).
+    #[arg(long, conflicts_with = "simulate")]
+    pub bfs: bool,
+    /// Random walks instead of exhaustive search: RUNS walks from the initial state.
+    #[arg(long, value_name = "RUNS")]
+    pub simulate: Option<u64>,
+    /// Checker threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Directory for counterexample JSON files.
+    #[arg(long, default_value = "target/aver-check")]
+    pub out: PathBuf,
+}
+
+/// The model bounds shared by `check`, `explore` and `bench check`.
+#[derive(Args, Debug, Clone)]
+pub struct Bounds {
+    /// Servers.
+    #[arg(long)]
+    pub servers: Option<usize>,
+    /// Largest term a server may reach.
+    #[arg(long)]
+    pub max_term: Option<u64>,
+    /// Longest log a leader appends to.
+    #[arg(long)]
+    pub max_log: Option<u64>,
+    /// Servers that may be crashed at the same time (each recovers from its storage).
+    #[arg(long)]
+    pub crashes: Option<usize>,
+    /// Network: reliable, lossy, duplicating, lossy-duplicating, ordered.
+    #[arg(long, value_parser = parse_network)]
+    pub network: Option<NetworkKind>,
+    /// Whether servers take snapshots (the `Compact` timer): true or false.
+    #[arg(long)]
+    pub compaction: Option<bool>,
+    /// Same as `--compaction false`.
+    #[arg(long, conflicts_with = "compaction")]
+    pub no_compaction: bool,
+    /// Seed a historical bug into the core (see specs/bugs.md); repeatable. Without
+    /// --dfs/--bfs/--simulate this searches by random walks at the deep bounds.
+    #[arg(long = "bug", value_parser = parse_bug)]
+    pub bugs: Vec<Bug>,
+    /// Keep messages the receiver will ignore forever on the duplicating network (turns
+    /// off a sound reduction; for comparing state counts).
+    #[arg(long)]
+    pub keep_dead_messages: bool,
+}
+
+impl CheckArgs {
+    /// The search the flags name, if any.
+    pub fn search(&self) -> Option<super::Search> {
+        match (self.dfs, self.bfs, self.simulate) {
+            (_, true, _) => Some(super::Search::Bfs),
+            (_, _, Some(runs)) => Some(super::Search::Simulate(runs)),
+            (true, _, _) => Some(super::Search::Dfs),
+            _ => None,
+        }
+    }
+}
+
+fn parse_network(s: &str) -> Result<NetworkKind, String> {
+    s.parse()
+}
+
+fn parse_bug(s: &str) -> Result<Bug, String> {
+    s.parse()
+}
+
+impl Bounds {
+    pub(crate) fn cfg(&self) -> anyhow::Result<RaftModelCfg> {
+        self.cfg_from(RaftModelCfg::ci())
+    }
+
+    /// `base` with every bound given on the command line applied.
+    pub(crate) fn cfg_from(&self, base: RaftModelCfg) -> anyhow::Result<RaftModelCfg> {
+        let mut cfg = base;
+        if let Some(n) = self.servers {
+            anyhow::ensure!((1..=9).contains(&n), "--servers must be 1..=9");
+            cfg.servers = n;
+        }
+        if let Some(t) = self.max_term {
+            cfg.max_term = t;
+        }
+        if let Some(l) = self.max_log {
+            cfg.max_log = l;
+        }
+        if let Some(c) = self.crashes {
+            cfg.max_crashes = c;
+        }
+        if let Some(n) = self.network {
+            cfg.network = n;
+        }
+        if let Some(c) = self.compaction {
+            cfg.compaction = c;
+        }
+        cfg.compaction &= !self.no_compaction;
+        cfg.bugs = self.bugs.iter().fold(Bugs::NONE, |b, &bug| b.with(bug));
+        cfg.collect_dead_messages &= !self.keep_dead_messages;
+        Ok(cfg)
+    }
+}
+
+/// Arguments of `aver bench check`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub bounds: Bounds,
+    /// Checker threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+/// Arguments of `aver explore`.
+#[derive(Args, Debug, Clone)]
+pub struct ExploreArgs {
+    /// Protocol to explore (`raft`).
+    pub protocol: String,
+    #[command(flatten)]
+    pub bounds: Bounds,
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 3000)]
+    pub port: u16,
+}

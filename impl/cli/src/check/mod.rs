@@ -1,0 +1,105 @@
+//! `aver check`, `aver explore` and `aver bench check`: the Stateright models of `aver-models`.
+//!
+//! `aver check raft [bounds] [--dfs|--bfs|--simulate RUNS]` checks one model and prints a live
+//! progress line, then a table with each property's verdict. A violated property prints its
+//! counterexample as a step-by-step trace and writes it as JSON. `aver check` with no protocol
+//! checks every registered model ([`registry::REGISTRY`]) at each of its CI configurations
+//! and prints one table, one block of rows per configuration.
+//!
+//! Exit codes: 0 every property holds (and every `sometimes` example was found), 1 a property
+//! failed, 2 bad arguments.
+//!
+//! The modules: [`args`] (the flags), [`registry`] (which models exist), one module per model
+//! ([`raft`]) that turns flags into configurations and runs the search, and [`output`] (what is
+//! printed and written).
+
+pub mod args;
+mod output;
+mod raft;
+pub mod registry;
+
+pub use args::{BenchArgs, CheckArgs, ExploreArgs};
+pub(crate) use output::{print_table, progress};
+
+use registry::Scope;
+use stateright::Expectation;
+
+/// How to search.
+#[derive(Clone, Copy, Debug)]
+pub enum Search {
+    /// Exhaustive depth-first search.
+    Dfs,
+    /// Exhaustive breadth-first search.
+    Bfs,
+    /// This many seeded random walks.
+    Simulate(u64),
+}
+
+/// The outcome of checking one configuration of one model.
+pub struct Outcome {
+    /// The model and configuration, e.g. `raft/ci`.
+    pub model: String,
+    /// One row per property.
+    pub rows: Vec<Row>,
+    /// Distinct states visited.
+    pub unique: usize,
+    /// States generated (repeats included).
+    pub total: usize,
+    /// Longest path.
+    pub depth: usize,
+    /// Wall time.
+    pub secs: f64,
+    /// Whether the search was exhaustive (so a missing `sometimes` example is a failure).
+    pub exhaustive: bool,
+}
+
+/// The verdict on one property.
+pub struct Row {
+    /// The property's name.
+    pub property: &'static str,
+    /// Always, sometimes or eventually.
+    pub expectation: Expectation,
+    /// Length of the discovery path, if any.
+    pub discovery: Option<usize>,
+    /// False when the bounds make this `sometimes` property unreachable by construction.
+    pub reachable: bool,
+}
+
+impl Row {
+    fn verdict(&self, complete: bool) -> (&'static str, bool) {
+        match (&self.expectation, self.discovery) {
+            (Expectation::Sometimes, Some(_)) => ("example found", true),
+            (Expectation::Sometimes, None) if !self.reachable => ("n/a (bounds)", true),
+            (Expectation::Sometimes, None) if complete => ("NO EXAMPLE", false),
+            (Expectation::Sometimes, None) => ("not reached", true),
+            (_, Some(_)) => ("VIOLATED", false),
+            (_, None) => ("holds", true),
+        }
+    }
+}
+
+/// Runs `aver check`.
+pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    anyhow::ensure!(args.threads >= 1, "--threads must be at least 1");
+    let (entries, scope) = match args.protocol.as_deref() {
+        Some(name) => (vec![registry::lookup(name)?], Scope::Named),
+        None => (registry::REGISTRY.iter().collect(), Scope::Ci),
+    };
+    let mut outcomes = Vec::new();
+    for entry in entries {
+        outcomes.extend((entry.check)(&args, scope)?);
+    }
+    let failed = output::print_table(&outcomes);
+    Ok(u8::from(failed))
+}
+
+/// Runs `aver explore`: Stateright Explorer on 127.0.0.1 (blocks until interrupted).
+pub fn explore(args: ExploreArgs) -> anyhow::Result<u8> {
+    (registry::lookup(&args.protocol)?.explore)(&args)
+}
+
+/// Runs `aver bench check`: DFS at the CI bounds (or the given ones), printing states/s and
+/// CPU-seconds.
+pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
+    raft::bench(&args)
+}

@@ -10,6 +10,7 @@
 
 pub mod raft_3ab;
 pub mod raft_3cd;
+pub mod shard;
 
 pub use aver_sim::{Failure, Outcome, Report};
 

@@ -10,6 +10,7 @@ mod lin;
 mod mr;
 mod shard;
 mod sim;
+mod sim_shard;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

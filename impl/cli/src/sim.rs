@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 pub enum Suite {
     /// The 28 Raft tests of 6.5840 Lab 3 (3A–3D).
     Raft,
+    /// The sharded KV tests (older shardkv with both challenges, 2025 shardkv1 scenarios).
+    Shard,
 }
 
 /// Arguments of `aver sim`.
@@ -47,8 +49,9 @@ pub struct SimArgs {
     trace: bool,
     /// Run the servers with a seeded bug (e.g. `figure8-commit`) to see the checkers catch
     /// it; repeatable.
+    /// (For `shard`, the sharding bugs of specs/bugs.md, e.g. `drop-dedup`.)
     #[arg(long = "bug")]
-    bugs: Vec<aver_core::raft::Bug>,
+    bugs: Vec<String>,
     /// Event budget of every run, instead of each scenario's own (about ten times what a
     /// passing run needs); a run that exceeds it fails.
     #[arg(long)]
@@ -185,7 +188,13 @@ fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
 
 /// Runs `aver sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<u8> {
-    let Suite::Raft = args.suite;
+    if let Suite::Shard = args.suite {
+        let seeds = match args.seed {
+            Some(s) => s..s + 1,
+            None => args.first_seed..args.first_seed + args.seeds,
+        };
+        return crate::sim_shard::run(args.test.as_deref(), seeds, &args.bugs);
+    }
     let scenarios = selected(args.test.as_deref(), args.extra)?;
     if args.trace {
         anyhow::ensure!(
@@ -197,7 +206,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
     let bugs = args
         .bugs
         .iter()
-        .fold(aver_core::raft::Bugs::NONE, |b, &bug| b.with(bug));
+        .try_fold(aver_core::raft::Bugs::NONE, |b, name| {
+            let bug: aver_core::raft::Bug = name.parse().map_err(anyhow::Error::msg)?;
+            Ok::<_, anyhow::Error>(b.with(bug))
+        })?;
     aver_sim::raft::seed_bugs(bugs);
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],

@@ -5,8 +5,8 @@
 use aver_core::shardkv::{Bug, Bugs};
 use aver_tests::shard::{SHARD, find};
 
-/// Every ported test (TestStaticShards5A … TestChallenge2Partial, shardkv1's
-/// TestManyJoinLeaveUnreliable5A) passes on seeds 1 and 2: histories linearizable, every
+/// Every ported test (TestStaticShards5A … TestChallenge2Partial; shardkv1's ManyJoinLeave,
+/// JoinLeaveBasic, ProgressShutdown) passes on seeds 1 and 2: histories linearizable, every
 /// operation returned, SHARD-1 after every event, each test's own bound.
 #[test]
 fn shard_suite_passes() {

@@ -331,6 +331,61 @@ fn many_join_leave_unreliable_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     })
 }
 
+/// shardkv1 TestJoinLeaveBasic5A: group 1 joins; both really hold shards; the first group
+/// leaves and is shut down, its data moved; it restarts and re-joins under the same gid.
+fn join_leave_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("join_leave_basic_5a", seed, bugs, (2, 10), |r| {
+        let ks = keys(10);
+        r.join(&[0]);
+        r.wait(500)?;
+        put_all(r, 0, &ks, 0)?;
+        r.join(&[1]);
+        r.wait(1_000)?;
+        shutdown_sharding(r, &ks, 0)?;
+        r.leave(&[0]);
+        r.wait(1_000)?;
+        r.crash_group(0);
+        get_all(r, 0, &ks, 5_000)?;
+        r.restart_group(0);
+        r.join(&[0]);
+        r.wait(1_000)?;
+        get_all(r, 0, &ks, 5_000)?;
+        shutdown_sharding(r, &ks, 1)
+    })
+}
+
+/// shardkv1 TestProgressShutdown5A: four groups join the first; two of them are shut down;
+/// Gets of the keys on the two live joined groups finish within 2 s.
+fn progress_shutdown_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("progress_shutdown_5a", seed, bugs, (5, 10), |r| {
+        let ks = keys(10);
+        r.join(&[0]);
+        r.wait(500)?;
+        put_all(r, 0, &ks, 0)?;
+        for g in 1..5 {
+            r.join(&[g]);
+            r.wait(200)?;
+        }
+        r.wait(2_000)?;
+        r.crash_group(1);
+        r.crash_group(2);
+        let live: Vec<usize> = (0..10)
+            .filter(|&c| matches!(r.owner_of(&ks[c]), Some(3 | 4)))
+            .collect();
+        if live.is_empty() {
+            return Err("groups 3 and 4 own no key: the configuration is not balanced".into());
+        }
+        for &c in &live {
+            r.call(c, Op::Get(ks[c].clone()));
+        }
+        r.expect_done(
+            &live,
+            2_000,
+            "Gets of keys on live groups with two groups down",
+        )
+    })
+}
+
 /// checkShutdownSharding: with group `down` shut down, Gets of every key from fresh clerks;
 /// after 2 s with none finishing, the finished ones must be exactly the keys not on `down`,
 /// and some must be blocked (the data really is sharded). Then the group restarts.
@@ -407,5 +462,15 @@ pub const SHARD: &[ShardScenario] = &[
         name: "many_join_leave_unreliable_5a",
         lab_name: "TestManyJoinLeaveUnreliable5A",
         run: many_join_leave_unreliable_5a,
+    },
+    ShardScenario {
+        name: "join_leave_basic_5a",
+        lab_name: "TestJoinLeaveBasic5A",
+        run: join_leave_basic_5a,
+    },
+    ShardScenario {
+        name: "progress_shutdown_5a",
+        lab_name: "TestProgressShutdown5A",
+        run: progress_shutdown_5a,
     },
 ];

@@ -17,6 +17,8 @@ enum BenchCmd {
     Lin(crate::lin::BenchArgs),
     /// Model-checking throughput (states per second).
     Check(crate::check::BenchArgs),
+    /// Put load on a running aver cluster (and on etcd with `--against etcd`).
+    Kv(crate::kv::BenchArgs),
     /// MapReduce word count over ~300 MB: 1 vs 2 workers vs `tr | sort | uniq -c`.
     Mr(crate::mr::BenchArgs),
 }
@@ -27,6 +29,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         BenchCmd::Sim(a) => crate::sim::bench(a),
         BenchCmd::Lin(a) => crate::lin::bench(a),
         BenchCmd::Check(a) => crate::check::bench(a),
+        BenchCmd::Kv(a) => crate::kv::bench(a),
         BenchCmd::Mr(a) => crate::mr::bench(a),
     }
 }

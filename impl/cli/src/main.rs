@@ -4,10 +4,14 @@
 
 mod bench;
 mod check;
+mod cluster;
 #[path = "gen.rs"] // `gen` is a reserved word in Rust 2024
 mod gen_history;
+mod kv;
 mod lin;
 mod mr;
+mod replay;
+mod serve;
 mod shard;
 mod sim;
 mod sim_shard;
@@ -39,8 +43,17 @@ enum Command {
     Shard(shard::ShardArgs),
     /// Generate test data: `aver gen history ...`.
     Gen(gen_history::GenArgs),
-    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`, `aver bench mr`.
+    /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`, `aver bench mr`,
+    /// `aver bench kv`.
     Bench(bench::BenchArgs),
+    /// Run one real node (e.g. `aver serve kv --id 1 --peers ... --data data/n1`).
+    Serve(serve::ServeArgs),
+    /// A local cluster of real processes: `up`, `down`, `status`.
+    Cluster(cluster::ClusterArgs),
+    /// One key/value operation on a running cluster: `get`, `put`, `append`.
+    Kv(kv::KvArgs),
+    /// Replay node traces into the node's core (kvraft on Raft) and check every invariant.
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +77,10 @@ fn main() -> ExitCode {
         Command::Lin(a) => lin::run(a),
         Command::Mr(a) => mr::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Cluster(a) => cluster::run(a),
+        Command::Kv(a) => kv::run(a),
+        Command::Replay(a) => replay::run(a),
         Command::Gen(a) => gen_history::run(a),
         Command::Shard(a) => shard::run(a),
     };

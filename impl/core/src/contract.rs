@@ -13,6 +13,11 @@
 //!
 //! The driver must drain after every input; a core may assert that its buffer is empty when
 //! an input arrives.
+//!
+//! A core may relax duty 1 for outputs that promise nothing about its own disk
+//! ([`Core::must_follow_writes`], [`Core::applies_follow_writes`]): a driver that writes in
+//! the background may let those leave before the writes are durable. A driver that syncs
+//! before sending, as the duty list says, satisfies both readings.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -119,4 +124,15 @@ pub trait Core {
     fn on_timeout(&mut self, timer: Self::Timer);
     /// Drains the outputs accumulated since the last call.
     fn take_ready(&mut self) -> Ready<Self::Persist, Self::Msg, Self::Apply, Self::Timer>;
+    /// Whether `msg` may only be sent once every write emitted before it is durable (the
+    /// default: every message). A core may exempt messages that promise nothing about its
+    /// own disk; a driver may then send them while the writes are still in flight.
+    fn must_follow_writes(&self, _msg: &Self::Msg) -> bool {
+        true
+    }
+    /// Whether applies may only be handed over once every write emitted before them is
+    /// durable (the default: yes).
+    fn applies_follow_writes(&self) -> bool {
+        true
+    }
 }

@@ -13,10 +13,23 @@ pub trait Environment<K: Core> {
     /// of its messages is sent. Failing to sync is fatal for a node (crash and recover from
     /// disk; never retry — the fsyncgate lesson), so this cannot return an error.
     fn sync(&mut self);
-    /// Sends one message (best effort: it may be lost, delayed, duplicated, reordered).
+    /// Sends one message (best effort: it may be lost, delayed, duplicated, reordered). It
+    /// depends on every write before it: an environment that syncs in the background holds
+    /// it until they are durable.
     fn send(&mut self, to: NodeId, msg: K::Msg);
-    /// Hands one output to the service above the core.
+    /// Sends a message the core says does not depend on its pending writes
+    /// ([`Core::must_follow_writes`] is false): it may leave before they are durable.
+    fn send_independent(&mut self, to: NodeId, msg: K::Msg) {
+        self.send(to, msg)
+    }
+    /// Hands one output to the service above the core (after the writes before it are
+    /// durable).
     fn apply(&mut self, output: K::Apply);
+    /// Hands one output to the service, which the core says does not depend on its pending
+    /// writes ([`Core::applies_follow_writes`] is false).
+    fn apply_independent(&mut self, output: K::Apply) {
+        self.apply(output)
+    }
     /// Starts or restarts a named timer; the environment chooses the duration.
     fn set_timer(&mut self, timer: K::Timer);
     /// Stops a named timer.
@@ -82,10 +95,19 @@ impl<K: Core> Driver<K> {
             env.sync();
         }
         for (to, msg) in ready.messages {
-            env.send(to, msg);
+            if self.core.must_follow_writes(&msg) {
+                env.send(to, msg);
+            } else {
+                env.send_independent(to, msg);
+            }
         }
+        let ordered = self.core.applies_follow_writes();
         for output in ready.apply {
-            env.apply(output);
+            if ordered {
+                env.apply(output);
+            } else {
+                env.apply_independent(output);
+            }
         }
         for cmd in ready.timers {
             match cmd {

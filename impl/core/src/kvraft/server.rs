@@ -362,4 +362,12 @@ impl<St: Store, E: Engine<KvEntry<St>>> contract::Core for KvServer<St, E> {
     fn take_ready(&mut self) -> KvReady<St, E> {
         KvServer::take_ready(self)
     }
+    /// Engine traffic as the engine says; replies to clerks always wait for the writes
+    /// before them.
+    fn must_follow_writes(&self, msg: &Self::Msg) -> bool {
+        match msg {
+            KvMsg::Peer(m) => self.rsm.engine().must_follow_writes(m),
+            KvMsg::Client(_) => true,
+        }
+    }
 }

@@ -22,10 +22,12 @@ impl<C: Command> Raft<C> {
             first: index,
             entries: vec![Entry { term, command }],
         });
-        let me = self.config.id;
-        self.progress_mut(me)
-            .expect("leader tracks itself")
-            .match_index = index;
+        if !self.config.leader_counts_durable_only {
+            let me = self.config.id;
+            self.progress_mut(me)
+                .expect("leader tracks itself")
+                .match_index = index;
+        }
         for peer in self.peers() {
             if self.progress(peer).is_some_and(|p| p.replicating) {
                 self.send_append(peer);
@@ -141,6 +143,23 @@ impl<C: Command> Raft<C> {
                 p.paused = false;
                 self.send_append(from);
             }
+        }
+    }
+
+    /// The driver reports our own log durable through `(index, term)`: a leader that counts
+    /// only durable copies counts its own now (if its log still holds that entry).
+    pub(super) fn count_own_durable(&mut self, index: LogIndex, term: Term) {
+        if !self.config.leader_counts_durable_only || self.durable.log.term_at(index) != Some(term)
+        {
+            return;
+        }
+        let me = self.config.id;
+        let Some(p) = self.progress_mut(me) else {
+            return;
+        };
+        if index > p.match_index {
+            p.match_index = index;
+            self.maybe_commit();
         }
     }
 

@@ -335,3 +335,73 @@ fn deposed_leader_never_releases_a_read() {
         assert!(c.nodes[0].take_read_states().is_empty());
     }
 }
+
+/// Thesis §10.2.1, `Config::leader_counts_durable_only`: the leader's AppendEntries may leave
+/// before its own write is durable, so it must not count its own copy until the driver says
+/// so — otherwise one follower's acknowledgement plus a copy a crash can erase would "commit"
+/// an entry (RAFT-7, an acknowledged write lost).
+#[test]
+fn leader_writing_in_parallel_counts_its_copy_only_once_durable() {
+    let mut c = Cluster::new(3);
+    for i in 0..3 {
+        let mut cfg = c.nodes[i].config().clone();
+        cfg.leader_counts_durable_only = true;
+        c.nodes[i] = Raft::new(cfg, Durable::default());
+        c.drain(i);
+    }
+    c.timeout(0, Timer::Election);
+    c.deliver_all();
+    assert!(c.nodes[0].is_leader());
+    let term = c.nodes[0].term();
+    c.down[2] = true;
+    let (index, _) = c.nodes[0].propose(10).unwrap();
+    let ready = c.nodes[0].take_ready();
+    c.disks[0].apply_all(&ready.persist);
+    let appends: Vec<_> = ready.messages.iter().map(|(_, m)| m).collect();
+    assert!(appends.iter().all(|m| !c.nodes[0].must_follow_writes(m)));
+    for (to, m) in ready.messages {
+        c.queue.push_back((NodeId(0), to, m));
+    }
+    c.deliver_all();
+    assert_eq!(
+        c.nodes[0].commit_index(),
+        LogIndex(0),
+        "one follower's copy and the leader's unsynced one are not a majority"
+    );
+    c.nodes[0].on_persisted(index, Term(term.0 + 1));
+    assert_eq!(
+        c.nodes[0].commit_index(),
+        LogIndex(0),
+        "a wrong term is ignored"
+    );
+    c.nodes[0].on_persisted(index, term);
+    c.drain(0);
+    assert_eq!(c.nodes[0].commit_index(), index);
+    assert_eq!(c.applied[0], vec![(index, 10)]);
+    assert!(!c.nodes[0].applies_follow_writes());
+    let reply = Message::AppendEntriesReply(AppendEntriesReply {
+        term,
+        result: AppendResult::Success { match_index: index },
+        read_ctx: 0,
+    });
+    assert!(
+        c.nodes[1].must_follow_writes(&reply),
+        "acknowledgements wait for the fsync"
+    );
+}
+
+/// Without the option every output follows the writes before it (the contract's duty 1).
+#[test]
+fn by_default_every_output_follows_the_writes() {
+    let c = Cluster::new(3);
+    let append = Message::AppendEntries(AppendEntries {
+        term: Term(1),
+        prev_log_index: LogIndex(0),
+        prev_log_term: Term(0),
+        entries: vec![],
+        leader_commit: LogIndex(0),
+        read_ctx: 0,
+    });
+    assert!(c.nodes[0].must_follow_writes(&append));
+    assert!(c.nodes[0].applies_follow_writes());
+}

@@ -45,6 +45,11 @@ pub trait Engine<C>: Clone + Debug + Eq + Hash {
     fn state_size(&self) -> usize;
     /// A violation the engine's own checks recorded.
     fn violation(&self) -> Option<&Violation>;
+    /// Whether `msg` may only leave once every write emitted before it is durable (see
+    /// [`crate::contract::Core::must_follow_writes`]; the default: every message).
+    fn must_follow_writes(&self, _msg: &Self::Msg) -> bool {
+        true
+    }
 }
 
 /// The size of Raft's persisted state without the snapshot, in the [`crate::codec`] encoding
@@ -99,6 +104,9 @@ impl<C: Command + Encode> Engine<C> for Raft<C> {
     }
     fn leader_hint(&self) -> Option<NodeId> {
         Raft::leader_hint(self)
+    }
+    fn must_follow_writes(&self, msg: &Self::Msg) -> bool {
+        Raft::must_follow_writes(self, msg)
     }
     fn state_size(&self) -> usize {
         raft_state_size(self.durable())

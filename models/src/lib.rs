@@ -13,6 +13,7 @@
 //! * [`kv_dedup`]: the KV service (clerks, servers, rsm, dedup table) over an abstract
 //!   atomic log with leader changes, on a network that loses, duplicates and reorders.
 //! * [`kv_raft`]: the KV service on the real Raft core, composed, with ReadIndex reads.
+//! * [`shard`]: shard migration (controller, groups as atomic replicas, clerks).
 //!
 //! `aver check` (impl/cli) keeps the registry of models it runs; each model here exposes its
 //! configurations, properties and trace rendering for it.
@@ -25,4 +26,5 @@ pub mod kvsrv;
 pub mod mr;
 pub mod raft;
 pub mod search;
+pub mod shard;
 pub mod walk;

@@ -20,6 +20,7 @@ pub mod kvsrv1;
 pub mod lock;
 pub mod raft_3ab;
 pub mod raft_3cd;
+pub mod shard;
 
 pub use aver_sim::{Failure, Outcome, Report};
 

@@ -12,7 +12,9 @@ mod lin;
 mod mr;
 mod replay;
 mod serve;
+mod shard;
 mod sim;
+mod sim_shard;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -42,6 +44,8 @@ enum Command {
     Lin(lin::LinArgs),
     /// MapReduce as real processes: `aver mr run --workers 3 --app wc FILES...`.
     Mr(mr::MrArgs),
+    /// The sharded KV service: `aver shard check` model-checks shard migration.
+    Shard(shard::ShardArgs),
     /// Generate test data: `aver gen history ...`.
     Gen(gen_history::GenArgs),
     /// Benchmarks: `aver bench sim`, `aver bench lin`, `aver bench check`, `aver bench mr`,
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Kv(a) => kv::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Gen(a) => gen_history::run(a),
+        Command::Shard(a) => shard::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -23,6 +23,8 @@ pub enum Suite {
     Raft,
     /// The KV services: Lab 2's kvsrv1 and lock (8 tests).
     Kv,
+    /// The sharded KV tests (older shardkv with both challenges, 2025 shardkv1 scenarios).
+    Shard,
 }
 
 impl Suite {
@@ -30,6 +32,7 @@ impl Suite {
         match self {
             Suite::Raft => "raft",
             Suite::Kv => "kv",
+            Suite::Shard => "shard",
         }
     }
 
@@ -54,6 +57,8 @@ impl Suite {
                 }
                 aver_tests::kv_lab::seed_bugs(bugs);
             }
+            // The shard suite takes its bug names per run (`sim_shard::run`).
+            Suite::Shard => {}
         }
         Ok(())
     }
@@ -83,7 +88,7 @@ pub struct SimArgs {
     #[arg(long)]
     trace: bool,
     /// Run the suite's cores with a seeded bug (e.g. `figure8-commit` for raft,
-    /// `errmaybe-as-ok` for kv) to see the checkers catch it; repeatable.
+    /// `errmaybe-as-ok` for kv, `drop-dedup` for shard) to see the checkers catch it; repeatable.
     #[arg(long = "bug")]
     bugs: Vec<String>,
     /// Event budget of every run, instead of each scenario's own (about ten times what a
@@ -236,6 +241,13 @@ fn print_table(scenarios: &[&Scenario], rows: &[Row]) {
 
 /// Runs `aver sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<u8> {
+    if let Suite::Shard = args.suite {
+        let seeds = match args.seed {
+            Some(s) => s..s + 1,
+            None => args.first_seed..args.first_seed + args.seeds,
+        };
+        return crate::sim_shard::run(args.test.as_deref(), seeds, &args.bugs);
+    }
     let scenarios = selected(args.suite, args.test.as_deref(), args.extra)?;
     if args.trace {
         anyhow::ensure!(

@@ -26,5 +26,7 @@ pub mod kvsrv;
 pub mod mr;
 pub mod raft;
 pub mod rsm;
+pub mod shardctrler;
+pub mod shardkv;
 
 pub use contract::{Core, NodeId, Ready, TimerCmd, Violation};

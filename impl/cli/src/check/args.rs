@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// Arguments of `aver check`.
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
-    /// Protocol to check (`raft`). Omitted: every registered model at its CI bounds.
+    /// Protocol to check (`raft`, `mr`, `shard`). Omitted: every registered model at its CI bounds.
     pub protocol: Option<String>,
     #[command(flatten)]
     pub bounds: Bounds,

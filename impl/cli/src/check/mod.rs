@@ -22,7 +22,7 @@ mod raft;
 pub mod registry;
 
 pub use args::{BenchArgs, CheckArgs, ExploreArgs};
-pub(crate) use output::print_table;
+pub(crate) use output::{print_table, progress};
 
 use registry::Scope;
 use stateright::Expectation;

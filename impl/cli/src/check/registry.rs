@@ -57,6 +57,11 @@ pub const REGISTRY: &[Entry] = &[
         check: super::kv::check_kv_raft,
         explore: super::kv::explore_kv_raft,
     },
+    Entry {
+        name: "shard",
+        check: crate::shard::check,
+        explore: crate::shard::explore,
+    },
 ];
 
 /// The entry named `name`, or an error listing the known names.

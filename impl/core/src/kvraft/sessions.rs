@@ -93,6 +93,11 @@ impl<R> Sessions<R> {
         self.table.get(&client)
     }
 
+    /// Every session, by client.
+    pub fn iter(&self) -> impl Iterator<Item = (ClientId, &Session<R>)> {
+        self.table.iter().map(|(c, s)| (*c, s))
+    }
+
     /// Number of sessions.
     pub fn len(&self) -> usize {
         self.table.len()

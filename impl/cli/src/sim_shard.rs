@@ -1,0 +1,102 @@
+//! `aver sim shard`: the sharded KV's simulated suites (`aver_tests::shard`) over seeds.
+//!
+//! Each failure prints as it happens with its seed and the command that replays it; at the
+//! end a table (test, runs, failures, operations, virtual time, events, largest group state,
+//! wall time). Exit code 1 on any failure, 2 on bad arguments.
+
+use aver_core::shardkv::{Bug, Bugs};
+use aver_tests::shard::{SHARD, ShardScenario, find};
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+/// Runs `aver sim shard [--test NAME] [--seeds N | --seed S] [--bug NAME]...`.
+pub fn run(test: Option<&str>, seeds: Range<u64>, bugs: &[String]) -> anyhow::Result<u8> {
+    let bugs = bugs.iter().try_fold(Bugs::NONE, |b, name| {
+        let bug: Bug = name.parse().map_err(anyhow::Error::msg)?;
+        Ok::<_, anyhow::Error>(b.with(bug))
+    })?;
+    let scenarios: Vec<&ShardScenario> = match test {
+        None => SHARD.iter().collect(),
+        Some(name) => vec![find(name).ok_or_else(|| {
+            let names: Vec<_> = SHARD.iter().map(|s| s.name).collect();
+            anyhow::anyhow!("no shard test {name}; known: {}", names.join(", "))
+        })?],
+    };
+    println!(
+        "{:<32} {:>5} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "test", "runs", "failures", "ops", "virtual s", "events", "state B", "wall ms"
+    );
+    let t = Instant::now();
+    let mut failed = 0;
+    for s in &scenarios {
+        let (mut runs, mut fails, mut ops, mut virt, mut events, mut state) = (0, 0, 0, 0, 0, 0);
+        let ts = Instant::now();
+        for seed in seeds.clone() {
+            runs += 1;
+            match run_one(s, seed, bugs) {
+                Ok(r) => {
+                    ops += r.ops;
+                    virt += r.virtual_us;
+                    events += r.events;
+                    state = state.max(r.state_bytes);
+                }
+                Err(f) => {
+                    fails += 1;
+                    println!("FAIL {f}");
+                }
+            }
+        }
+        failed += fails;
+        let ok = (runs - fails).max(1);
+        println!(
+            "{:<32} {:>5} {:>8} {:>6} {:>9.1} {:>9} {:>9} {:>9.1}",
+            s.name,
+            runs,
+            fails,
+            ops / ok as usize,
+            virt as f64 / 1e6 / ok as f64,
+            events / ok,
+            state,
+            ts.elapsed().as_secs_f64() * 1e3 / runs as f64
+        );
+    }
+    println!(
+        "(ops, virtual s, events: mean per passing run; state B: largest total of the groups' \
+         encoded state seen by a storage check)\n{} failures, wall {:.2} s",
+        failed,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(u8::from(failed > 0))
+}
+
+/// One run; a panic in a core or the harness is a failure with its seed, not a crash.
+fn run_one(
+    s: &ShardScenario,
+    seed: u64,
+    bugs: Bugs,
+) -> Result<aver_tests::shard::Summary, aver_sim::Failure> {
+    match catch_unwind(AssertUnwindSafe(|| (s.run)(seed, bugs))) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|m| m.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            let flags: String = Bug::ALL
+                .iter()
+                .filter(|b| bugs.has(**b))
+                .map(|b| format!(" --bug {b}"))
+                .collect();
+            Err(aver_sim::Failure::sim(
+                "shard",
+                s.name,
+                seed,
+                0,
+                format!("panicked: {message}"),
+                &flags,
+            ))
+        }
+    }
+}

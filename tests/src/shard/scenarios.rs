@@ -1,0 +1,476 @@
+//! The ported tests. Keys `"0"..="9"` fall into the 10 different shards (`key2shard` is the
+//! first byte mod 10), as in the lab. Groups are numbered by index (gids 100, 101, …).
+
+use super::ShardScenario;
+use super::run::{Mix, Run, Summary, run_scenario};
+use aver_core::shardkv::{Bugs, Op};
+use aver_sim::Outcome;
+use rand::Rng;
+
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| i.to_string()).collect()
+}
+
+/// Background appenders: clerk `c` appends to its own key `c` (as the lab's concurrent tests).
+fn appenders(r: &mut Run, n: usize, think_ms: (u64, u64)) {
+    for c in 0..n {
+        let mix = Mix {
+            keys: vec![c.to_string()],
+            append: 0.8,
+            put: 0.0,
+            think_ms,
+        };
+        r.start_worker(c, mix);
+    }
+}
+
+/// Background clerks doing random operations on random keys (TestUnreliable3: about 50%
+/// Append, 5% Put, the rest Get).
+fn random_ops(r: &mut Run, n: usize, think_ms: (u64, u64)) {
+    for c in 0..n {
+        let mix = Mix {
+            keys: keys(10),
+            append: 0.5,
+            put: 0.05,
+            think_ms,
+        };
+        r.start_worker(c, mix);
+    }
+}
+
+/// Clerk 0 puts a fresh value of `len` bytes to each key.
+fn put_all(r: &mut Run, clerk: usize, keys: &[String], len: usize) -> Result<(), String> {
+    let keys = keys.to_vec();
+    r.sequence(
+        &[clerk],
+        move |r, _| {
+            keys.iter()
+                .map(|k| Op::Put(k.clone(), r.unique_value(len)))
+                .collect()
+        },
+        10_000,
+        "initial Puts",
+    )
+}
+
+/// Gets every key from clerk `clerk` (the lab's `check`; the history checks the values).
+fn get_all(r: &mut Run, clerk: usize, keys: &[String], within: u64) -> Result<(), String> {
+    let keys = keys.to_vec();
+    r.sequence(
+        &[clerk],
+        move |_, _| keys.iter().map(|k| Op::Get(k.clone())).collect(),
+        within,
+        "check Gets",
+    )
+}
+
+/// TestStaticShards5A: with group 1 down, exactly the Gets of group 0's keys finish; after it
+/// restarts, all do.
+fn static_shards_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("static_shards_5a", seed, bugs, (2, 11), |r| {
+        r.join(&[0, 1]);
+        r.wait(1_000)?;
+        let ks = keys(10);
+        put_all(r, 10, &ks, 0)?;
+        r.crash_group(1);
+        for (c, k) in ks.iter().enumerate() {
+            r.call(c, Op::Get(k.clone()));
+        }
+        r.wait(2_000)?;
+        let on0: Vec<usize> = (0..10).filter(|&c| r.owner_of(&ks[c]) == Some(0)).collect();
+        let done: Vec<usize> = (0..10).filter(|&c| !r.is_busy(c)).collect();
+        if done != on0 {
+            return Err(format!(
+                "with group 1 down, the Gets of clerks {done:?} finished; exactly those of \
+                 group 0's keys ({on0:?}) should"
+            ));
+        }
+        r.restart_group(1);
+        r.expect_done(
+            &(0..10).collect::<Vec<_>>(),
+            3_000,
+            "Gets after group 1 restarts",
+        )
+    })
+}
+
+/// TestJoinLeave5B: the data moves to group 1 when group 0 leaves; group 0 is then shut down
+/// for good and every operation still finishes.
+fn join_leave_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("join_leave_5b", seed, bugs, (2, 10), |r| {
+        r.join(&[0]);
+        appenders(r, 10, (10, 30));
+        r.wait(500)?;
+        r.join(&[1]);
+        r.wait(1_000)?;
+        r.leave(&[0]);
+        r.wait(1_000)?;
+        r.crash_group(0);
+        r.wait(1_000)?;
+        r.stop_workers();
+        r.expect_done(
+            &(0..10).collect::<Vec<_>>(),
+            3_000,
+            "operations after group 0 left",
+        )
+    })
+}
+
+/// TestConcurrent1_5B: appends every 10 ms while groups join, leave, crash and restart.
+fn concurrent1_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("concurrent1_5b", seed, bugs, (3, 10), |r| {
+        r.join(&[0]);
+        appenders(r, 10, (10, 10));
+        r.wait(200)?;
+        for g in [1, 2] {
+            r.join(&[g]);
+            r.wait(100)?;
+        }
+        r.leave(&[0]);
+        for g in 0..3 {
+            r.wait(100)?;
+            r.crash_group(g);
+        }
+        r.wait(100)?;
+        r.leave(&[2]);
+        r.wait(100)?;
+        for g in 0..3 {
+            r.restart_group(g);
+        }
+        r.wait(100)?;
+        r.join(&[0]);
+        r.wait(100)?;
+        r.leave(&[1]);
+        r.wait(500)?;
+        r.join(&[1]);
+        r.wait(1_000)
+    })
+}
+
+/// TestConcurrent3_5B (formerly TestChallenge1Concurrent): appends without a pause while, for
+/// 6 s, groups join, every group crashes and restarts, groups leave.
+fn challenge1_concurrent(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("challenge1_concurrent", seed, bugs, (3, 10), |r| {
+        r.join(&[0]);
+        appenders(r, 10, (1, 5));
+        let end = r.sim.now() + 6_000 * aver_sim::sim::MS;
+        while r.sim.now() < end {
+            r.join(&[2]);
+            r.join(&[1]);
+            let pause = r.sim.rng().random_range(0..900);
+            r.wait(pause)?;
+            for g in 0..3 {
+                r.crash_group(g);
+            }
+            for g in 0..3 {
+                r.restart_group(g);
+            }
+            let pause = r.sim.rng().random_range(0..900);
+            r.wait(pause)?;
+            r.leave(&[1]);
+            r.leave(&[2]);
+            let pause = r.sim.rng().random_range(0..900);
+            r.wait(pause)?;
+        }
+        Ok(())
+    })
+}
+
+/// TestUnreliable3_5B: random operations on random keys over the unreliable network during
+/// join 1, join 2, leave 0, leave 1, join 1, join 0; every history checked.
+fn unreliable3_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("unreliable3_5b", seed, bugs, (3, 5), |r| {
+        r.set_reliable(false);
+        r.join(&[0]);
+        random_ops(r, 5, (0, 20));
+        r.wait(500)?;
+        r.join(&[1]);
+        r.wait(500)?;
+        r.join(&[2]);
+        r.wait(500)?;
+        r.leave(&[0]);
+        r.wait(500)?;
+        r.leave(&[1]);
+        r.wait(500)?;
+        r.join(&[1]);
+        r.wait(500)?;
+        r.join(&[0]);
+        r.wait(2_000)
+    })
+}
+
+/// TestChallenge1Delete: 30 keys of 1000-byte values moved around twice; afterwards the groups
+/// together hold at most the lab's bound for one replica per group: (30 − 3) · 1000 (keys
+/// stored once) + 2 · 3 · 1000 (keys also in a duplicate table) + 6000 (slop) = 39,000 bytes.
+fn challenge1_delete(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    const BOUND: usize = (30 - 3) * 1000 + 2 * 3 * 1000 + 6000;
+    run_scenario("challenge1_delete", seed, bugs, (3, 1), |r| {
+        let ks = keys(30);
+        r.join(&[0]);
+        r.wait(500)?;
+        put_all(r, 0, &ks, 1000)?;
+        for _ in 0..2 {
+            r.join(&[1]);
+            r.leave(&[0]);
+            r.join(&[2]);
+            r.wait(3_000)?;
+            get_all(r, 0, &ks, 5_000)?;
+            r.leave(&[1]);
+            r.join(&[0]);
+            r.leave(&[2]);
+            r.wait(3_000)?;
+            get_all(r, 0, &ks, 5_000)?;
+        }
+        r.join(&[1]);
+        r.join(&[2]);
+        r.wait(3_000)?;
+        get_all(r, 0, &ks, 5_000)?;
+        r.wait(1_000)?;
+        let bytes = r.state_bytes();
+        if bytes > BOUND {
+            return Err(format!(
+                "Challenge 1: the groups hold {bytes} bytes, more than {BOUND}: moved shards \
+                 were not deleted"
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// TestChallenge2Unaffected: after group 0 dies and leaves, the keys group 1 already owned
+/// must be served (Get, Put, Get) without waiting for group 0's shards.
+fn challenge2_unaffected(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("challenge2_unaffected", seed, bugs, (2, 10), |r| {
+        r.set_reliable(false);
+        let ks = keys(10);
+        r.join(&[0]);
+        r.wait(500)?;
+        put_all(r, 0, &ks, 0)?;
+        r.join(&[1]);
+        r.wait(1_000)?;
+        let owned: Vec<usize> = (0..10).filter(|&c| r.owner_of(&ks[c]) == Some(1)).collect();
+        let puts = ks.clone();
+        r.sequence(
+            &owned,
+            move |r, c| vec![Op::Put(puts[c].clone(), r.unique_value(0))],
+            5_000,
+            "Puts to group 1's keys",
+        )?;
+        r.crash_group(0);
+        r.leave(&[0]);
+        r.wait(1_000)?;
+        let ops = ks.clone();
+        r.sequence(
+            &owned,
+            move |r, c| {
+                let k = ops[c].clone();
+                vec![
+                    Op::Get(k.clone()),
+                    Op::Put(k.clone(), r.unique_value(0)),
+                    Op::Get(k),
+                ]
+            },
+            5_000,
+            "Challenge 2: Get/Put/Get on the keys group 1 owned, while group 0 is down",
+        )
+    })
+}
+
+/// TestChallenge2Partial: groups 0, 1, 2 join at once; group 0 dies; 0 and 2 leave at once.
+/// Group 1 must serve the shards it received from group 2 although group 0's cannot arrive.
+fn challenge2_partial(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("challenge2_partial", seed, bugs, (3, 10), |r| {
+        r.set_reliable(false);
+        let ks = keys(10);
+        r.join(&[0, 1, 2]);
+        r.wait(1_000)?;
+        put_all(r, 0, &ks, 0)?;
+        let from2: Vec<usize> = (0..10).filter(|&c| r.owner_of(&ks[c]) == Some(2)).collect();
+        r.crash_group(0);
+        r.leave(&[0, 2]);
+        r.wait(1_000)?;
+        let ops = ks.clone();
+        r.sequence(
+            &from2,
+            move |r, c| {
+                let k = ops[c].clone();
+                vec![
+                    Op::Get(k.clone()),
+                    Op::Put(k.clone(), r.unique_value(0)),
+                    Op::Get(k),
+                ]
+            },
+            5_000,
+            "Challenge 2: Get/Put/Get on group 2's former keys, while group 0 is down",
+        )
+    })
+}
+
+/// shardkv1 TestManyJoinLeaveUnreliable5A: the first group serves everything; 8 more join one
+/// by one (200 ms apart), then the first is shut down and keys on the others must be served
+/// (checkShutdownSharding: some Gets must block, the rest finish); then all 8 leave.
+fn many_join_leave_unreliable_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("many_join_leave_unreliable_5a", seed, bugs, (9, 10), |r| {
+        r.set_reliable(false);
+        let ks = keys(10);
+        r.join(&[0]);
+        r.wait(500)?;
+        put_all(r, 0, &ks, 0)?;
+        for g in 1..9 {
+            r.join(&[g]);
+            r.wait(200)?;
+        }
+        r.wait(2_000)?;
+        shutdown_sharding(r, &ks, 0)?;
+        for g in 1..9 {
+            r.leave(&[g]);
+            r.wait(200)?;
+        }
+        r.wait(1_000)?;
+        get_all(r, 0, &ks, 10_000)
+    })
+}
+
+/// shardkv1 TestJoinLeaveBasic5A: group 1 joins; both really hold shards; the first group
+/// leaves and is shut down, its data moved; it restarts and re-joins under the same gid.
+fn join_leave_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("join_leave_basic_5a", seed, bugs, (2, 10), |r| {
+        let ks = keys(10);
+        r.join(&[0]);
+        r.wait(500)?;
+        put_all(r, 0, &ks, 0)?;
+        r.join(&[1]);
+        r.wait(1_000)?;
+        shutdown_sharding(r, &ks, 0)?;
+        r.leave(&[0]);
+        r.wait(1_000)?;
+        r.crash_group(0);
+        get_all(r, 0, &ks, 5_000)?;
+        r.restart_group(0);
+        r.join(&[0]);
+        r.wait(1_000)?;
+        get_all(r, 0, &ks, 5_000)?;
+        shutdown_sharding(r, &ks, 1)
+    })
+}
+
+/// shardkv1 TestProgressShutdown5A: four groups join the first; two of them are shut down;
+/// Gets of the keys on the two live joined groups finish within 2 s.
+fn progress_shutdown_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("progress_shutdown_5a", seed, bugs, (5, 10), |r| {
+        let ks = keys(10);
+        r.join(&[0]);
+        r.wait(500)?;
+        put_all(r, 0, &ks, 0)?;
+        for g in 1..5 {
+            r.join(&[g]);
+            r.wait(200)?;
+        }
+        r.wait(2_000)?;
+        r.crash_group(1);
+        r.crash_group(2);
+        let live: Vec<usize> = (0..10)
+            .filter(|&c| matches!(r.owner_of(&ks[c]), Some(3 | 4)))
+            .collect();
+        if live.is_empty() {
+            return Err("groups 3 and 4 own no key: the configuration is not balanced".into());
+        }
+        for &c in &live {
+            r.call(c, Op::Get(ks[c].clone()));
+        }
+        r.expect_done(
+            &live,
+            2_000,
+            "Gets of keys on live groups with two groups down",
+        )
+    })
+}
+
+/// checkShutdownSharding: with group `down` shut down, Gets of every key from fresh clerks;
+/// after 2 s with none finishing, the finished ones must be exactly the keys not on `down`,
+/// and some must be blocked (the data really is sharded). Then the group restarts.
+fn shutdown_sharding(r: &mut Run, ks: &[String], down: usize) -> Result<(), String> {
+    r.crash_group(down);
+    for (c, k) in ks.iter().enumerate() {
+        r.call(c, Op::Get(k.clone()));
+    }
+    let live: Vec<usize> = (0..ks.len())
+        .filter(|&c| r.owner_of(&ks[c]) != Some(down))
+        .collect();
+    r.expect_done(
+        &live,
+        5_000,
+        "Gets of keys on live groups while one group is down",
+    )?;
+    let blocked = (0..ks.len()).filter(|&c| r.is_busy(c)).count();
+    if blocked == 0 {
+        return Err(format!(
+            "every Get finished with group {down} down: not sharded"
+        ));
+    }
+    r.restart_group(down);
+    r.expect_done(
+        &(0..ks.len()).collect::<Vec<_>>(),
+        5_000,
+        "Gets after the group restarts",
+    )
+}
+
+/// Every ported test, in lab order.
+pub const SHARD: &[ShardScenario] = &[
+    ShardScenario {
+        name: "static_shards_5a",
+        lab_name: "TestStaticShards5A",
+        run: static_shards_5a,
+    },
+    ShardScenario {
+        name: "join_leave_5b",
+        lab_name: "TestJoinLeave5B",
+        run: join_leave_5b,
+    },
+    ShardScenario {
+        name: "concurrent1_5b",
+        lab_name: "TestConcurrent1_5B",
+        run: concurrent1_5b,
+    },
+    ShardScenario {
+        name: "challenge1_concurrent",
+        lab_name: "TestConcurrent3_5B",
+        run: challenge1_concurrent,
+    },
+    ShardScenario {
+        name: "unreliable3_5b",
+        lab_name: "TestUnreliable3_5B",
+        run: unreliable3_5b,
+    },
+    ShardScenario {
+        name: "challenge1_delete",
+        lab_name: "TestChallenge1Delete",
+        run: challenge1_delete,
+    },
+    ShardScenario {
+        name: "challenge2_unaffected",
+        lab_name: "TestChallenge2Unaffected",
+        run: challenge2_unaffected,
+    },
+    ShardScenario {
+        name: "challenge2_partial",
+        lab_name: "TestChallenge2Partial",
+        run: challenge2_partial,
+    },
+    ShardScenario {
+        name: "many_join_leave_unreliable_5a",
+        lab_name: "TestManyJoinLeaveUnreliable5A",
+        run: many_join_leave_unreliable_5a,
+    },
+    ShardScenario {
+        name: "join_leave_basic_5a",
+        lab_name: "TestJoinLeaveBasic5A",
+        run: join_leave_basic_5a,
+    },
+    ShardScenario {
+        name: "progress_shutdown_5a",
+        lab_name: "TestProgressShutdown5A",
+        run: progress_shutdown_5a,
+    },
+];

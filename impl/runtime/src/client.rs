@@ -167,7 +167,10 @@ impl<N: Net> Client<N> {
             if let Some(out) = self.env.outputs.pop() {
                 return Outcome::Ok(out.reply);
             }
+            // `biased`: branches in a fixed order (replies, retry, deadline), so a seeded run
+            // under a simulated network is reproducible; tokio would pick at random otherwise.
             tokio::select! {
+                biased;
                 Some((node, generation, reply)) = self.incoming.recv() => match reply {
                     Some(Reply::Kv(r)) => {
                         let msg = ClientMsg::Reply(r);

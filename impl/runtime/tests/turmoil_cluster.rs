@@ -325,10 +325,11 @@ fn check(seed: u64, history: &[Operation<KvInput, Out>]) -> String {
         .unwrap_or_else(|e| panic!("seed={seed}: {e}"))
 }
 
-/// Seeds 1–3 (or `AVER_TURMOIL_SEED`), then the first seed again: the second run must
-/// record exactly the same history. One test, so that no other simulation runs on another
-/// thread of this process meanwhile (turmoil is deterministic per thread, but tokio keeps
-/// process-wide task ids whose order decides how a crashed host's sockets are torn down).
+/// Seeds 1–3 (or `AVER_TURMOIL_SEED`), then the first seed again in a fresh process of this
+/// test binary: it must record exactly the same history. Turmoil is deterministic per thread,
+/// but tokio keeps process-wide task ids whose order decides how a crashed host's sockets are
+/// torn down, so a rerun inside the same process is not the same run; replaying a seed is
+/// always a new process (the command printed on failure), and that is what is compared.
 #[test]
 fn partitions_crashes_and_restarts_stay_linearizable() {
     let seeds: Vec<u64> = match std::env::var("AVER_TURMOIL_SEED") {
@@ -336,10 +337,15 @@ fn partitions_crashes_and_restarts_stay_linearizable() {
         Err(_) => vec![1, 2, 3],
     };
     let first = run(seeds[0]);
+    if let Ok(out) = std::env::var("AVER_TURMOIL_HISTORY_OUT") {
+        // The rerun's side: hand the history to the parent process and stop.
+        std::fs::write(&out, first.join("\n")).expect("write the rerun's history");
+        return;
+    }
     for &seed in &seeds[1..] {
         run(seed);
     }
-    let again = run(seeds[0]);
+    let again = rerun_in_fresh_process(seeds[0]);
     if first != again {
         let k = first.iter().zip(&again).position(|(x, y)| x != y);
         let k = k.unwrap_or(first.len().min(again.len()));
@@ -350,4 +356,27 @@ fn partitions_crashes_and_restarts_stay_linearizable() {
             again.get(k).map_or("(end)", String::as_str)
         );
     }
+}
+
+/// Runs `seed` alone in a new process of this test binary and returns its history.
+fn rerun_in_fresh_process(seed: u64) -> Vec<String> {
+    let out = std::env::temp_dir().join(format!(
+        "aver-turmoil-rerun-{}-{seed}.txt",
+        std::process::id()
+    ));
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let status = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "partitions_crashes_and_restarts_stay_linearizable",
+            "--nocapture",
+        ])
+        .env("AVER_TURMOIL_SEED", seed.to_string())
+        .env("AVER_TURMOIL_HISTORY_OUT", &out)
+        .status()
+        .expect("start the rerun");
+    assert!(status.success(), "seed={seed}: the rerun failed ({status})");
+    let text = std::fs::read_to_string(&out).expect("read the rerun's history");
+    let _ = std::fs::remove_file(&out);
+    text.lines().map(str::to_owned).collect()
 }

@@ -20,6 +20,7 @@ use aver_core::kvraft::{Clerk, ClerkConfig, ClerkOutput, ClerkTimer, ClientId, K
 use aver_core::kvraft::{VersionedOp, VersionedReply, VersionedStore};
 use aver_core::{Ready, TimerCmd, Violation};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+use stateright::{Expectation, Model, Property};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -261,4 +262,33 @@ pub fn describe_client_msg(
             ),
         },
     }
+}
+
+/// A named property of a KV model, with whether it states a user's loss (kept when only
+/// consequences are checked, as for seeded bugs).
+pub struct KvProperty<M: Model> {
+    /// Always or sometimes.
+    pub expectation: Expectation,
+    /// The name (KV-n for invariants of the catalogue).
+    pub name: &'static str,
+    /// Kept when only consequences are checked (seeded bugs).
+    pub consequence: bool,
+    /// The condition.
+    pub condition: fn(&M, &M::State) -> bool,
+}
+
+/// The Stateright properties of `props`, only the consequences when `consequences_only`.
+pub fn to_properties<M: Model>(
+    props: &[KvProperty<M>],
+    consequences_only: bool,
+) -> Vec<Property<M>> {
+    props
+        .iter()
+        .filter(|p| !consequences_only || p.consequence)
+        .map(|p| match p.expectation {
+            Expectation::Always => Property::always(p.name, p.condition),
+            Expectation::Sometimes => Property::sometimes(p.name, p.condition),
+            Expectation::Eventually => Property::eventually(p.name, p.condition),
+        })
+        .collect()
 }

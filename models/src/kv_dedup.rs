@@ -36,9 +36,9 @@
 //! completed.
 
 use crate::kv_common::{
-    CLERK_BASE, ClerkSlot, ClerkStep, Envelope, Ghost, History, default_scripts,
+    CLERK_BASE, ClerkSlot, ClerkStep, Envelope, Ghost, History, KvProperty, default_scripts,
     describe_client_msg, describe_op, describe_reply, drain_clerk, invoke, linearizable,
-    new_history, put,
+    new_history, put, to_properties,
 };
 use aver_core::kvraft::invariants::{Ledger, replica_agreement};
 use aver_core::kvraft::{
@@ -672,77 +672,57 @@ impl Model for KvDedupModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        PROPERTIES
-            .iter()
-            .filter(|p| !self.cfg.consequences_only || p.consequence)
-            .map(|p| match p.expectation {
-                Expectation::Always => Property::always(p.name, p.condition),
-                Expectation::Sometimes => Property::sometimes(p.name, p.condition),
-                Expectation::Eventually => Property::eventually(p.name, p.condition),
-            })
-            .collect()
+        to_properties(PROPERTIES, self.cfg.consequences_only)
     }
 }
 
 // ---- properties ------------------------------------------------------------------------------
 
-/// A named property of the model.
-pub struct DedupProperty {
-    /// Always or sometimes.
-    pub expectation: Expectation,
-    /// The name (KV-n for invariants of the catalogue).
-    pub name: &'static str,
-    /// Kept when only consequences are checked (seeded bugs).
-    pub consequence: bool,
-    /// The condition.
-    pub condition: fn(&KvDedupModel, &DedupState) -> bool,
-}
-
 /// Every property, in the order reported.
-pub const PROPERTIES: &[DedupProperty] = &[
-    DedupProperty {
+pub const PROPERTIES: &[KvProperty<KvDedupModel>] = &[
+    KvProperty {
         expectation: Expectation::Always,
         name: "KV-1 Linearizable",
         consequence: true,
         condition: |_, s| linearizable(&s.history),
     },
-    DedupProperty {
+    KvProperty {
         expectation: Expectation::Always,
         name: "KV-2 At-Most-Once",
         consequence: true,
         condition: |_, s| s.ghost.twice.is_none(),
     },
-    DedupProperty {
+    KvProperty {
         expectation: Expectation::Always,
         name: "KV-3 Snapshot Faithful",
         consequence: false,
         condition: |_, s| s.servers.iter().all(|v| v.violation().is_none()),
     },
-    DedupProperty {
+    KvProperty {
         expectation: Expectation::Always,
         name: "KV-4 Replica Agreement",
         consequence: false,
         condition: |_, s| replicas_agree(s),
     },
-    DedupProperty {
+    KvProperty {
         expectation: Expectation::Sometimes,
         name: "retry answered from dedup table",
         consequence: true,
         condition: |_, s| s.ghost.dedup_answered,
     },
-    DedupProperty {
+    KvProperty {
         expectation: Expectation::Sometimes,
         name: "leader change mid-operation",
         consequence: true,
         condition: |_, s| s.ghost.leader_change_mid_op,
     },
-    DedupProperty {
+    KvProperty {
         expectation: Expectation::Sometimes,
         name: "restored sessions from snapshot",
         consequence: true,
         condition: |_, s| s.ghost.restored_sessions,
     },
-    DedupProperty {
+    KvProperty {
         expectation: Expectation::Sometimes,
         name: "all operations completed",
         consequence: true,

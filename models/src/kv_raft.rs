@@ -34,8 +34,9 @@
 //! answered through ReadIndex; every operation completed.
 
 use crate::kv_common::{
-    CLERK_BASE, ClerkSlot, ClerkStep, Envelope, Ghost, History, default_scripts,
+    CLERK_BASE, ClerkSlot, ClerkStep, Envelope, Ghost, History, KvProperty, default_scripts,
     describe_client_msg, describe_op, drain_clerk, invoke, linearizable, new_history,
+    to_properties,
 };
 use crate::raft::describe_msg as describe_raft_msg;
 use aver_core::kvraft::invariants::{Ledger, replica_agreement};
@@ -551,57 +552,37 @@ impl Model for KvRaftModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        PROPERTIES
-            .iter()
-            .filter(|p| !self.cfg.consequences_only || p.consequence)
-            .map(|p| match p.expectation {
-                Expectation::Always => Property::always(p.name, p.condition),
-                Expectation::Sometimes => Property::sometimes(p.name, p.condition),
-                Expectation::Eventually => Property::eventually(p.name, p.condition),
-            })
-            .collect()
+        to_properties(PROPERTIES, self.cfg.consequences_only)
     }
 }
 
-/// A named property.
-pub struct KvRaftProperty {
-    /// Always or sometimes.
-    pub expectation: Expectation,
-    /// The name.
-    pub name: &'static str,
-    /// Kept when only consequences are checked.
-    pub consequence: bool,
-    /// The condition.
-    pub condition: fn(&KvRaftModel, &KvRaftState) -> bool,
-}
-
 /// Every property, in the order reported.
-pub const PROPERTIES: &[KvRaftProperty] = &[
-    KvRaftProperty {
+pub const PROPERTIES: &[KvProperty<KvRaftModel>] = &[
+    KvProperty {
         expectation: Expectation::Always,
         name: "KV-1 Linearizable",
         consequence: true,
         condition: |_, s| linearizable(&s.history),
     },
-    KvRaftProperty {
+    KvProperty {
         expectation: Expectation::Always,
         name: "KV-2 At-Most-Once",
         consequence: true,
         condition: |_, s| s.ghost.twice.is_none(),
     },
-    KvRaftProperty {
+    KvProperty {
         expectation: Expectation::Always,
         name: "KV-3 Snapshot Faithful and server checks",
         consequence: false,
         condition: |_, s| s.servers.iter().all(|v| v.server.violation().is_none()),
     },
-    KvRaftProperty {
+    KvProperty {
         expectation: Expectation::Always,
         name: "KV-4 Replica Agreement",
         consequence: false,
         condition: |_, s| replicas_agree(s),
     },
-    KvRaftProperty {
+    KvProperty {
         expectation: Expectation::Always,
         name: "RAFT-1..10 Raft invariants",
         consequence: false,
@@ -610,25 +591,25 @@ pub const PROPERTIES: &[KvRaftProperty] = &[
             invariants::check_cluster(&nodes).is_ok()
         },
     },
-    KvRaftProperty {
+    KvProperty {
         expectation: Expectation::Sometimes,
         name: "leader change mid-operation",
         consequence: true,
         condition: |_, s| s.ghost.leader_change_mid_op,
     },
-    KvRaftProperty {
+    KvProperty {
         expectation: Expectation::Sometimes,
         name: "retry answered from dedup table",
         consequence: true,
         condition: |_, s| s.ghost.dedup_answered,
     },
-    KvRaftProperty {
+    KvProperty {
         expectation: Expectation::Sometimes,
         name: "Get answered through ReadIndex",
         consequence: true,
         condition: |_, s| s.read_index_served,
     },
-    KvRaftProperty {
+    KvProperty {
         expectation: Expectation::Sometimes,
         name: "all operations completed",
         consequence: true,

@@ -16,10 +16,13 @@
 
 pub mod alloc;
 pub mod kv_lab;
+pub mod kvraft1;
+pub mod kvraft_lab;
 pub mod kvsrv1;
 pub mod lock;
 pub mod raft_3ab;
 pub mod raft_3cd;
+pub mod rsm;
 pub mod shard;
 
 pub use aver_sim::{Failure, Outcome, Report};
@@ -110,8 +113,54 @@ scenarios! {
     lock::lock_many_clients_unreliable = "TestManyClientsUnreliable", 36_000;
 }
 
+scenarios! {
+    /// Lab 4's rsm tests (`src/kvraft1/rsm/rsm_test.go`, 4A and 4C), in the lab's order.
+    RSM in "kv":
+    rsm::rsm_basic_4a = "TestBasic4A", 1_000_000;
+    rsm::rsm_concurrent_4a = "TestConcurrent4A", 1_000_000;
+    rsm::rsm_leader_failure_4a = "TestLeaderFailure4A", 1_000_000;
+    rsm::rsm_leader_partition_4a = "TestLeaderPartition4A", 1_000_000;
+    rsm::rsm_restart_replay_4a = "TestRestartReplay4A", 1_000_000;
+    rsm::rsm_shutdown_4a = "TestShutdown4A", 1_000_000;
+    rsm::rsm_restart_submit_4a = "TestRestartSubmit4A", 1_000_000;
+    rsm::rsm_snapshot_4c = "TestSnapshot4C", 1_000_000;
+}
+
+scenarios! {
+    /// Lab 4's kvraft1 tests (`src/kvraft1/kvraft_test.go`, 4B and 4C), in the lab's order.
+    KVRAFT1 in "kv":
+    kvraft1::kvraft_basic_4b = "TestBasic4B", 1_000_000;
+    kvraft1::kvraft_speed_4b = "TestSpeed4B", 1_000_000;
+    kvraft1::kvraft_concurrent_4b = "TestConcurrent4B", 1_000_000;
+    kvraft1::kvraft_unreliable_4b = "TestUnreliable4B", 1_000_000;
+    kvraft1::kvraft_one_partition_4b = "TestOnePartition4B", 1_000_000;
+    kvraft1::kvraft_many_partitions_one_client_4b = "TestManyPartitionsOneClient4B", 1_000_000;
+    kvraft1::kvraft_many_partitions_many_clients_4b = "TestManyPartitionsManyClients4B", 1_000_000;
+    kvraft1::kvraft_persist_one_client_4b = "TestPersistOneClient4B", 1_000_000;
+    kvraft1::kvraft_persist_concurrent_4b = "TestPersistConcurrent4B", 1_000_000;
+    kvraft1::kvraft_persist_concurrent_unreliable_4b =
+        "TestPersistConcurrentUnreliable4B", 1_000_000;
+    kvraft1::kvraft_persist_partition_4b = "TestPersistPartition4B", 1_000_000;
+    kvraft1::kvraft_persist_partition_unreliable_4b =
+        "TestPersistPartitionUnreliable4B", 1_000_000;
+    kvraft1::kvraft_persist_partition_unreliable_linearizable_4b =
+        "TestPersistPartitionUnreliableLinearizable4B", 1_000_000;
+    kvraft1::kvraft_snapshot_rpc_4c = "TestSnapshotRPC4C", 1_000_000;
+    kvraft1::kvraft_snapshot_size_4c = "TestSnapshotSize4C", 1_000_000;
+    kvraft1::kvraft_speed_4c = "TestSpeed4C", 1_000_000;
+    kvraft1::kvraft_snapshot_recover_4c = "TestSnapshotRecover4C", 1_000_000;
+    kvraft1::kvraft_snapshot_recover_many_clients_4c =
+        "TestSnapshotRecoverManyClients4C", 1_000_000;
+    kvraft1::kvraft_snapshot_unreliable_4c = "TestSnapshotUnreliable4C", 1_000_000;
+    kvraft1::kvraft_snapshot_unreliable_recover_4c = "TestSnapshotUnreliableRecover4C", 1_000_000;
+    kvraft1::kvraft_snapshot_unreliable_recover_concurrent_partition_4c =
+        "TestSnapshotUnreliableRecoverConcurrentPartition4C", 1_000_000;
+    kvraft1::kvraft_snapshot_unreliable_recover_concurrent_partition_linearizable_4c =
+        "TestSnapshotUnreliableRecoverConcurrentPartitionLinearizable4C", 1_000_000;
+}
+
 /// The groups of the `kv` suite (`aver sim kv`), in order. A KV service adds its group here.
-pub const KV: &[&[Scenario]] = &[KVSRV1, LOCK];
+pub const KV: &[&[Scenario]] = &[KVSRV1, LOCK, RSM, KVRAFT1];
 
 /// One `aver sim SUITE`.
 pub struct Suite {
@@ -135,6 +184,16 @@ pub const SUITES: &[Suite] = &[
         groups: KV,
         extra: KV_EXTRA,
     },
+    Suite {
+        name: "rsm",
+        groups: &[RSM],
+        extra: &[],
+    },
+    Suite {
+        name: "kvraft",
+        groups: &[KVRAFT1],
+        extra: &[],
+    },
 ];
 
 impl Suite {
@@ -155,7 +214,10 @@ impl Suite {
 pub fn bug_flags(suite: &str) -> String {
     match suite {
         "raft" => aver_sim::raft::bug_flags(aver_sim::raft::seeded_bugs()),
-        "kv" => kv_lab::bug_flags(kv_lab::seeded_bugs()),
+        "kv" => {
+            kv_lab::bug_flags(kv_lab::seeded_bugs())
+                + &kvraft_lab::bug_flags(kvraft_lab::seeded_bugs())
+        }
         _ => String::new(),
     }
 }

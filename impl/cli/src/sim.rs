@@ -25,6 +25,10 @@ pub enum Suite {
     Kv,
     /// The sharded KV tests (older shardkv with both challenges, 2025 shardkv1 scenarios).
     Shard,
+    /// Lab 4's rsm tests alone (also part of `kv`).
+    Rsm,
+    /// Lab 4's kvraft1 tests alone (also part of `kv`).
+    Kvraft,
 }
 
 impl Suite {
@@ -33,6 +37,8 @@ impl Suite {
             Suite::Raft => "raft",
             Suite::Kv => "kv",
             Suite::Shard => "shard",
+            Suite::Rsm => "rsm",
+            Suite::Kvraft => "kvraft",
         }
     }
 
@@ -50,12 +56,19 @@ impl Suite {
                 }
                 aver_sim::raft::seed_bugs(bugs);
             }
-            Suite::Kv => {
+            Suite::Kv | Suite::Rsm | Suite::Kvraft => {
+                // kvsrv's bugs and kvraft's have distinct names; each goes to its service.
                 let mut bugs = aver_core::kvsrv::Bugs::NONE;
+                let mut kvraft = aver_core::kvraft::KvBugs::NONE;
                 for n in names {
-                    bugs = bugs.with(n.parse().map_err(anyhow::Error::msg)?);
+                    match (n.parse(), n.parse::<aver_core::kvraft::KvBug>()) {
+                        (Ok(b), _) => bugs = bugs.with(b),
+                        (_, Ok(b)) => kvraft = kvraft.with(b),
+                        (Err(e), Err(f)) => anyhow::bail!("{e}; {f}"),
+                    }
                 }
                 aver_tests::kv_lab::seed_bugs(bugs);
+                aver_tests::kvraft_lab::seed_bugs(kvraft);
             }
             // The shard suite takes its bug names per run (`sim_shard::run`).
             Suite::Shard => {}

@@ -52,6 +52,7 @@
 
 pub mod cluster;
 pub mod history;
+pub mod kvraft;
 pub mod kvsrv;
 pub mod lab;
 pub mod pair;

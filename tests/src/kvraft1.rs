@@ -318,3 +318,43 @@ pub fn kvraft_snapshot_size_4c(seed: u64) -> Outcome<Report> {
     }
     lab.finish()
 }
+
+/// Beyond the lab: 20 clients on 100 keys, 7 servers with snapshots, an unreliable network
+/// partitioned every 1–1.2 s, and servers crashing and restarting *while* clients run (the
+/// lab crashes only between iterations): 5 s of client time, then everything heals and every
+/// operation must return; KV-1 on the whole history, KV-2 and Raft's invariants throughout.
+pub fn kvraft_many_clients_chaos(seed: u64) -> Outcome<Report> {
+    const SERVERS: usize = 7;
+    let mut lab = KvRaftLab::new(
+        "kvraft_many_clients_chaos",
+        seed,
+        SERVERS,
+        false,
+        Some(1000),
+        20,
+    );
+    lab.set_keys((0..KEYS).map(|i| format!("k{i}")).collect());
+    let clients: Vec<usize> = (0..20).collect();
+    lab.spawn_clients(&clients)?;
+    lab.start_partitioner();
+    for _ in 0..10 {
+        lab.sleep(500)?;
+        let i = lab.random_server();
+        if lab.sim.is_up(i) {
+            // At most 3 of 7 down at once, so a majority can exist.
+            if (0..SERVERS).filter(|&s| !lab.sim.is_up(s)).count() < 3 {
+                lab.shutdown(i);
+            }
+        } else {
+            lab.sim.start(i);
+            lab.connect_one(i);
+        }
+    }
+    lab.stop_partitioner();
+    for i in 0..SERVERS {
+        lab.restart(i);
+    }
+    lab.stop_clients(STOP_MS)?;
+    lab.check_log_size(8 * 1000)?;
+    lab.finish()
+}

@@ -12,8 +12,8 @@
 //! Raft goroutines costs real time; see [`crate::kv_lab::LATENCY`] for why a floor matters to
 //! the size of histories). The clerk retries after 100 ms; Raft's heartbeat is 100 ms.
 
-use aver_checker::PowerSet;
 use aver_checker::models::VersionedKv;
+use aver_checker::{CheckResult, PowerSet};
 use aver_core::NodeId;
 use aver_core::kvraft::invariants::{Ledger, at_most_once};
 use aver_core::kvraft::{
@@ -217,8 +217,20 @@ impl KvRaftLab {
         self.sim.now()
     }
 
-    /// A failure of this run; the history so far is written out and named.
+    /// A failure of this run; the history so far is written out and named. When a lab check
+    /// fails (a wrong value, a wrong count), the history is checked first: if it is not
+    /// linearizable, that is the verdict — what a user loses — and the lab's check is named
+    /// as the first symptom.
     pub fn failure(&self, message: impl Into<String>) -> Failure {
+        let mut message = message.into();
+        let consequence = message.starts_with("KV-") || message.starts_with("RAFT-");
+        if !consequence
+            && let Ok(CheckResult::Illegal) = self
+                .history
+                .check(&PowerSet(VersionedKv), Some(CHECK_TIMEOUT))
+        {
+            message = format!("KV-1 not linearizable (first symptom: {message})");
+        }
         let flags = bug_flags(seeded_bugs());
         let failure = Failure::sim(
             "kv",
@@ -228,8 +240,7 @@ impl KvRaftLab {
             String::new(),
             &flags,
         );
-        self.history
-            .failure(&message.into(), "versioned-kv", failure)
+        self.history.failure(&message, "versioned-kv", failure)
     }
 
     /// [`KvRaftLab::failure`] as an `Err`.
@@ -331,6 +342,11 @@ impl KvRaftLab {
             .filter(|(_, r)| r.is_leader())
             .max_by_key(|(_, r)| r.term())
             .map(|(i, _)| i)
+    }
+
+    /// A server drawn from the run's RNG.
+    pub fn random_server(&mut self) -> usize {
+        self.sim.rng().random_range(0..self.servers)
     }
 
     /// `LogSize()`: the largest persisted Raft state (without snapshot) on any disk.

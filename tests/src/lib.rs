@@ -192,7 +192,7 @@ pub const SUITES: &[Suite] = &[
     Suite {
         name: "kvraft",
         groups: &[KVRAFT1],
-        extra: &[],
+        extra: &[KVRAFT_CHAOS],
     },
 ];
 
@@ -223,13 +223,25 @@ pub fn bug_flags(suite: &str) -> String {
 }
 
 /// KV scenarios beyond the lab's (`aver sim kv --extra`).
-pub const KV_EXTRA: &[Scenario] = &[Scenario {
-    name: "kvsrv1_put_concurrent_unreliable",
+pub const KV_EXTRA: &[Scenario] = &[
+    Scenario {
+        name: "kvsrv1_put_concurrent_unreliable",
+        suite: "kv",
+        lab_name: "(none: TestPutConcurrentReliable's clients on the unreliable network)",
+        run: kvsrv1::kvsrv1_put_concurrent_unreliable,
+        events_max: 17_000,
+    },
+    KVRAFT_CHAOS,
+];
+
+/// The many-client, many-key kvraft scenario with partitions and crashes during client time.
+pub const KVRAFT_CHAOS: Scenario = Scenario {
+    name: "kvraft_many_clients_chaos",
     suite: "kv",
-    lab_name: "(none: TestPutConcurrentReliable's clients on the unreliable network)",
-    run: kvsrv1::kvsrv1_put_concurrent_unreliable,
-    events_max: 17_000,
-}];
+    lab_name: "(none: 20 clients, 100 keys, unreliable, partitions and crashes while clients run)",
+    run: kvraft1::kvraft_many_clients_chaos,
+    events_max: 2_000_000,
+};
 
 /// Scenarios beyond the lab's 28 (`aver sim raft --extra`): extra faults.
 pub const EXTRA: &[Scenario] = &[Scenario {

@@ -96,3 +96,84 @@ fn shared_lock_id_lets_two_clients_in() {
         TWO_HOLDERS,
     );
 }
+
+// ---- kvraft (Lab 4) ------------------------------------------------------------------------
+
+use aver_core::kvraft::{KvBug, KvBugs};
+
+/// Runs kvraft scenario `test` on `seed` with `bug` seeded; asserts it fails by `property`
+/// (a consequence: KV-1 or KV-2), with a replay command that seeds the bug and the history
+/// written with its `aver lin --html` command.
+fn kvraft_caught(bug: KvBug, test: &str, seed: u64, property: &str) {
+    aver_tests::kvraft_lab::seed_bugs(KvBugs::only(bug));
+    let outcome = aver_tests::run_one(aver_tests::find(test).unwrap(), seed);
+    aver_tests::kvraft_lab::seed_bugs(KvBugs::NONE);
+    let failure = outcome.expect_err("the seeded bug went unnoticed");
+    assert!(
+        failure.message.contains(property),
+        "{bug} caught by something else than {property}: {failure}"
+    );
+    let replay = failure.replay();
+    assert!(
+        replay.contains(&format!("--test {test} --seed {seed}")),
+        "{replay}"
+    );
+    assert!(replay.contains(&format!("--bug {bug}")), "{replay}");
+    assert!(failure.message.contains("--html"), "{}", failure.message);
+}
+
+const KV1: &str = "not linearizable";
+
+/// `reply-before-apply`: an answer before the entry commits (`TestConcurrent4B`): KV-1.
+#[test]
+fn kvraft_reply_before_apply_is_not_linearizable() {
+    kvraft_caught(KvBug::ReplyBeforeApply, "kvraft_concurrent_4b", 1, KV1);
+}
+
+/// `accept-other-entry`: another term's entry at the index taken as ours
+/// (`TestOnePartition4B`): KV-1.
+#[test]
+fn kvraft_accept_other_entry_is_not_linearizable() {
+    kvraft_caught(KvBug::AcceptOtherEntry, "kvraft_one_partition_4b", 1, KV1);
+}
+
+/// `local-read`: a deposed leader's stale Get (`TestPersistPartitionUnreliable4B`): KV-1.
+#[test]
+fn kvraft_local_read_is_not_linearizable() {
+    kvraft_caught(
+        KvBug::LocalRead,
+        "kvraft_persist_partition_unreliable_4b",
+        1,
+        KV1,
+    );
+}
+
+/// `clerk-reuses-seq`: new Puts answered with the old reply (`TestBasic4B`): KV-1.
+#[test]
+fn kvraft_clerk_reuses_seq_is_not_linearizable() {
+    kvraft_caught(KvBug::ClerkReusesSeq, "kvraft_basic_4b", 1, KV1);
+}
+
+/// `read-without-quorum`: a minority leader's ReadIndex (`TestManyPartitionsManyClients4B`):
+/// KV-1.
+#[test]
+fn kvraft_read_without_quorum_is_not_linearizable() {
+    kvraft_caught(
+        KvBug::ReadWithoutQuorum,
+        "kvraft_many_partitions_many_clients_4b",
+        1,
+        KV1,
+    );
+}
+
+/// `dedup-not-in-snapshot`: a restored server re-executes a retried write (the chaos
+/// scenario: snapshots, crashes and partitions while clients run): KV-2.
+#[test]
+fn kvraft_dedup_not_in_snapshot_executes_twice() {
+    kvraft_caught(
+        KvBug::DedupNotInSnapshot,
+        "kvraft_many_clients_chaos",
+        4,
+        "KV-2 violated",
+    );
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 pub enum Suite {
     /// The 28 Raft tests of 6.5840 Lab 3 (3A–3D).
     Raft,
-    /// The KV services: Lab 2's kvsrv1 and lock (8 tests).
+    /// The KV services: Lab 2's kvsrv1 and lock, Lab 4's rsm and kvraft1 (38 tests).
     Kv,
     /// The sharded KV tests (older shardkv with both challenges, 2025 shardkv1 scenarios).
     Shard,

@@ -4,6 +4,10 @@
 
 use std::process::Command;
 
+/// Where the counterexamples go: the test's scratch directory in the target dir, never the
+/// source tree.
+const OUT: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/aver-check-test");
+
 /// Runs `aver check raft ARGS`; returns the exit code and stdout.
 fn check(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_aver"))
@@ -25,7 +29,7 @@ fn violated(stdout: &str, property: &str) -> bool {
 /// property with its trace, exit 1.
 #[test]
 fn failed_step_check_is_a_failed_property_with_exit_1() {
-    let (code, out) = check(&["--bug", "vote-twice", "--out", "target/aver-check-test"]);
+    let (code, out) = check(&["--bug", "vote-twice", "--out", OUT]);
     assert_eq!(code, 1, "{out}");
     assert!(violated(&out, "RAFT-10 Monotonicity"), "{out}");
 }
@@ -39,7 +43,7 @@ fn without_step_checks_the_consequence_fails_with_exit_1() {
         "vote-twice",
         "--no-step-checks",
         "--out",
-        "target/aver-check-test",
+        OUT,
     ];
     let (code, out) = check(&args);
     assert_eq!(code, 1, "{out}");

@@ -244,9 +244,9 @@ async fn client(c: u64, run: Arc<Run>, addrs: Vec<SocketAddr>, until: Instant) {
                 value: format!("[{c}.{n}]").into(),
             },
         };
-        let call = run.start.elapsed().as_micros() as u64;
+        let call = run.start.elapsed().as_nanos() as u64;
         let outcome = client.call(op.clone()).await;
-        let ret = run.start.elapsed().as_micros() as u64;
+        let ret = run.start.elapsed().as_nanos() as u64;
         let (output, ret) = match outcome {
             Outcome::Ok(AppendReply::Value(v)) => (Some(Out::Value(v.to_string())), Some(ret)),
             Outcome::Ok(AppendReply::Ok) => (Some(Out::Done), Some(ret)),
@@ -374,10 +374,10 @@ async fn final_reads(run: &Run, addrs: &[SocketAddr]) -> BTreeMap<String, String
         let op = KvOp::Get {
             key: key.as_str().into(),
         };
-        let call = run.start.elapsed().as_micros() as u64;
+        let call = run.start.elapsed().as_nanos() as u64;
         match client.call(op.clone()).await {
             Outcome::Ok(AppendReply::Value(v)) => {
-                let ret = Some(run.start.elapsed().as_micros() as u64);
+                let ret = Some(run.start.elapsed().as_nanos() as u64);
                 let input = to_checker(&op);
                 let v = v.to_string();
                 let output = Some(Out::Value(v.clone()));

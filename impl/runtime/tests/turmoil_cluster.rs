@@ -69,7 +69,31 @@ fn members() -> BTreeMap<NodeId, SocketAddr> {
         .collect()
 }
 
-type History = Arc<Mutex<Vec<Operation<KvInput, Out>>>>;
+type History = Arc<Mutex<Recorder>>;
+
+/// The run's operations, with their call and return times: nanoseconds of simulated time,
+/// strictly increasing in the order they were taken. Turmoil's clock moves in whole ticks, so
+/// a client's answer and another client's next call often share an instant, and the checker
+/// takes equal times as overlapping — a read that followed a write could be placed before it.
+/// The hosts run on one thread, so the order the stamps are taken in is real-time order.
+#[derive(Default)]
+struct Recorder {
+    ops: Vec<Operation<KvInput, Out>>,
+    last_ns: u64,
+}
+
+impl Recorder {
+    fn stamp(&mut self) -> u64 {
+        let ns = (now_us() * 1000).max(self.last_ns + 1);
+        self.last_ns = ns;
+        ns
+    }
+}
+
+/// A time stamp from `history`'s recorder.
+fn stamp(history: &History) -> u64 {
+    history.lock().unwrap().stamp()
+}
 
 fn now_us() -> u64 {
     turmoil::sim_elapsed()
@@ -112,9 +136,9 @@ async fn client(c: u64, history: History, leader: Arc<AtomicU32>) {
                 value: format!("[{c}.{n}]").into(),
             },
         };
-        let call = now_us();
+        let call = stamp(&history);
         let outcome = client.call(op.clone()).await;
-        let ret = now_us();
+        let ret = stamp(&history);
         let (output, ret) = match outcome {
             Outcome::Ok(AppendReply::Value(v)) => (Some(Out::Value(v.to_string())), Some(ret)),
             Outcome::Ok(AppendReply::Ok) => (Some(Out::Done), Some(ret)),
@@ -122,7 +146,7 @@ async fn client(c: u64, history: History, leader: Arc<AtomicU32>) {
         };
         leader.store(client.leader().0, Ordering::Relaxed);
         let input = to_checker(&op);
-        history.lock().unwrap().push(Operation {
+        history.lock().unwrap().ops.push(Operation {
             client: id,
             input,
             call,
@@ -184,7 +208,7 @@ fn run(seed: u64) -> Vec<String> {
     }
     let faults = nemesis(&mut sim, seed, &disks, &leader);
     final_reads(&mut sim, &history);
-    let history = Arc::try_unwrap(history).unwrap().into_inner().unwrap();
+    let history = Arc::try_unwrap(history).unwrap().into_inner().unwrap().ops;
     let verdict = check(seed, &history);
     let dirs: Vec<PathBuf> = (1..=NODES).map(|i| traces.join(format!("n{i}"))).collect();
     let report = aver_runtime::replay::replay_cluster(&dirs)
@@ -280,12 +304,12 @@ fn final_reads(sim: &mut turmoil::Sim<'_>, history: &History) {
             let op = KvOp::Get {
                 key: key.as_str().into(),
             };
-            let call = now_us();
+            let call = stamp(&h);
             match client.call(op.clone()).await {
                 Outcome::Ok(AppendReply::Value(v)) => {
                     let input = to_checker(&op);
-                    let (output, ret) = (Some(Out::Value(v.to_string())), Some(now_us()));
-                    h.lock().unwrap().push(Operation {
+                    let (output, ret) = (Some(Out::Value(v.to_string())), Some(stamp(&h)));
+                    h.lock().unwrap().ops.push(Operation {
                         client: 999,
                         input,
                         call,
@@ -293,7 +317,7 @@ fn final_reads(sim: &mut turmoil::Sim<'_>, history: &History) {
                         ret,
                     });
                 }
-                other => eprintln!("final read of {key} at {call} us: {other:?}"),
+                other => eprintln!("final read of {key} at {call} ns: {other:?}"),
             }
         }
         Ok(())

@@ -5,6 +5,13 @@
 //! never got an answer (its clerk crashed, or the run ended first) keeps no return: the
 //! checker lets it take effect at any time after its call, or never.
 //!
+//! Times are written in nanoseconds of virtual time, made strictly increasing in the order
+//! the harness records them. Many calls and returns happen at one virtual instant (a clerk's
+//! answer and its next call are handled by one event), and the checker takes equal times as
+//! overlapping: with the instant alone, a Get called right after a Put returned could be
+//! placed before that Put, and a stale read would pass. Recording order is real-time order,
+//! so the tie-break loses nothing and invents no order that did not happen.
+//!
 //! The history is written in the checker's JSON Lines operation format
 //! (`specs/history-format.md`) and checked by *parsing that text back* with `aver-checker`,
 //! exactly as `aver lin FILE` would: the file a failure leaves behind is the history that
@@ -64,8 +71,9 @@ impl Call {
 #[derive(Clone, Debug, PartialEq)]
 struct Op {
     client: u64,
-    call_at: Micros,
-    ret_at: Option<Micros>,
+    /// Written times (ns; see [`History::tick`]).
+    call_at: u64,
+    ret_at: Option<u64>,
     call: Call,
     output: Option<Value>,
 }
@@ -76,6 +84,9 @@ pub struct History {
     ops: Vec<Op>,
     /// Client → index of its open operation.
     open: BTreeMap<u64, usize>,
+    /// The last time written (ns), so that every recorded call and return is later than the
+    /// one before it.
+    last_ns: u64,
 }
 
 impl History {
@@ -87,10 +98,11 @@ impl History {
     /// `client` calls `call` at virtual time `at`. A client has at most one open operation:
     /// an operation still open is abandoned (it keeps no return).
     pub fn call(&mut self, client: u64, at: Micros, call: Call) {
+        let call_at = self.tick(at);
         self.open.insert(client, self.ops.len());
         self.ops.push(Op {
             client,
-            call_at: at,
+            call_at,
             ret_at: None,
             call,
             output: None,
@@ -103,11 +115,20 @@ impl History {
         let Some(k) = self.open.remove(&client) else {
             return false;
         };
+        let ret_at = self.tick(at);
         let op = &mut self.ops[k];
-        debug_assert!(at >= op.call_at, "a return before its call");
-        op.ret_at = Some(at);
+        debug_assert!(ret_at > op.call_at, "a return before its call");
+        op.ret_at = Some(ret_at);
         op.output = Some(output.into());
         true
+    }
+
+    /// The written time of an event recorded at virtual time `at`: `at` in ns, or just after
+    /// the previous event when that is later (same instant, recorded after it).
+    fn tick(&mut self, at: Micros) -> u64 {
+        let ns = (at * 1000).max(self.last_ns + 1);
+        self.last_ns = ns;
+        ns
     }
 
     /// `client`'s open operation will never return (its clerk crashed): it stays without one.

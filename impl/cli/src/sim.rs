@@ -387,7 +387,11 @@ fn summary_json(
         })
         .collect();
     let failed: Vec<_> = failures.iter().map(failure_json).collect();
-    let runs: Vec<_> = rows.iter().flat_map(|r| &r.records).map(RunRecord::json).collect();
+    let runs: Vec<_> = rows
+        .iter()
+        .flat_map(|r| &r.records)
+        .map(RunRecord::json)
+        .collect();
     json!({
         "suite": suite.name(),
         "seeds": seeds,

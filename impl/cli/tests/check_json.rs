@@ -107,7 +107,12 @@ fn failing_check_json_lists_the_counterexample_and_how_to_explore_it() {
     );
     let path = f["explorer_path"].as_str().unwrap();
     assert_eq!(path.split('/').count() as u64, len + 1, "{f}");
-    assert!(f["explore_link"].as_str().unwrap().ends_with(&format!("#/steps/{path}")));
+    assert!(
+        f["explore_link"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("#/steps/{path}"))
+    );
 }
 
 /// Kills the Explorer server when the test ends, passing or not.
@@ -124,7 +129,10 @@ impl Drop for Server {
 fn get(port: u16, path: &str) -> std::io::Result<(String, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     s.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -163,7 +171,10 @@ fn printed_explorer_link_serves_the_violating_state() {
     }
     assert!(said.contains("violates: RAFT-1 Election Safety"), "{said}");
     let link = f["explore_link"].as_str().unwrap();
-    assert!(said.contains(&link.replace(":3000", &format!(":{port}"))), "{said}");
+    assert!(
+        said.contains(&link.replace(":3000", &format!(":{port}"))),
+        "{said}"
+    );
     // The page at `#/steps/P/a` asks for `/.states/P`: the successors of the state P reaches,
     // each with the index of its action.
     let path: Vec<usize> = f["explorer_path"]
@@ -200,6 +211,12 @@ fn printed_explorer_link_serves_the_violating_state() {
     let replayed = replay_indices(&model, &path).expect("the path replays");
     let violating = &replayed.last().unwrap().0;
     assert_eq!(step["state"].as_str().unwrap(), format!("{violating:#?}"));
-    let raft1 = PROPERTIES.iter().find(|p| p.name == "RAFT-1 Election Safety").unwrap();
-    assert!(!(raft1.condition)(&model, violating), "the served state violates RAFT-1");
+    let raft1 = PROPERTIES
+        .iter()
+        .find(|p| p.name == "RAFT-1 Election Safety")
+        .unwrap();
+    assert!(
+        !(raft1.condition)(&model, violating),
+        "the served state violates RAFT-1"
+    );
 }

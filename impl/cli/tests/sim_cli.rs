@@ -103,14 +103,20 @@ fn failures_print_as_they_happen_before_the_table() {
     let table = out.find("\ntest ").expect("the final table");
     let live = &out[..table];
     let fails: Vec<(usize, &str)> = live.match_indices("FAIL persist1_3c seed=").collect();
-    assert!(!fails.is_empty(), "a failure printed before the table: {out}");
+    assert!(
+        !fails.is_empty(),
+        "a failure printed before the table: {out}"
+    );
     for (at, _) in fails {
         let text = &live[at..];
         let seed = text["FAIL persist1_3c seed=".len()..]
             .split_whitespace()
             .next()
             .unwrap();
-        let replay = text.lines().find(|l| l.trim_start().starts_with("replay:")).unwrap();
+        let replay = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("replay:"))
+            .unwrap();
         assert!(
             replay.ends_with(&format!("--seed {seed} --bug figure8-commit")),
             "{replay}"
@@ -151,7 +157,10 @@ fn shard_run_over_its_budget_fails_in_json_with_seed_and_replay() {
     let f = &s["failed"][0];
     assert_eq!(f["seed"], 3);
     assert!(
-        f["message"].as_str().unwrap().contains("event budget exceeded"),
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("event budget exceeded"),
         "{f}"
     );
     let replay = f["replay"].as_str().unwrap();

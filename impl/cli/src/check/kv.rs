@@ -23,13 +23,10 @@ use std::time::Instant;
 use walk::{HUNT_RUNS as BUG_HUNT_RUNS, HUNT_SEED as WALK_SEED, HUNT_STEPS as WALK_STEPS_MAX};
 
 fn kv_bugs(bounds: &Bounds) -> anyhow::Result<KvBugs> {
-    bounds
-        .bugs
-        .iter()
-        .try_fold(KvBugs::NONE, |bugs, name| {
-            let bug: KvBug = name.parse().map_err(anyhow::Error::msg)?;
-            Ok(bugs.with(bug))
-        })
+    bounds.bugs.iter().try_fold(KvBugs::NONE, |bugs, name| {
+        let bug: KvBug = name.parse().map_err(anyhow::Error::msg)?;
+        Ok(bugs.with(bug))
+    })
 }
 
 fn search_for(args: &CheckArgs, hunting: bool) -> Search {

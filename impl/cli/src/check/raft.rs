@@ -1,9 +1,9 @@
 //! The Raft model in `aver check`: configurations from the flags, the search, and verdicts.
 
 use super::args::{BenchArgs, CheckArgs, ExploreArgs};
+use super::explorer;
 use super::output::{cpu_seconds, peak_rss, report_counterexample, with_progress};
 use super::registry::Scope;
-use super::explorer;
 use super::{Counterexample, Outcome, Row, Search};
 use aver_core::raft::Bug;
 use aver_models::raft::{self, PROPERTIES, RaftModel, RaftModelCfg, symmetry};
@@ -120,8 +120,17 @@ fn check_raft(cfg: RaftModelCfg, run: &RaftRun) -> anyhow::Result<Outcome> {
         let explore = explorer::locate(&model, &path, "raft", &run.explore_flags);
         let file = report_counterexample(name, &path, explore.as_ref(), run.out_dir)?;
         // The first trace DFS found for this property, else its shortest for any.
-        let dfs = first_found.iter().find(|(n, _)| *n == name).map(|(_, l)| *l);
+        let dfs = first_found
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, l)| *l);
         let dfs = dfs.or_else(|| first_found.iter().map(|(_, l)| *l).min());
+        if let Some(d) = dfs {
+            println!(
+                "\n{name}: {} steps breadth-first, {d} depth-first",
+                path.len() - 1
+            );
+        }
         counterexamples.push(Counterexample {
             property: name.to_string(),
             steps: path.len() - 1,
@@ -294,7 +303,10 @@ pub fn explore(args: &ExploreArgs) -> anyhow::Result<u8> {
     all.push(("deep", RaftModelCfg::deep()));
     let Some((_, base)) = all.iter().find(|(n, _)| *n == name) else {
         let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
-        anyhow::bail!("no raft configuration `{name}`; known: {}", names.join(", "));
+        anyhow::bail!(
+            "no raft configuration `{name}`; known: {}",
+            names.join(", ")
+        );
     };
     let cfg = args.bounds.cfg_from(base.clone())?;
     let description = format!("{name}: {}", describe_cfg(&cfg));

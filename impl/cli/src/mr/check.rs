@@ -3,8 +3,8 @@
 //! violated property prints its counterexample step by step (and writes it as JSON under
 //! `target/aver-check/`). Exit code 1 if any property fails or a `sometimes` has no example.
 
-use crate::check::registry::Scope;
 use crate::check::explorer::{self, ExploreLink};
+use crate::check::registry::Scope;
 use crate::check::{Counterexample, Outcome, Row};
 use anyhow::Context as _;
 use aver_core::mr::{MrBug, MrBugs};
@@ -120,7 +120,11 @@ fn check_configs(a: &CheckArgs) -> anyhow::Result<Vec<Outcome>> {
             .strip_prefix("mr/")
             .filter(|n| *n != "custom")
             .map(|n| {
-                let bugs: String = a.bugs.iter().map(|b| format!(" --bug {}", b.name())).collect();
+                let bugs: String = a
+                    .bugs
+                    .iter()
+                    .map(|b| format!(" --bug {}", b.name()))
+                    .collect();
                 format!(" --config {n}{bugs}")
             });
         println!(
@@ -151,7 +155,8 @@ fn check_configs(a: &CheckArgs) -> anyhow::Result<Vec<Outcome>> {
             });
             if let (Expectation::Always, Some(path)) = (&p.expectation, found) {
                 let pairs = path.clone().into_vec();
-                let explore = (flags.as_deref()).and_then(|f| explorer::locate(&model, &pairs, "mr", f));
+                let explore =
+                    (flags.as_deref()).and_then(|f| explorer::locate(&model, &pairs, "mr", f));
                 let file = counterexample(&model, p.name, path, &a.out, explore.as_ref())?;
                 counterexamples.push(Counterexample {
                     property: p.name.to_string(),
@@ -207,7 +212,9 @@ pub fn explore(args: &crate::check::ExploreArgs) -> anyhow::Result<u8> {
         anyhow::bail!("no mr configuration `{name}`; known: {}", names.join(", "));
     };
     for b in &args.bounds.bugs {
-        cfg.bugs = cfg.bugs.with(b.parse::<MrBug>().map_err(anyhow::Error::msg)?);
+        cfg.bugs = cfg
+            .bugs
+            .with(b.parse::<MrBug>().map_err(anyhow::Error::msg)?);
     }
     let description = format!("{name}: {cfg}");
     explorer::serve("mr", &description, cfg.into_model(), args)

@@ -10,8 +10,8 @@
 //! to `<out>/shard-<ID>.json`. `aver check shard` (and `aver check`) run the CI configurations
 //! with no bug; Raft's bounds and bugs are refused there.
 
-use crate::check::registry::Scope;
 use crate::check::explorer::{self, ExploreLink};
+use crate::check::registry::Scope;
 use crate::check::{Counterexample, Outcome, Row};
 use anyhow::Context as _;
 use aver_core::shardkv::{Bug, Bugs};

@@ -147,7 +147,7 @@ fn json_lists_each_run() {
 fn shard_run_over_its_budget_fails_in_json_with_seed_and_replay() {
     let out = Command::new(env!("CARGO_BIN_EXE_aver"))
         .args(["sim", "shard", "--test", "static_shards_5a", "--seed", "3"])
-        .args(["--events-max", "2000", "--json"])
+        .args(["--events-max", "300", "--json"])
         .output()
         .expect("aver runs");
     let s: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON summary");
@@ -164,5 +164,36 @@ fn shard_run_over_its_budget_fails_in_json_with_seed_and_replay() {
         "{f}"
     );
     let replay = f["replay"].as_str().unwrap();
-    assert!(replay.ends_with("--seed 3 --events-max 2000"), "{replay}");
+    assert!(replay.ends_with("--seed 3 --events-max 300"), "{replay}");
+}
+
+/// A failed history check (kvsrv1 with the clerk bug `no-errmaybe`: a retried Put reported as
+/// failed although it was applied, so the history is not linearizable) names its history file
+/// in `--json`, and the file is there.
+#[test]
+fn json_failure_names_the_history_file() {
+    let out = Command::new(env!("CARGO_BIN_EXE_aver"))
+        .args([
+            "sim",
+            "kv",
+            "--test",
+            "kvsrv1_put_concurrent_unreliable",
+            "--seed",
+            "1",
+        ])
+        .args(["--bug", "no-errmaybe", "--json"])
+        .output()
+        .expect("aver runs");
+    let s: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON summary");
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    let f = &s["failed"][0];
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not linearizable"),
+        "{f}"
+    );
+    let file = f["history_file"].as_str().expect("a history file");
+    assert!(std::path::Path::new(file).is_file(), "{file}");
 }

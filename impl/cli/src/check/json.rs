@@ -43,14 +43,21 @@ impl StdoutToStderr {
         Ok(StdoutToStderr { saved })
     }
 
-    /// Restores the real stdout.
+    /// Restores the real stdout (also done on drop, e.g. when a check returns an error).
     pub fn finish(self) -> anyhow::Result<()> {
-        std::io::stdout().flush().context("flushing stderr")?;
-        // SAFETY: `saved` is the descriptor `start` duplicated; it is closed once, here.
-        let ok = unsafe { libc::dup2(self.saved, 1) };
-        unsafe { libc::close(self.saved) };
-        anyhow::ensure!(ok >= 0, "cannot restore stdout for --json");
+        drop(self);
         Ok(())
+    }
+}
+
+impl Drop for StdoutToStderr {
+    fn drop(&mut self) {
+        let _ = std::io::stdout().flush();
+        // SAFETY: `saved` is the descriptor `start` duplicated; it is closed once, here.
+        unsafe {
+            libc::dup2(self.saved, 1);
+            libc::close(self.saved);
+        }
     }
 }
 

@@ -167,9 +167,9 @@ fn shard_run_over_its_budget_fails_in_json_with_seed_and_replay() {
     assert!(replay.ends_with("--seed 3 --events-max 300"), "{replay}");
 }
 
-/// A failed history check (kvsrv1 with the clerk bug `no-errmaybe`: a retried Put reported as
-/// failed although it was applied, so the history is not linearizable) names its history file
-/// in `--json`, and the file is there.
+/// A failed history check (kvsrv1 with the clerk bug `no-errmaybe`: a retransmitted Put
+/// answered `ErrVersion` is reported as `ErrVersion` although its first copy was applied, so
+/// the history is not linearizable) names its history file in `--json`, and the file exists.
 #[test]
 fn json_failure_names_the_history_file() {
     let out = Command::new(env!("CARGO_BIN_EXE_aver"))

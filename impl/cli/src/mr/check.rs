@@ -180,7 +180,6 @@ fn check_configs(a: &CheckArgs) -> anyhow::Result<Vec<Outcome>> {
             secs,
             // DFS or BFS; the table treats a search stopped by a violation as incomplete.
             exhaustive: true,
-            ..Outcome::default()
         });
     }
     Ok(outcomes)

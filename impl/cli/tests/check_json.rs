@@ -34,7 +34,11 @@ fn check_json(args: &[&str]) -> (i32, Value) {
 /// kind and a passing verdict, the counts, no failures.
 #[test]
 fn passing_check_json_summary() {
-    let (code, s) = check_json(&["raft", "--out", "target/aver-check-json-pass"]);
+    let (code, s) = check_json(&[
+        "raft",
+        "--out",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/aver-check-json-pass"),
+    ]);
     assert_eq!(code, 0, "{s}");
     assert_eq!(s["ok"], true);
     assert_eq!(s["exit_code"], 0);
@@ -66,7 +70,7 @@ fn failing_run() -> (Value, Value) {
         "--no-step-checks",
         "--dfs",
         "--out",
-        "target/aver-check-json-fail",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/aver-check-json-fail"),
     ];
     let (code, s) = check_json(&args);
     assert_eq!(code, 1, "{s}");

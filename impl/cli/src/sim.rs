@@ -108,8 +108,9 @@ pub struct SimArgs {
     /// passing run needs); a run that exceeds it fails.
     #[arg(long)]
     events_max: Option<u64>,
-    /// Print a JSON summary (per scenario: runs, failures, wall; per failure: seed, message,
-    /// replay command) instead of the table.
+    /// Print a JSON summary on stdout (per scenario: runs, failures, wall; per run: test, seed,
+    /// verdict, virtual time, events, wall; per failure: seed, message, replay command, history
+    /// file) instead of the table; failures still print to stderr as they happen.
     #[arg(long)]
     json: bool,
 }
@@ -135,6 +136,56 @@ struct Row {
     events_max: u64,
     wall: Duration,
     log_size_max: usize,
+    /// One record per seed, for `--json`.
+    records: Vec<RunRecord>,
+}
+
+/// One run (one test, one seed) as `--json` reports it.
+pub(crate) struct RunRecord {
+    /// The scenario.
+    pub test: &'static str,
+    /// Its seed.
+    pub seed: u64,
+    /// Whether it passed.
+    pub ok: bool,
+    /// Virtual time at the end (or of the failure).
+    pub virtual_us: u64,
+    /// Simulated events (`None` for a failed run: the failure does not carry the count).
+    pub events: Option<u64>,
+    /// Wall time.
+    pub wall: Duration,
+}
+
+impl RunRecord {
+    /// The record as JSON.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        json!({
+            "test": self.test,
+            "seed": self.seed,
+            "verdict": if self.ok { "pass" } else { "fail" },
+            "virtual_s": self.virtual_us as f64 / 1e6,
+            "events": self.events,
+            "wall_s": self.wall.as_secs_f64(),
+        })
+    }
+}
+
+/// A failure as `--json` reports it: its seed, message, replay command and, when the failing
+/// check wrote one, the history file.
+pub(crate) fn failure_json(f: &Failure) -> serde_json::Value {
+    // A history checker's failure says "... written to FILE" (`aver_sim::history`).
+    let history = f
+        .message
+        .split_once("written to ")
+        .map(|(_, rest)| rest.split_whitespace().next().unwrap_or(rest));
+    json!({
+        "test": f.test,
+        "seed": f.seed,
+        "at_s": f.at as f64 / 1e6,
+        "message": f.message,
+        "replay": f.replay(),
+        "history_file": history,
+    })
 }
 
 /// How a suite runs: budgets, and where failures print as they happen.
@@ -183,8 +234,17 @@ fn run_suite(scenarios: &[&Scenario], seeds: &[u64], opts: RunOpts) -> (Vec<Row>
         for &seed in seeds {
             let t = Instant::now();
             let outcome = run_with_budget(s, seed, opts.events_max.unwrap_or(s.events_max));
-            row.wall += t.elapsed();
+            let wall = t.elapsed();
+            row.wall += wall;
             row.runs += 1;
+            row.records.push(RunRecord {
+                test: s.name,
+                seed,
+                ok: outcome.is_ok(),
+                virtual_us: outcome.as_ref().map_or_else(|f| f.at, |r| r.virtual_us),
+                events: outcome.as_ref().ok().map(|r| r.events),
+                wall,
+            });
             match outcome {
                 Ok(r) => {
                     row.virtual_us += r.virtual_us;
@@ -259,7 +319,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<u8> {
             Some(s) => s..s + 1,
             None => args.first_seed..args.first_seed + args.seeds,
         };
-        return crate::sim_shard::run(args.test.as_deref(), seeds, &args.bugs);
+        let opts = crate::sim_shard::Opts {
+            json: args.json,
+            events_max: args.events_max,
+        };
+        return crate::sim_shard::run(args.test.as_deref(), seeds, &args.bugs, opts);
     }
     let scenarios = selected(args.suite, args.test.as_deref(), args.extra)?;
     if args.trace {
@@ -335,17 +399,11 @@ fn summary_json(
             })
         })
         .collect();
-    let failed: Vec<_> = failures
+    let failed: Vec<_> = failures.iter().map(failure_json).collect();
+    let runs: Vec<_> = rows
         .iter()
-        .map(|f| {
-            json!({
-                "test": f.test,
-                "seed": f.seed,
-                "at_s": f.at as f64 / 1e6,
-                "message": f.message,
-                "replay": f.replay(),
-            })
-        })
+        .flat_map(|r| &r.records)
+        .map(RunRecord::json)
         .collect();
     json!({
         "suite": suite.name(),
@@ -354,6 +412,7 @@ fn summary_json(
         "failures": failures.len(),
         "wall_s": wall,
         "scenarios": per_scenario,
+        "runs_detail": runs,
         "failed": failed,
     })
 }

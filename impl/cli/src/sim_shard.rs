@@ -2,7 +2,9 @@
 //!
 //! Each failure prints as it happens with its seed and the command that replays it; at the
 //! end a table (test, runs, failures, operations, virtual time, events, largest group state,
-//! wall time). Exit code 1 on any failure, 2 on bad arguments.
+//! wall time). `--json` prints a summary on stdout instead (the table and live failures go to
+//! stderr); `--events-max N` sets every run's event budget (default the simulator's,
+//! `aver_sim::sim::EVENTS_MAX_DEFAULT`). Exit code 1 on any failure, 2 on bad arguments.
 
 use aver_core::shardkv::{Bug, Bugs};
 use aver_tests::shard::{SHARD, ShardScenario, find};
@@ -10,8 +12,23 @@ use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-/// Runs `aver sim shard [--test NAME] [--seeds N | --seed S] [--bug NAME]...`.
-pub fn run(test: Option<&str>, seeds: Range<u64>, bugs: &[String]) -> anyhow::Result<u8> {
+/// The output and budget switches of `aver sim shard`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Opts {
+    /// A JSON summary on stdout; everything else on stderr.
+    pub json: bool,
+    /// Every run's event budget.
+    pub events_max: Option<u64>,
+}
+
+/// Runs `aver sim shard [--test NAME] [--seeds N | --seed S] [--bug NAME]... [--json]
+/// [--events-max N]`.
+pub fn run(
+    test: Option<&str>,
+    seeds: Range<u64>,
+    bugs: &[String],
+    opts: Opts,
+) -> anyhow::Result<u8> {
     let bugs = bugs.iter().try_fold(Bugs::NONE, |b, name| {
         let bug: Bug = name.parse().map_err(anyhow::Error::msg)?;
         Ok::<_, anyhow::Error>(b.with(bug))
@@ -23,27 +40,51 @@ pub fn run(test: Option<&str>, seeds: Range<u64>, bugs: &[String]) -> anyhow::Re
             anyhow::anyhow!("no shard test {name}; known: {}", names.join(", "))
         })?],
     };
+    let redirect = if opts.json {
+        Some(crate::check::StdoutToStderr::start()?)
+    } else {
+        None
+    };
     println!(
         "{:<32} {:>5} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9}",
         "test", "runs", "failures", "ops", "virtual s", "events", "state B", "wall ms"
     );
     let t = Instant::now();
     let mut failed = 0;
+    let mut records = Vec::new();
+    let mut failures = Vec::new();
     for s in &scenarios {
         let (mut runs, mut fails, mut ops, mut virt, mut events, mut state) = (0, 0, 0, 0, 0, 0);
         let ts = Instant::now();
         for seed in seeds.clone() {
             runs += 1;
-            match run_one(s, seed, bugs) {
+            let t_run = Instant::now();
+            if let Some(n) = opts.events_max {
+                aver_sim::sim::budget_next_run(n);
+            }
+            let outcome = run_one(s, seed, bugs);
+            records.push(crate::sim::RunRecord {
+                test: s.name,
+                seed,
+                ok: outcome.is_ok(),
+                virtual_us: outcome.as_ref().map_or_else(|f| f.at, |r| r.virtual_us),
+                events: outcome.as_ref().ok().map(|r| r.events),
+                wall: t_run.elapsed(),
+            });
+            match outcome {
                 Ok(r) => {
                     ops += r.ops;
                     virt += r.virtual_us;
                     events += r.events;
                     state = state.max(r.state_bytes);
                 }
-                Err(f) => {
+                Err(mut f) => {
+                    if let Some(n) = opts.events_max {
+                        f.replay.push_str(&format!(" --events-max {n}"));
+                    }
                     fails += 1;
                     println!("FAIL {f}");
+                    failures.push(f);
                 }
             }
         }
@@ -67,6 +108,19 @@ pub fn run(test: Option<&str>, seeds: Range<u64>, bugs: &[String]) -> anyhow::Re
         failed,
         t.elapsed().as_secs_f64()
     );
+    if let Some(redirect) = redirect {
+        redirect.finish()?;
+        let summary = serde_json::json!({
+            "suite": "shard",
+            "seeds": seeds.end - seeds.start,
+            "runs": records.len(),
+            "failures": failures.len(),
+            "wall_s": t.elapsed().as_secs_f64(),
+            "runs_detail": records.iter().map(crate::sim::RunRecord::json).collect::<Vec<_>>(),
+            "failed": failures.iter().map(crate::sim::failure_json).collect::<Vec<_>>(),
+        });
+        println!("{summary}");
+    }
     Ok(u8::from(failed > 0))
 }
 

@@ -28,6 +28,15 @@ pub struct CheckArgs {
     /// Directory for counterexample JSON files.
     #[arg(long, default_value = "target/aver-check")]
     pub out: PathBuf,
+    /// Print a JSON summary on stdout (per configuration: bounds, counts, each property's
+    /// verdict; per counterexample: its file and the Explorer command); the human output goes
+    /// to stderr. Exit codes are unchanged.
+    #[arg(long)]
+    pub json: bool,
+    /// Raft: keep the first counterexample a depth-first search finds instead of searching
+    /// breadth-first again for the shortest one.
+    #[arg(long)]
+    pub no_shortest: bool,
 }
 
 /// The model bounds shared by `check`, `explore` and `bench check`.
@@ -102,6 +111,42 @@ impl CheckArgs {
 }
 
 impl Bounds {
+    /// The flags given on the command line, as they would be typed again (each with a
+    /// leading space): what `aver explore` needs to rebuild the same model.
+    pub(crate) fn flags(&self) -> String {
+        let mut out = String::new();
+        let mut put = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                out.push_str(&format!(" --{name} {v}"));
+            }
+        };
+        put("servers", self.servers.map(|v| v.to_string()));
+        put("max-term", self.max_term.map(|v| v.to_string()));
+        put("max-log", self.max_log.map(|v| v.to_string()));
+        put("crashes", self.crashes.map(|v| v.to_string()));
+        put("network", self.network.clone());
+        put("compaction", self.compaction.map(|v| v.to_string()));
+        put("workload", self.workload.clone());
+        put("clients", self.clients.map(|v| v.to_string()));
+        put("rounds", self.rounds.map(|v| v.to_string()));
+        for bug in &self.bugs {
+            put("bug", Some(bug.clone()));
+        }
+        let switches = [
+            (self.no_compaction, " --no-compaction"),
+            (self.keep_dead_messages, " --keep-dead-messages"),
+            (self.no_symmetry, " --no-symmetry"),
+            (self.no_covering, " --no-covering"),
+            (self.no_step_checks, " --no-step-checks"),
+        ];
+        for (on, flag) in switches {
+            if on {
+                out.push_str(flag);
+            }
+        }
+        out
+    }
+
     /// The `--bug` names as Raft bugs (an unknown name is an error listing the known ones).
     pub(crate) fn raft_bugs(&self) -> anyhow::Result<Bugs> {
         self.bugs.iter().try_fold(Bugs::NONE, |bugs, name| {
@@ -159,10 +204,21 @@ pub struct BenchArgs {
 /// Arguments of `aver explore`.
 #[derive(Args, Debug, Clone)]
 pub struct ExploreArgs {
-    /// Protocol to explore (`raft`).
+    /// Protocol to explore (`raft`, `kvsrv`, `lock`, `mr`, `kv-dedup`, `kv-raft`, `shard`).
     pub protocol: String,
     #[command(flatten)]
     pub bounds: Bounds,
+    /// The model's named configuration the bounds apply to (raft: `ci`, the other CI
+    /// configurations, `deep`; kv-dedup: its CI ones, `deep`; kv-raft: its CI ones, `hunt`;
+    /// kvsrv, lock: `ci`, `three`; shard, mr: their CI ones). Default: the one `aver check
+    /// NAME` uses.
+    #[arg(long)]
+    pub config: Option<String>,
+    /// An Explorer path (`0/3/1/...`: the initial state's index, then each action's index),
+    /// as `aver check` prints it for a counterexample: checked against the model, and printed
+    /// as the link that opens it.
+    #[arg(long)]
+    pub path: Option<String>,
     /// Port on 127.0.0.1.
     #[arg(long, default_value_t = 3000)]
     pub port: u16,

@@ -7,10 +7,11 @@
 //! named hunts it by seeded random walks at the model's deep bounds, with only the properties
 //! that state what a user loses (KV-1, KV-2), and prints the shrunk counterexample.
 
-use super::args::{CheckArgs, ExploreArgs};
+use super::args::{Bounds, CheckArgs, ExploreArgs};
+use super::explorer;
 use super::output::progress;
 use super::registry::Scope;
-use super::{Outcome, Row, Search};
+use super::{Counterexample, Outcome, Row, Search};
 use anyhow::Context as _;
 use aver_core::kvraft::{KvBug, KvBugs};
 use aver_models::kv_dedup::{self, KvDedupCfg};
@@ -21,14 +22,11 @@ use std::time::Instant;
 
 use walk::{HUNT_RUNS as BUG_HUNT_RUNS, HUNT_SEED as WALK_SEED, HUNT_STEPS as WALK_STEPS_MAX};
 
-fn kv_bugs(args: &CheckArgs) -> anyhow::Result<KvBugs> {
-    args.bounds
-        .bugs
-        .iter()
-        .try_fold(KvBugs::NONE, |bugs, name| {
-            let bug: KvBug = name.parse().map_err(anyhow::Error::msg)?;
-            Ok(bugs.with(bug))
-        })
+fn kv_bugs(bounds: &Bounds) -> anyhow::Result<KvBugs> {
+    bounds.bugs.iter().try_fold(KvBugs::NONE, |bugs, name| {
+        let bug: KvBug = name.parse().map_err(anyhow::Error::msg)?;
+        Ok(bugs.with(bug))
+    })
 }
 
 fn search_for(args: &CheckArgs, hunting: bool) -> Search {
@@ -51,22 +49,23 @@ fn describe_search(search: Search, threads: usize) -> String {
 
 /// `aver check kv-dedup` and its part of `aver check`.
 pub fn check_dedup(args: &CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outcome>> {
-    let bugs = kv_bugs(args)?;
+    let bugs = kv_bugs(&args.bounds)?;
     let hunting = !bugs.is_empty() && args.search().is_none();
     let search = search_for(args, hunting);
     let bases = if hunting {
-        vec![("kv-dedup/deep".to_string(), KvDedupCfg::deep())]
+        vec![("kv-dedup/deep".to_string(), "deep", KvDedupCfg::deep())]
     } else if scope == Scope::Ci {
         KvDedupCfg::ci_all()
             .into_iter()
-            .map(|(n, c)| (format!("kv-dedup/{n}"), c))
+            .map(|(n, c)| (format!("kv-dedup/{n}"), n, c))
             .collect()
     } else {
-        vec![("kv-dedup".to_string(), KvDedupCfg::ci())]
+        vec![("kv-dedup".to_string(), "ci", KvDedupCfg::ci())]
     };
     let mut outcomes = Vec::new();
-    for (label, base) in bases {
-        let cfg = dedup_cfg(args, base, bugs)?;
+    for (label, config, base) in bases {
+        let cfg = dedup_cfg(&args.bounds, base, bugs)?;
+        let bounds = cfg.describe();
         println!(
             "checking {label} ({}): {}",
             describe_search(search, args.threads),
@@ -83,15 +82,19 @@ pub fn check_dedup(args: &CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outcome
             search,
             threads: args.threads,
             out_dir: &args.out,
+            protocol: "kv-dedup",
+            explore_flags: format!(" --config {config}{}", args.bounds.flags()),
         };
-        outcomes.push(run.check(&model, &reach, kv_dedup::trace)?);
+        let mut outcome = run.check(&model, &reach, kv_dedup::trace)?;
+        outcome.config = config.to_string();
+        outcome.bounds = bounds;
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }
 
-fn dedup_cfg(args: &CheckArgs, base: KvDedupCfg, bugs: KvBugs) -> anyhow::Result<KvDedupCfg> {
+fn dedup_cfg(b: &Bounds, base: KvDedupCfg, bugs: KvBugs) -> anyhow::Result<KvDedupCfg> {
     let mut cfg = base;
-    let b = &args.bounds;
     if let Some(n) = b.servers {
         anyhow::ensure!((1..=5).contains(&n), "--servers must be 1..=5 for kv-dedup");
         cfg.servers = n;
@@ -108,45 +111,49 @@ fn dedup_cfg(args: &CheckArgs, base: KvDedupCfg, bugs: KvBugs) -> anyhow::Result
     Ok(cfg)
 }
 
-/// `aver explore kv-dedup`.
+/// `aver explore kv-dedup`: the named configuration (default `ci`; `deep` is where `--bug`
+/// hunts) with the bounds and bugs given.
 pub fn explore_dedup(args: &ExploreArgs) -> anyhow::Result<u8> {
-    let addr = format!("127.0.0.1:{}", args.port);
-    println!("explore kv-dedup (CI configuration) on http://{addr}/ (Ctrl-C to stop)");
-    KvDedupCfg::ci().into_model().checker().serve(addr);
-    Ok(0)
+    let name = args.config.as_deref().unwrap_or("ci");
+    let mut all = KvDedupCfg::ci_all();
+    all.push(("deep", KvDedupCfg::deep()));
+    let base = named(all, name, "kv-dedup")?;
+    let cfg = dedup_cfg(&args.bounds, base, kv_bugs(&args.bounds)?)?;
+    let description = format!("{name}: {}", cfg.describe());
+    explorer::serve("kv-dedup", &description, cfg.into_model(), args)
+}
+
+/// The configuration called `name` among `all`, or an error listing them.
+fn named<C>(all: Vec<(&'static str, C)>, name: &str, model: &str) -> anyhow::Result<C> {
+    let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+    let names = names.join(", ");
+    all.into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| c)
+        .ok_or_else(|| anyhow::anyhow!("no {model} configuration `{name}`; known: {names}"))
 }
 
 // ---- kv-raft ---------------------------------------------------------------------------------
 
 /// `aver check kv-raft` and its part of `aver check`.
 pub fn check_kv_raft(args: &CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outcome>> {
-    let bugs = kv_bugs(args)?;
+    let bugs = kv_bugs(&args.bounds)?;
     let hunting = !bugs.is_empty() && args.search().is_none();
     let search = search_for(args, hunting);
     let bases = if hunting {
-        vec![("kv-raft/hunt".to_string(), KvRaftCfg::hunt(bugs))]
+        vec![("kv-raft/hunt".to_string(), "hunt", KvRaftCfg::hunt(bugs))]
     } else if scope == Scope::Ci {
         KvRaftCfg::ci_all()
             .into_iter()
-            .map(|(n, c)| (format!("kv-raft/{n}"), c))
+            .map(|(n, c)| (format!("kv-raft/{n}"), n, c))
             .collect()
     } else {
-        vec![("kv-raft".to_string(), KvRaftCfg::ci())]
+        vec![("kv-raft".to_string(), "ci", KvRaftCfg::ci())]
     };
     let mut outcomes = Vec::new();
-    for (label, base) in bases {
-        let mut cfg = base;
-        let b = &args.bounds;
-        if let Some(n) = b.servers {
-            anyhow::ensure!((1..=5).contains(&n), "--servers must be 1..=5 for kv-raft");
-            cfg.servers = n;
-        }
-        cfg.max_term = b.max_term.unwrap_or(cfg.max_term);
-        cfg.max_log = b.max_log.unwrap_or(cfg.max_log);
-        if !bugs.is_empty() {
-            cfg.bugs = bugs;
-            cfg.consequences_only = true;
-        }
+    for (label, config, base) in bases {
+        let cfg = kv_raft_cfg(&args.bounds, base, bugs)?;
+        let bounds = cfg.describe();
         println!(
             "checking {label} ({}): {}",
             describe_search(search, args.threads),
@@ -162,18 +169,44 @@ pub fn check_kv_raft(args: &CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outco
             search,
             threads: args.threads,
             out_dir: &args.out,
+            protocol: "kv-raft",
+            explore_flags: format!(" --config {config}{}", args.bounds.flags()),
         };
-        outcomes.push(run.check(&model, &reach, kv_raft::trace)?);
+        let mut outcome = run.check(&model, &reach, kv_raft::trace)?;
+        outcome.config = config.to_string();
+        outcome.bounds = bounds;
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }
 
-/// `aver explore kv-raft`.
+/// `base` with the bounds and bugs of the command line applied.
+fn kv_raft_cfg(b: &Bounds, base: KvRaftCfg, bugs: KvBugs) -> anyhow::Result<KvRaftCfg> {
+    let mut cfg = base;
+    if let Some(n) = b.servers {
+        anyhow::ensure!((1..=5).contains(&n), "--servers must be 1..=5 for kv-raft");
+        cfg.servers = n;
+    }
+    cfg.max_term = b.max_term.unwrap_or(cfg.max_term);
+    cfg.max_log = b.max_log.unwrap_or(cfg.max_log);
+    if !bugs.is_empty() {
+        cfg.bugs = bugs;
+        cfg.consequences_only = true;
+    }
+    Ok(cfg)
+}
+
+/// `aver explore kv-raft`: the named configuration (default `ci`; `hunt` is where `--bug`
+/// hunts) with the bounds and bugs given.
 pub fn explore_kv_raft(args: &ExploreArgs) -> anyhow::Result<u8> {
-    let addr = format!("127.0.0.1:{}", args.port);
-    println!("explore kv-raft (CI configuration) on http://{addr}/ (Ctrl-C to stop)");
-    KvRaftCfg::ci().into_model().checker().serve(addr);
-    Ok(0)
+    let name = args.config.as_deref().unwrap_or("ci");
+    let bugs = kv_bugs(&args.bounds)?;
+    let mut all = KvRaftCfg::ci_all();
+    all.push(("hunt", KvRaftCfg::hunt(bugs)));
+    let base = named(all, name, "kv-raft")?;
+    let cfg = kv_raft_cfg(&args.bounds, base, bugs)?;
+    let description = format!("{name}: {}", cfg.describe());
+    explorer::serve("kv-raft", &description, cfg.into_model(), args)
 }
 
 // ---- the search ------------------------------------------------------------------------------
@@ -187,6 +220,9 @@ struct Run<'a> {
     search: Search,
     threads: usize,
     out_dir: &'a std::path::Path,
+    /// The `aver explore` protocol name and the flags that rebuild this model.
+    protocol: &'a str,
+    explore_flags: String,
 }
 
 impl Run<'_> {
@@ -222,6 +258,7 @@ impl Run<'_> {
         };
         let secs = start.elapsed().as_secs_f64();
         let mut rows = Vec::new();
+        let mut counterexamples = Vec::new();
         for (k, (p, path)) in properties.iter().zip(&found).enumerate() {
             rows.push(Row {
                 property: p.name,
@@ -230,25 +267,45 @@ impl Run<'_> {
                 reachable: reach.get(k).copied().unwrap_or(true),
             });
             if let (Expectation::Always, Some(path)) = (&p.expectation, path) {
-                self.report(p.name, &trace(path))?;
+                let explore = explorer::locate(model, path, self.protocol, &self.explore_flags);
+                let file = self.report(p.name, &trace(path), explore.as_ref())?;
+                counterexamples.push(Counterexample {
+                    property: p.name.to_string(),
+                    steps: path.len() - 1,
+                    file,
+                    explore,
+                    ..Counterexample::default()
+                });
             }
         }
         Ok(Outcome {
             model: self.label.to_string(),
+            search: describe_search(self.search, self.threads),
             rows,
             unique,
             total,
             depth,
             secs,
             exhaustive: !matches!(self.search, Search::Simulate(_)),
+            counterexamples,
+            ..Outcome::default()
         })
     }
 
-    /// Prints a counterexample and writes it as JSON under the output directory.
-    fn report(&self, property: &str, lines: &[String]) -> anyhow::Result<()> {
+    /// Prints a counterexample (and where it opens in Explorer) and writes it as JSON under
+    /// the output directory; returns the file.
+    fn report(
+        &self,
+        property: &str,
+        lines: &[String],
+        explore: Option<&explorer::ExploreLink>,
+    ) -> anyhow::Result<std::path::PathBuf> {
         println!("\n{property} VIOLATED — counterexample:");
         for l in lines {
             println!("{l}");
+        }
+        if let Some(e) = explore {
+            explorer::print(e);
         }
         let dir = self.out_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -259,11 +316,13 @@ impl Run<'_> {
             "model": self.label,
             "property": property,
             "trace": lines,
+            "explorer_path": explore.map(|e| &e.path),
+            "explore_command": explore.map(|e| &e.command),
         });
         std::fs::write(&file, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("writing {}", file.display()))?;
         println!("  written to {}", file.display());
-        Ok(())
+        Ok(file)
     }
 }
 

@@ -3,9 +3,10 @@
 //! with the `aver lin` command that explains it.
 
 use super::args::{Bounds, CheckArgs, ExploreArgs};
+use super::explorer::{self, ExploreLink};
 use super::output::progress;
 use super::registry::Scope;
-use super::{Outcome, Row, Search};
+use super::{Counterexample, Outcome, Row, Search};
 use anyhow::Context as _;
 use aver_core::kvsrv::Bug;
 use aver_models::kvsrv::trace::{self, TraceStep};
@@ -17,10 +18,10 @@ use std::time::Instant;
 pub fn check_kvsrv(args: &CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outcome>> {
     let bases = match scope {
         Scope::Ci => vec![
-            ("kvsrv/ci", KvsrvModelCfg::kv_ci()),
-            ("kvsrv/three", KvsrvModelCfg::kv_three()),
+            ("kvsrv/ci", "ci", KvsrvModelCfg::kv_ci()),
+            ("kvsrv/three", "three", KvsrvModelCfg::kv_three()),
         ],
-        Scope::Named => vec![("kvsrv", kv_base(&args.bounds)?)],
+        Scope::Named => vec![("kvsrv", "", kv_base(&args.bounds)?)],
     };
     run(args, bases)
 }
@@ -29,10 +30,10 @@ pub fn check_kvsrv(args: &CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outcome
 pub fn check_lock(args: &CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outcome>> {
     let bases = match scope {
         Scope::Ci => vec![
-            ("lock/ci", KvsrvModelCfg::lock_ci()),
-            ("lock/three", KvsrvModelCfg::lock_three()),
+            ("lock/ci", "ci", KvsrvModelCfg::lock_ci()),
+            ("lock/three", "three", KvsrvModelCfg::lock_three()),
         ],
-        Scope::Named => vec![("lock", lock_base(&args.bounds))],
+        Scope::Named => vec![("lock", "", lock_base(&args.bounds))],
     };
     run(args, bases)
 }
@@ -100,7 +101,10 @@ fn describe(cfg: &KvsrvModelCfg) -> String {
     )
 }
 
-fn run(args: &CheckArgs, bases: Vec<(&str, KvsrvModelCfg)>) -> anyhow::Result<Vec<Outcome>> {
+/// (label, named configuration or "" for the one the flags describe, configuration)
+type Bases = Vec<(&'static str, &'static str, KvsrvModelCfg)>;
+
+fn run(args: &CheckArgs, bases: Bases) -> anyhow::Result<Vec<Outcome>> {
     // A seeded bug without a named search: breadth-first (the models are small; shorter
     // counterexamples).
     let search = args.search().unwrap_or(if args.bounds.bugs.is_empty() {
@@ -113,7 +117,7 @@ fn run(args: &CheckArgs, bases: Vec<(&str, KvsrvModelCfg)>) -> anyhow::Result<Ve
         "the kvsrv and lock models are small enough to search exhaustively: use --dfs or --bfs"
     );
     let mut outcomes = Vec::new();
-    for (name, base) in bases {
+    for (name, config, base) in bases {
         let cfg = apply(&args.bounds, base)?;
         let how = match search {
             Search::Bfs => "BFS",
@@ -124,7 +128,16 @@ fn run(args: &CheckArgs, bases: Vec<(&str, KvsrvModelCfg)>) -> anyhow::Result<Ve
             args.threads,
             describe(&cfg)
         );
-        outcomes.push(check_one(name, cfg, search, args.threads, &args.out)?);
+        let bounds = describe(&cfg);
+        let flags = match config {
+            "" => args.bounds.flags(),
+            c => format!(" --config {c}{}", args.bounds.flags()),
+        };
+        let mut outcome = check_one(name, cfg, search, args.threads, &args.out, &flags)?;
+        outcome.config = if config.is_empty() { "flags" } else { config }.to_string();
+        outcome.bounds = bounds;
+        outcome.search = format!("{how}, {} threads", args.threads);
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }
@@ -135,6 +148,7 @@ fn check_one(
     search: Search,
     threads: usize,
     out: &std::path::Path,
+    explore_flags: &str,
 ) -> anyhow::Result<Outcome> {
     let model = cfg.clone().into_model();
     let start = Instant::now();
@@ -148,8 +162,18 @@ fn check_one(
         _ => collect(builder.spawn_dfs(), &cfg, start),
     };
     let secs = start.elapsed().as_secs_f64();
+    let protocol = name.split('/').next().unwrap_or(name);
+    let mut counterexamples = Vec::new();
     for (property, path) in &found.paths {
-        report(name, property, path, &model, out)?;
+        let explore = explorer::locate(&model, path, protocol, explore_flags);
+        let file = report(name, property, path, &model, out, explore.as_ref())?;
+        counterexamples.push(Counterexample {
+            property: property.to_string(),
+            steps: path.len() - 1,
+            file,
+            explore,
+            ..Counterexample::default()
+        });
     }
     Ok(Outcome {
         model: name.to_string(),
@@ -159,6 +183,8 @@ fn check_one(
         depth: found.depth,
         secs,
         exhaustive: true,
+        counterexamples,
+        ..Outcome::default()
     })
 }
 
@@ -208,7 +234,8 @@ fn report(
     path: &[(KvsrvState, Option<KvsrvAction>)],
     model: &KvsrvModel,
     out: &std::path::Path,
-) -> anyhow::Result<()> {
+    explore: Option<&ExploreLink>,
+) -> anyhow::Result<std::path::PathBuf> {
     let steps = trace::trace(path);
     println!(
         "\n{property} VIOLATED — counterexample, {} steps:",
@@ -232,11 +259,14 @@ fn report(
         }
     }
     let Some((last, _)) = path.last() else {
-        return Ok(());
+        anyhow::bail!("{property}: an empty counterexample");
     };
     println!("  final state:");
     for (i, s) in last.actor_states.iter().enumerate() {
         println!("    {}: {}", actor_name(i), trace::describe_state(s));
+    }
+    if let Some(e) = explore {
+        explorer::print(e);
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let stem = format!(
@@ -250,6 +280,8 @@ fn report(
         "configuration": describe(&model.cfg),
         "property": property,
         "steps": steps.iter().map(step_json).collect::<Vec<_>>(),
+        "explorer_path": explore.map(|e| &e.path),
+        "explore_command": explore.map(|e| &e.command),
     });
     std::fs::write(&file, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("writing {}", file.display()))?;
@@ -266,7 +298,7 @@ fn report(
             html.display()
         );
     }
-    Ok(())
+    Ok(file)
 }
 
 fn actor_name(i: usize) -> String {
@@ -288,17 +320,23 @@ fn step_json(s: &TraceStep) -> serde_json::Value {
     })
 }
 
-/// `aver explore kvsrv|lock`: Stateright Explorer on 127.0.0.1 (blocks until interrupted).
+/// `aver explore kvsrv|lock`: Stateright Explorer on 127.0.0.1 (blocks until interrupted), on
+/// `--config ci|three` (the CI configurations) or else the one the flags describe.
 pub fn explore(args: &ExploreArgs) -> anyhow::Result<u8> {
-    let base = if args.protocol == "lock" {
-        lock_base(&args.bounds)
-    } else {
-        kv_base(&args.bounds)?
+    let lock = args.protocol == "lock";
+    let base = match (args.config.as_deref(), lock) {
+        (None, true) => lock_base(&args.bounds),
+        (None, false) => kv_base(&args.bounds)?,
+        (Some("ci"), true) => KvsrvModelCfg::lock_ci(),
+        (Some("three"), true) => KvsrvModelCfg::lock_three(),
+        (Some("ci"), false) => KvsrvModelCfg::kv_ci(),
+        (Some("three"), false) => KvsrvModelCfg::kv_three(),
+        (Some(other), _) => anyhow::bail!(
+            "no {} configuration `{other}`; known: ci, three",
+            args.protocol
+        ),
     };
     let cfg = apply(&args.bounds, base)?;
-    let addr = format!("127.0.0.1:{}", args.port);
-    println!("explore {}: {}", args.protocol, describe(&cfg));
-    println!("Stateright Explorer on http://{addr}/ (Ctrl-C to stop)");
-    cfg.into_model().checker().serve(addr);
-    Ok(0)
+    let description = describe(&cfg);
+    explorer::serve(&args.protocol, &description, cfg.into_model(), args)
 }

@@ -6,6 +6,10 @@
 //! checks every registered model ([`registry::REGISTRY`]) at each of its CI configurations
 //! and prints one table, one block of rows per configuration.
 //!
+//! `--json` prints a machine-readable summary on stdout instead ([`json`]); everything else
+//! goes to stderr. Each counterexample also prints the `aver explore` command and the link
+//! that open it in Stateright Explorer ([`explorer`]).
+//!
 //! Exit codes: 0 every property holds (and every `sometimes` example was found), 1 a property
 //! failed, 2 bad arguments.
 //!
@@ -15,6 +19,8 @@
 //! printed and written).
 
 pub mod args;
+pub mod explorer;
+mod json;
 mod kv;
 mod kvsrv;
 mod output;
@@ -22,6 +28,7 @@ mod raft;
 pub mod registry;
 
 pub use args::{BenchArgs, CheckArgs, ExploreArgs};
+pub(crate) use json::StdoutToStderr;
 pub(crate) use output::{print_table, progress};
 
 use registry::Scope;
@@ -39,9 +46,18 @@ pub enum Search {
 }
 
 /// The outcome of checking one configuration of one model.
+#[derive(Default)]
 pub struct Outcome {
     /// The model and configuration, e.g. `raft/ci`.
     pub model: String,
+    /// The named configuration the bounds were applied to (e.g. `ci`, `deep`).
+    pub config: String,
+    /// The bounds and switches, as printed before the search.
+    pub bounds: String,
+    /// How it was searched (e.g. `DFS, 2 threads`).
+    pub search: String,
+    /// The counterexamples of the violated `always` properties.
+    pub counterexamples: Vec<Counterexample>,
     /// One row per property.
     pub rows: Vec<Row>,
     /// Distinct states visited.
@@ -54,6 +70,22 @@ pub struct Outcome {
     pub secs: f64,
     /// Whether the search was exhaustive (so a missing `sometimes` example is a failure).
     pub exhaustive: bool,
+}
+
+/// A counterexample as `aver check` reported it.
+#[derive(Clone, Debug, Default)]
+pub struct Counterexample {
+    /// The violated property.
+    pub property: String,
+    /// Steps of the printed trace.
+    pub steps: usize,
+    /// Steps of the first trace found, when a second search shortened it.
+    pub first_found_steps: Option<usize>,
+    /// The JSON file it was written to.
+    pub file: std::path::PathBuf,
+    /// How to open it in Stateright Explorer (`None` if the model has no Explorer server for
+    /// this configuration).
+    pub explore: Option<explorer::ExploreLink>,
 }
 
 /// The verdict on one property.
@@ -69,7 +101,9 @@ pub struct Row {
 }
 
 impl Row {
-    fn verdict(&self, complete: bool) -> (&'static str, bool) {
+    /// The verdict's word and whether it passes; `complete` when the search explored every
+    /// state.
+    pub(crate) fn verdict(&self, complete: bool) -> (&'static str, bool) {
         match (&self.expectation, self.discovery) {
             (Expectation::Sometimes, Some(_)) => ("example found", true),
             (Expectation::Sometimes, None) if !self.reachable => ("n/a (bounds)", true),
@@ -88,12 +122,34 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Some(name) => (vec![registry::lookup(name)?], Scope::Named),
         None => (registry::REGISTRY.iter().collect(), Scope::Ci),
     };
+    // Under --json, stdout carries only the summary: what the models print goes to stderr.
+    let redirect = if args.json {
+        Some(json::StdoutToStderr::start()?)
+    } else {
+        None
+    };
     let mut outcomes = Vec::new();
     for entry in entries {
         outcomes.extend((entry.check)(&args, scope)?);
     }
     let failed = output::print_table(&outcomes);
+    if let Some(redirect) = redirect {
+        redirect.finish()?;
+        println!("{}", json::summary(&outcomes, failed));
+    }
     Ok(u8::from(failed))
+}
+
+impl Outcome {
+    /// Whether `sometimes` verdicts are final: the search was exhaustive and no violation
+    /// stopped it early.
+    pub(crate) fn complete(&self) -> bool {
+        let any_violation = self
+            .rows
+            .iter()
+            .any(|r| !matches!(r.expectation, Expectation::Sometimes) && r.discovery.is_some());
+        self.exhaustive && !any_violation
+    }
 }
 
 /// Runs `aver explore`: Stateright Explorer on 127.0.0.1 (blocks until interrupted).

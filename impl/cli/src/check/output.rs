@@ -2,11 +2,13 @@
 //! JSON) and the summary table.
 
 use super::Outcome;
+use super::explorer::ExploreLink;
 use anyhow::Context as _;
 use aver_models::raft::{self, RaftAction, RaftState, TraceStep};
 use aver_models::search::Stats;
 use stateright::{Checker, Expectation, Model};
 use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -84,13 +86,14 @@ pub(crate) fn progress<M: Model, C: Checker<M>>(checker: C, start: Instant) -> C
     checker
 }
 
-/// Prints a counterexample as readable steps and writes it as JSON.
+/// Prints a counterexample as readable steps (and where it opens in Explorer) and writes it
+/// as JSON; returns the file.
 pub(crate) fn report_counterexample(
     name: &str,
     path: &[(RaftState, Option<RaftAction>)],
-    encoded: Option<&str>,
+    explore: Option<&ExploreLink>,
     out_dir: &std::path::Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<PathBuf> {
     let steps = raft::trace(path);
     println!("\n{name} VIOLATED — counterexample, {} steps:", steps.len());
     for s in &steps {
@@ -112,8 +115,8 @@ pub(crate) fn report_counterexample(
             println!("    n{i}{down}: {}", raft::describe_server(s));
         }
     }
-    if let Some(e) = encoded {
-        println!("  Explorer path (aver explore raft, same bounds): #/steps/{e}");
+    if let Some(e) = explore {
+        super::explorer::print(e);
     }
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let id = name.split(' ').next().unwrap_or(name);
@@ -121,13 +124,14 @@ pub(crate) fn report_counterexample(
     let json = serde_json::json!({
         "model": "raft",
         "property": name,
-        "explorer_path": encoded,
+        "explorer_path": explore.map(|e| &e.path),
+        "explore_command": explore.map(|e| &e.command),
         "steps": steps.iter().map(step_json).collect::<Vec<_>>(),
     });
     std::fs::write(&file, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("writing {}", file.display()))?;
     println!("  written to {}", file.display());
-    Ok(())
+    Ok(file)
 }
 
 fn step_json(s: &TraceStep) -> serde_json::Value {
@@ -151,11 +155,7 @@ pub(crate) fn print_table(outcomes: &[Outcome]) -> bool {
     );
     for o in outcomes {
         // A run stopped early by a counterexample is not complete for `sometimes`.
-        let any_violation = o
-            .rows
-            .iter()
-            .any(|r| !matches!(r.expectation, Expectation::Sometimes) && r.discovery.is_some());
-        let complete = o.exhaustive && !any_violation;
+        let complete = o.complete();
         for r in &o.rows {
             let (verdict, ok) = r.verdict(complete);
             failed |= !ok;

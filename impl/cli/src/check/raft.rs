@@ -1,13 +1,14 @@
 //! The Raft model in `aver check`: configurations from the flags, the search, and verdicts.
 
 use super::args::{BenchArgs, CheckArgs, ExploreArgs};
+use super::explorer;
 use super::output::{cpu_seconds, peak_rss, report_counterexample, with_progress};
 use super::registry::Scope;
-use super::{Outcome, Row, Search};
+use super::{Counterexample, Outcome, Row, Search};
 use aver_core::raft::Bug;
 use aver_models::raft::{self, PROPERTIES, RaftModel, RaftModelCfg, symmetry};
 use aver_models::search::{self, Options, Order, Stats};
-use stateright::{Expectation, Model};
+use stateright::Expectation;
 use std::time::Instant;
 
 /// Random walks `aver check raft --bug NAME` runs by default.
@@ -23,30 +24,53 @@ pub fn check(args: &CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outcome>> {
     } else {
         Search::Dfs
     });
-    let bases: Vec<(String, RaftModelCfg)> = if hunting {
-        vec![(String::new(), RaftModelCfg::deep())]
+    // (configuration name, label suffix, base configuration)
+    let bases: Vec<(&str, String, RaftModelCfg)> = if hunting {
+        vec![("deep", String::new(), RaftModelCfg::deep())]
     } else if scope == Scope::Ci {
         RaftModelCfg::ci_all()
             .into_iter()
-            .map(|(name, cfg)| (format!("/{name}"), cfg))
+            .map(|(name, cfg)| (name, format!("/{name}"), cfg))
             .collect()
     } else {
-        vec![(String::new(), RaftModelCfg::ci())]
+        vec![("ci", String::new(), RaftModelCfg::ci())]
     };
     let mut outcomes = Vec::new();
-    for (suffix, base) in &bases {
-        let cfg = args.bounds.cfg_from(base.clone())?;
+    for (name, suffix, base) in bases {
+        let cfg = args.bounds.cfg_from(base)?;
         let how = match search {
             Search::Dfs => format!("DFS, {} threads", args.threads),
             Search::Bfs => format!("BFS, {} threads", args.threads),
             Search::Simulate(runs) => format!("up to {runs} random walks"),
         };
         println!("checking raft{suffix} ({how}): {}", describe_cfg(&cfg));
-        let mut outcome = check_raft(cfg, search, args.threads, &args.out)?;
+        let run = RaftRun {
+            search,
+            threads: args.threads,
+            out_dir: &args.out,
+            shortest: !args.no_shortest,
+            explore_flags: format!(" --config {name}{}", args.bounds.flags()),
+        };
+        let bounds = describe_cfg(&cfg);
+        let mut outcome = check_raft(cfg, &run)?;
         outcome.model = format!("raft{suffix}");
+        outcome.config = name.to_string();
+        outcome.bounds = bounds;
+        outcome.search = how;
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// How to check one Raft configuration.
+struct RaftRun<'a> {
+    search: Search,
+    threads: usize,
+    out_dir: &'a std::path::Path,
+    /// After a DFS finds a violation, search breadth-first for the shortest one.
+    shortest: bool,
+    /// The `aver explore raft` flags that rebuild this model.
+    explore_flags: String,
 }
 
 fn describe_cfg(cfg: &RaftModelCfg) -> String {
@@ -77,28 +101,43 @@ fn describe_cfg(cfg: &RaftModelCfg) -> String {
     )
 }
 
-fn check_raft(
-    cfg: RaftModelCfg,
-    search: Search,
-    threads: usize,
-    out_dir: &std::path::Path,
-) -> anyhow::Result<Outcome> {
+fn check_raft(cfg: RaftModelCfg, run: &RaftRun) -> anyhow::Result<Outcome> {
     let model = cfg.into_model();
     let start = Instant::now();
-    let (rows, unique, total, depth, paths, complete) = match search {
+    let (mut rows, unique, total, depth, mut paths, complete) = match run.search {
         Search::Simulate(runs) => simulate(&model, runs),
-        Search::Dfs | Search::Bfs => {
-            let order = if matches!(search, Search::Bfs) {
-                Order::Bfs
-            } else {
-                Order::Dfs
-            };
-            exhaustive(&model, order, threads)
-        }
+        Search::Dfs => exhaustive(&model, Order::Dfs, run.threads),
+        Search::Bfs => exhaustive(&model, Order::Bfs, run.threads),
     };
+    let mut first_found = Vec::new();
+    if matches!(run.search, Search::Dfs) && run.shortest && !paths.is_empty() {
+        first_found = paths.iter().map(|(n, p)| (*n, p.len() - 1)).collect();
+        paths = shortest(&model, run.threads, &mut rows, paths);
+    }
     let secs = start.elapsed().as_secs_f64();
-    for (name, path, encoded) in paths {
-        report_counterexample(name, &path, encoded.as_deref(), out_dir)?;
+    let mut counterexamples = Vec::new();
+    for (name, path) in paths {
+        let explore = explorer::locate(&model, &path, "raft", &run.explore_flags);
+        let file = report_counterexample(name, &path, explore.as_ref(), run.out_dir)?;
+        // The first trace DFS found for this property, else its shortest for any.
+        let dfs = first_found
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, l)| *l);
+        let dfs = dfs.or_else(|| first_found.iter().map(|(_, l)| *l).min());
+        if let Some(d) = dfs {
+            println!(
+                "\n{name}: {} steps breadth-first, {d} depth-first",
+                path.len() - 1
+            );
+        }
+        counterexamples.push(Counterexample {
+            property: name.to_string(),
+            steps: path.len() - 1,
+            first_found_steps: dfs,
+            file,
+            explore,
+        });
     }
     Ok(Outcome {
         model: "raft".into(),
@@ -108,7 +147,36 @@ fn check_raft(
         depth,
         secs,
         exhaustive: complete,
+        counterexamples,
+        ..Outcome::default()
     })
+}
+
+/// A DFS counterexample is whichever branch the search went down first. Breadth-first search
+/// stops at the first level where an `always` property fails, so its trace is the shortest
+/// within the bounds — and it explores no deeper than the DFS trace. Returns BFS's traces, and
+/// DFS's for the properties BFS did not reach; `rows` get the shorter lengths.
+fn shortest(model: &RaftModel, threads: usize, rows: &mut [Row], dfs: Vec<Found>) -> Vec<Found> {
+    let longest = dfs.iter().map(|(_, p)| p.len() - 1).max().unwrap_or(0);
+    println!(
+        "  DFS found a counterexample of {longest} steps or fewer; searching breadth-first \
+         for the shortest (--no-shortest keeps the DFS one)"
+    );
+    let (bfs_rows, _, _, _, mut paths, _) = exhaustive(model, Order::Bfs, threads);
+    for (row, b) in rows.iter_mut().zip(bfs_rows) {
+        if matches!(row.expectation, Expectation::Always) {
+            row.discovery = match (row.discovery, b.discovery) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    for (name, path) in dfs {
+        if !paths.iter().any(|(n, _)| *n == name) {
+            paths.push((name, path));
+        }
+    }
+    paths
 }
 
 type Collected = (Vec<Row>, usize, usize, usize, Vec<Found>, bool);
@@ -136,8 +204,7 @@ fn exhaustive(model: &RaftModel, order: Order, threads: usize) -> Collected {
         });
         if let (Expectation::Always, Some(indices)) = (&p.expectation, d) {
             let path = search::replay_indices(model, indices).expect("a found path replays");
-            let encoded: Vec<String> = indices.iter().map(|i| i.to_string()).collect();
-            paths.push((p.name, path, Some(encoded.join("/"))));
+            paths.push((p.name, path));
         }
     }
     (
@@ -150,7 +217,7 @@ fn exhaustive(model: &RaftModel, order: Order, threads: usize) -> Collected {
     )
 }
 
-type Found = (&'static str, raft::StatePath, Option<String>);
+type Found = (&'static str, raft::StatePath);
 
 /// Random walks (see `aver_models::raft::random_walks`), with a progress line.
 fn simulate(model: &RaftModel, runs: u64) -> Collected {
@@ -177,7 +244,7 @@ fn simulate(model: &RaftModel, runs: u64) -> Collected {
         .iter()
         .zip(report.discoveries)
         .filter(|(p, _)| matches!(p.expectation, Expectation::Always))
-        .filter_map(|(p, d)| Some((p.name, d?, None)))
+        .filter_map(|(p, d)| Some((p.name, d?)))
         .collect();
     (
         rows,
@@ -228,12 +295,20 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Runs `aver explore`: Stateright Explorer on 127.0.0.1 (blocks until interrupted).
+/// Runs `aver explore raft`: Stateright Explorer on 127.0.0.1 (blocks until interrupted), on
+/// the named configuration (default `ci`; `deep` is where `--bug` hunts) with the bounds given.
 pub fn explore(args: &ExploreArgs) -> anyhow::Result<u8> {
-    let cfg = args.bounds.cfg()?;
-    let addr = format!("127.0.0.1:{}", args.port);
-    println!("explore raft: {}", describe_cfg(&cfg));
-    println!("Stateright Explorer on http://{addr}/ (Ctrl-C to stop)");
-    cfg.into_model().checker().serve(addr);
-    Ok(0)
+    let name = args.config.as_deref().unwrap_or("ci");
+    let mut all = RaftModelCfg::ci_all();
+    all.push(("deep", RaftModelCfg::deep()));
+    let Some((_, base)) = all.iter().find(|(n, _)| *n == name) else {
+        let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+        anyhow::bail!(
+            "no raft configuration `{name}`; known: {}",
+            names.join(", ")
+        );
+    };
+    let cfg = args.bounds.cfg_from(base.clone())?;
+    let description = format!("{name}: {}", describe_cfg(&cfg));
+    explorer::serve("raft", &description, cfg.into_model(), args)
 }

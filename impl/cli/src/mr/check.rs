@@ -3,8 +3,9 @@
 //! violated property prints its counterexample step by step (and writes it as JSON under
 //! `target/aver-check/`). Exit code 1 if any property fails or a `sometimes` has no example.
 
+use crate::check::explorer::{self, ExploreLink};
 use crate::check::registry::Scope;
-use crate::check::{Outcome, Row};
+use crate::check::{Counterexample, Outcome, Row};
 use anyhow::Context as _;
 use aver_core::mr::{MrBug, MrBugs};
 use aver_models::mr::{MrModel, MrModelCfg, MrState, PROPERTIES, describe, describe_step, explain};
@@ -113,6 +114,19 @@ pub fn check(args: &crate::check::CheckArgs, _scope: Scope) -> anyhow::Result<Ve
 fn check_configs(a: &CheckArgs) -> anyhow::Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
     for (name, cfg) in a.configs()? {
+        let bounds = cfg.to_string();
+        // Explorer rebuilds the named configurations (not custom bounds).
+        let flags = name
+            .strip_prefix("mr/")
+            .filter(|n| *n != "custom")
+            .map(|n| {
+                let bugs: String = a
+                    .bugs
+                    .iter()
+                    .map(|b| format!(" --bug {}", b.name()))
+                    .collect();
+                format!(" --config {n}{bugs}")
+            });
         println!(
             "checking {name} ({}): {cfg}",
             if a.bfs { "BFS" } else { "DFS" }
@@ -131,6 +145,7 @@ fn check_configs(a: &CheckArgs) -> anyhow::Result<Vec<Outcome>> {
         };
         let secs = start.elapsed().as_secs_f64();
         let mut rows = Vec::new();
+        let mut counterexamples = Vec::new();
         for (p, found) in PROPERTIES.iter().zip(found) {
             rows.push(Row {
                 property: p.name,
@@ -139,11 +154,25 @@ fn check_configs(a: &CheckArgs) -> anyhow::Result<Vec<Outcome>> {
                 reachable: true,
             });
             if let (Expectation::Always, Some(path)) = (&p.expectation, found) {
-                counterexample(&model, p.name, path, &a.out)?;
+                let pairs = path.clone().into_vec();
+                let explore =
+                    (flags.as_deref()).and_then(|f| explorer::locate(&model, &pairs, "mr", f));
+                let file = counterexample(&model, p.name, path, &a.out, explore.as_ref())?;
+                counterexamples.push(Counterexample {
+                    property: p.name.to_string(),
+                    steps: pairs.len() - 1,
+                    file,
+                    explore,
+                    ..Counterexample::default()
+                });
             }
         }
         outcomes.push(Outcome {
+            config: name.strip_prefix("mr/").unwrap_or(&name).to_string(),
             model: name,
+            bounds,
+            search: if a.bfs { "BFS" } else { "DFS" }.to_string(),
+            counterexamples,
             rows,
             unique,
             total,
@@ -172,13 +201,22 @@ fn collect(checker: impl Checker<MrModel>) -> (Found, (usize, usize, usize)) {
     (found, counts)
 }
 
-/// `aver explore mr`: Stateright Explorer on the first CI configuration.
+/// `aver explore mr`: Stateright Explorer on `--config NAME` (a CI configuration; default
+/// the first) with the MapReduce bugs given.
 pub fn explore(args: &crate::check::ExploreArgs) -> anyhow::Result<u8> {
-    let addr = format!("127.0.0.1:{}", args.port);
-    println!("explore mr: {}", MrModelCfg::ci());
-    println!("Stateright Explorer on http://{addr}/ (Ctrl-C to stop)");
-    MrModelCfg::ci().into_model().checker().serve(addr);
-    Ok(0)
+    let all = MrModelCfg::ci_all();
+    let name = args.config.as_deref().unwrap_or(all[0].0);
+    let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+    let Some((_, mut cfg)) = all.into_iter().find(|(n, _)| *n == name) else {
+        anyhow::bail!("no mr configuration `{name}`; known: {}", names.join(", "));
+    };
+    for b in &args.bounds.bugs {
+        cfg.bugs = cfg
+            .bugs
+            .with(b.parse::<MrBug>().map_err(anyhow::Error::msg)?);
+    }
+    let description = format!("{name}: {cfg}");
+    explorer::serve("mr", &description, cfg.into_model(), args)
 }
 
 fn counterexample(
@@ -186,7 +224,8 @@ fn counterexample(
     name: &'static str,
     path: Path<MrState, aver_models::mr::MrAction>,
     out: &std::path::Path,
-) -> anyhow::Result<()> {
+    explore: Option<&ExploreLink>,
+) -> anyhow::Result<std::path::PathBuf> {
     let pairs = path.clone().into_vec();
     let steps: Vec<String> = pairs
         .iter()
@@ -206,14 +245,19 @@ fn counterexample(
     for line in &state {
         println!("    {line}");
     }
+    if let Some(e) = explore {
+        explorer::print(e);
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let id = name.split(' ').next().unwrap_or(name);
     let file = out.join(format!("mr-{id}.json"));
     let json = serde_json::json!({
         "model": "mr", "property": name, "why": why, "steps": steps, "final_state": state,
+        "explorer_path": explore.map(|e| &e.path),
+        "explore_command": explore.map(|e| &e.command),
     });
     std::fs::write(&file, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("writing {}", file.display()))?;
     println!("  written to {}", file.display());
-    Ok(())
+    Ok(file)
 }

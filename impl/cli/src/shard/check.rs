@@ -10,8 +10,9 @@
 //! to `<out>/shard-<ID>.json`. `aver check shard` (and `aver check`) run the CI configurations
 //! with no bug; Raft's bounds and bugs are refused there.
 
+use crate::check::explorer::{self, ExploreLink};
 use crate::check::registry::Scope;
-use crate::check::{Outcome, Row};
+use crate::check::{Counterexample, Outcome, Row};
 use anyhow::Context as _;
 use aver_core::shardkv::{Bug, Bugs};
 use aver_models::raft::NetworkKind;
@@ -108,11 +109,31 @@ fn check_all(args: &CheckArgs) -> anyhow::Result<Vec<Outcome>> {
             args.threads,
             describe(&cfg)
         );
-        let mut outcome = check_one(cfg, args.bfs, args.threads, &args.out)?;
+        let bounds = describe(&cfg);
+        let flags = explore_flags(args, &name);
+        let mut outcome = check_one(cfg, args.bfs, args.threads, &args.out, &flags)?;
         outcome.model = format!("shard/{name}");
+        outcome.config = name;
+        outcome.bounds = bounds;
+        outcome.search = format!("{how}, {} threads", args.threads);
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// The `aver explore shard` flags that rebuild configuration `name` as `args` set it up.
+fn explore_flags(args: &CheckArgs, name: &str) -> String {
+    let mut flags = format!(" --config {name}");
+    if let Some(n) = args.network {
+        flags.push_str(&format!(" --network {n}"));
+    }
+    for b in &args.bugs {
+        flags.push_str(&format!(" --bug {}", b.name()));
+    }
+    if args.keep_dead_messages {
+        flags.push_str(" --keep-dead-messages");
+    }
+    flags
 }
 
 /// The named configurations (all if none is named), with the network, bugs and switches of
@@ -171,7 +192,13 @@ fn describe(cfg: &ShardModelCfg) -> String {
     )
 }
 
-fn check_one(cfg: ShardModelCfg, bfs: bool, threads: usize, out: &Path) -> anyhow::Result<Outcome> {
+fn check_one(
+    cfg: ShardModelCfg,
+    bfs: bool,
+    threads: usize,
+    out: &Path,
+    flags: &str,
+) -> anyhow::Result<Outcome> {
     // With a seeded bug, search on until a property that states what a user loses fails
     // (mechanism checks such as SHARD-4 may fail first on the way).
     let until = if cfg.bugs.is_empty() {
@@ -187,14 +214,14 @@ fn check_one(cfg: ShardModelCfg, bfs: bool, threads: usize, out: &Path) -> anyho
             crate::check::progress(builder.spawn_bfs(), start),
             &model,
             start,
-            out,
+            (out, flags),
         )
     } else {
         collect(
             crate::check::progress(builder.spawn_dfs(), start),
             &model,
             start,
-            out,
+            (out, flags),
         )
     }
 }
@@ -204,18 +231,27 @@ fn collect<C: Checker<ShardModel>>(
     checker: C,
     model: &ShardModel,
     start: Instant,
-    out: &Path,
+    (out, flags): (&Path, &str),
 ) -> anyhow::Result<Outcome> {
     let secs = start.elapsed().as_secs_f64();
     let discoveries = checker.discoveries();
     let mut rows = Vec::new();
+    let mut counterexamples = Vec::new();
     for p in PROPERTIES {
         let path = discoveries.get(p.name);
         let mut discovery = path.map(|path| path.clone().into_actions().len());
         if let (Expectation::Always, Some(path)) = (&p.expectation, path) {
             let short = shard::shrink(model, &path.clone().into_vec(), p.name);
             discovery = Some(short.len() - 1);
-            report(model, p.name, &short, out)?;
+            let explore = explorer::locate(model, &short, "shard", flags);
+            let file = report(model, p.name, &short, out, explore.as_ref())?;
+            counterexamples.push(Counterexample {
+                property: p.name.to_string(),
+                steps: short.len() - 1,
+                first_found_steps: Some(path.clone().into_actions().len()),
+                file,
+                explore,
+            });
         }
         rows.push(Row {
             property: p.name,
@@ -232,6 +268,8 @@ fn collect<C: Checker<ShardModel>>(
         depth: checker.max_depth(),
         secs,
         exhaustive: true,
+        counterexamples,
+        ..Outcome::default()
     })
 }
 
@@ -241,7 +279,8 @@ fn report(
     name: &str,
     path: &[(ModelState, Option<shard::ModelAction>)],
     out: &Path,
-) -> anyhow::Result<()> {
+    explore: Option<&ExploreLink>,
+) -> anyhow::Result<PathBuf> {
     let steps = shard::trace(model, path);
     println!("\n{name} VIOLATED — counterexample, {} steps:", steps.len());
     for s in &steps {
@@ -262,17 +301,22 @@ fn report(
         println!("    actor {i}: {}", shard::describe_node(s));
     }
     println!("  history:\n{}", last.history);
+    if let Some(e) = explore {
+        explorer::print(e);
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let file = out.join(format!("shard-{}.json", shard::property_id(name)));
     let json = serde_json::json!({
         "model": "shard",
         "property": name,
         "steps": steps.iter().map(step_json).collect::<Vec<_>>(),
+        "explorer_path": explore.map(|e| &e.path),
+        "explore_command": explore.map(|e| &e.command),
     });
     std::fs::write(&file, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("writing {}", file.display()))?;
     println!("  written to {}", file.display());
-    Ok(())
+    Ok(file)
 }
 
 fn step_json(s: &TraceStep) -> serde_json::Value {
@@ -285,24 +329,24 @@ fn step_json(s: &TraceStep) -> serde_json::Value {
     })
 }
 
-/// `aver explore shard`: Stateright Explorer on 127.0.0.1 for the `ci` configuration (blocks
-/// until interrupted).
+/// `aver explore shard`: Stateright Explorer on 127.0.0.1 for `--config NAME` (default `ci`)
+/// with the network and sharding bugs given (blocks until interrupted).
 pub fn explore(args: &crate::check::ExploreArgs) -> anyhow::Result<u8> {
+    let bugs = (args.bounds.bugs.iter())
+        .map(|b| b.parse::<Bug>().map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
     let check_args = CheckArgs {
-        config: Some("ci".into()),
+        config: Some(args.config.clone().unwrap_or_else(|| "ci".into())),
         network: (args.bounds.network.as_deref().map(parse_network))
             .transpose()
             .map_err(anyhow::Error::msg)?,
-        bugs: Vec::new(),
+        bugs,
         bfs: false,
         threads: 1,
         keep_dead_messages: args.bounds.keep_dead_messages,
         out: "target/aver-check".into(),
     };
     let (name, cfg) = configs(&check_args)?.remove(0);
-    let addr = format!("127.0.0.1:{}", args.port);
-    println!("explore shard/{name}: {}", describe(&cfg));
-    println!("Stateright Explorer on http://{addr}/ (Ctrl-C to stop)");
-    cfg.into_model().checker().serve(addr);
-    Ok(0)
+    let description = format!("{name}: {}", describe(&cfg));
+    explorer::serve("shard", &description, cfg.into_model(), args)
 }

@@ -177,3 +177,16 @@ fn kvraft_dedup_not_in_snapshot_executes_twice() {
         "KV-2 violated",
     );
 }
+
+/// `read-before-term-commit`: a new leader answers a ReadIndex Get before an entry of its
+/// term commits, so its commit index may still lag a write an earlier leader acknowledged
+/// (the chaos scenario, seed 33): KV-1, a Get after an acknowledged Put returns NoKey.
+#[test]
+fn kvraft_read_before_term_commit_is_not_linearizable() {
+    kvraft_caught(
+        KvBug::ReadBeforeTermCommit,
+        "kvraft_many_clients_chaos",
+        33,
+        KV1,
+    );
+}

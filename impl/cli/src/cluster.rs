@@ -169,7 +169,12 @@ impl ClusterFile {
 
     /// The shard groups of a sharded deployment, in order.
     pub fn groups(&self) -> Vec<u32> {
-        let mut g: Vec<u32> = self.nodes.iter().filter_map(|n| n.group).filter(|g| *g > 0).collect();
+        let mut g: Vec<u32> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.group)
+            .filter(|g| *g > 0)
+            .collect();
         g.dedup();
         g
     }
@@ -179,7 +184,10 @@ impl ClusterFile {
         if self.shards.is_none() {
             return Ok(None);
         }
-        let cluster = self.cluster.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        let cluster = self
+            .cluster
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
         let ctrl = self.group(0).into_keys().collect();
         Ok(Some(ShardClientOptions::new(cluster, ctrl, self.members())))
     }
@@ -289,7 +297,11 @@ fn plan_sharded(a: &UpArgs) -> anyhow::Result<ClusterFile> {
         .map(|((g, id), addr)| NodeEntry {
             id,
             addr,
-            dir: a.data.join(if g == 0 { format!("c{id}") } else { format!("g{g}n{id}") }),
+            dir: a.data.join(if g == 0 {
+                format!("c{id}")
+            } else {
+                format!("g{g}n{id}")
+            }),
             pid: None,
             group: Some(g),
         })
@@ -303,7 +315,10 @@ fn plan_sharded(a: &UpArgs) -> anyhow::Result<ClusterFile> {
 }
 
 fn list(members: &BTreeMap<NodeId, SocketAddr>) -> String {
-    let v: Vec<String> = members.iter().map(|(i, a)| format!("{}={a}", i.0)).collect();
+    let v: Vec<String> = members
+        .iter()
+        .map(|(i, a)| format!("{}={a}", i.0))
+        .collect();
     v.join(",")
 }
 
@@ -312,12 +327,26 @@ fn serve_args(file: &ClusterFile, node: &NodeEntry) -> Vec<String> {
     let id = node.id.to_string();
     let Some(g) = node.group else {
         let peers = list(&file.members());
-        return ["serve", "kv", "--id", &id, "--peers", &peers].map(String::from).to_vec();
+        return ["serve", "kv", "--id", &id, "--peers", &peers]
+            .map(String::from)
+            .to_vec();
     };
-    let shards = file.shards.unwrap_or(aver_core::shardctrler::SHARDS_DEFAULT).to_string();
+    let shards = file
+        .shards
+        .unwrap_or(aver_core::shardctrler::SHARDS_DEFAULT)
+        .to_string();
     let ctrl = list(&file.group(0));
     if g == 0 {
-        let args = ["serve", "shardctrler", "--id", &id, "--peers", &ctrl, "--shards", &shards];
+        let args = [
+            "serve",
+            "shardctrler",
+            "--id",
+            &id,
+            "--peers",
+            &ctrl,
+            "--shards",
+            &shards,
+        ];
         return args.map(String::from).to_vec();
     }
     let others: BTreeMap<NodeId, SocketAddr> = file
@@ -418,9 +447,16 @@ fn up(a: UpArgs) -> anyhow::Result<u8> {
 /// Waits for a leader in every group of a sharded deployment, then joins the shard groups
 /// the controller does not know yet.
 fn start_sharded(file: &ClusterFile, no_join: bool) -> anyhow::Result<()> {
-    let cluster: ClusterId = file.cluster.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let cluster: ClusterId = file
+        .cluster
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
     for g in std::iter::once(0).chain(file.groups()) {
-        let name = if g == 0 { "controller".to_string() } else { format!("group {g}") };
+        let name = if g == 0 {
+            "controller".to_string()
+        } else {
+            format!("group {g}")
+        };
         match wait_for_leader(cluster, &file.group(g)) {
             Some(l) => println!("{name}: leader node {}", l.0),
             None => println!("{name}: no leader yet (see the node logs)"),
@@ -664,9 +700,15 @@ fn status(t: &Target) -> anyhow::Result<u8> {
             }
         }
     }
-    let details: Vec<_> = members.keys().zip(&all).filter_map(|(id, s)| {
-        s.as_ref().filter(|s| !s.detail.is_empty()).map(|s| (id, &s.detail))
-    }).collect();
+    let details: Vec<_> = members
+        .keys()
+        .zip(&all)
+        .filter_map(|(id, s)| {
+            s.as_ref()
+                .filter(|s| !s.detail.is_empty())
+                .map(|s| (id, &s.detail))
+        })
+        .collect();
     for (id, detail) in details {
         println!("{:>4}  {detail}", id.0);
     }

@@ -18,8 +18,8 @@ pub use bench::{BenchArgs, run as bench};
 
 use crate::cluster::Target;
 use aver_core::kvraft::{AppendOp, AppendReply};
-use aver_runtime::client::{Client, ClientOptions, Outcome};
 use aver_core::shardkv::{Op as ShardOp, OpReply};
+use aver_runtime::client::{Client, ClientOptions, Outcome};
 use aver_runtime::net::TokioNet;
 use aver_runtime::shard_client::{ShardClient, ShardClientOptions};
 use clap::{Args, Subcommand};

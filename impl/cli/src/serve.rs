@@ -20,8 +20,8 @@
 //! (the message names it: a violated invariant, damaged storage, a failed fsync).
 
 use aver_core::contract::NodeId;
-use aver_runtime::net::TokioNet;
 use aver_runtime::kv::KvService;
+use aver_runtime::net::TokioNet;
 use aver_runtime::node::{self, NodeOptions};
 use aver_runtime::shard::{CtrlService, GroupService};
 use aver_runtime::wire::ClusterId;
@@ -178,7 +178,9 @@ fn options(a: &ServeArgs) -> anyhow::Result<NodeOptions> {
         anyhow::bail!("--id {} is not in --peers {}", a.id, a.peers);
     }
     let cluster = match (a.service, &a.ctrl) {
-        (ServiceKind::Shardkv, Some(ctrl)) => cluster_id(a.cluster_id.as_deref(), &parse_members(ctrl)?)?,
+        (ServiceKind::Shardkv, Some(ctrl)) => {
+            cluster_id(a.cluster_id.as_deref(), &parse_members(ctrl)?)?
+        }
         _ => cluster_id(a.cluster_id.as_deref(), &members)?,
     };
     let mut o = NodeOptions::new(id, cluster, members, a.data.clone());

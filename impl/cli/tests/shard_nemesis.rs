@@ -109,11 +109,21 @@ impl Servers {
             let others = (1..=GROUPS).filter(|h| *h != g).flat_map(|h| self.group(h));
             let others = list(others.collect::<Vec<_>>().into_iter());
             let mut a: Vec<String> = vec!["serve".into(), "shardkv".into()];
-            a.extend(["--group".into(), g.to_string(), "--peers".into(), list(self.group(g))]);
+            a.extend([
+                "--group".into(),
+                g.to_string(),
+                "--peers".into(),
+                list(self.group(g)),
+            ]);
             a.extend(["--ctrl".into(), ctrl, "--nodes".into(), others]);
             a
         };
-        a.extend(["--id".into(), id.to_string(), "--seed".into(), id.to_string()]);
+        a.extend([
+            "--id".into(),
+            id.to_string(),
+            "--seed".into(),
+            id.to_string(),
+        ]);
         a.extend(["--cluster-id".into(), CLUSTER.to_string()]);
         a.extend(["--snapshot-bytes".into(), "20000".into()]);
         a
@@ -186,7 +196,11 @@ impl Run {
             Outcome::Ok(_) => (Some(Out::Done), Some(ret)),
             Outcome::Unknown(_) => (None, None),
         };
-        let counter = if ret.is_some() { &self.acked } else { &self.unknown };
+        let counter = if ret.is_some() {
+            &self.acked
+        } else {
+            &self.unknown
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         let input = to_checker(op);
         let o = Operation {
@@ -253,7 +267,11 @@ struct Faults {
 fn next_change(rng: &mut ChaCha8Rng, members: &BTreeSet<u32>) -> CtrlOp {
     let out: Vec<u32> = (1..=GROUPS).filter(|g| !members.contains(g)).collect();
     let inside: Vec<u32> = members.iter().copied().collect();
-    let pick = if inside.is_empty() { 0 } else { rng.random_range(0..3) };
+    let pick = if inside.is_empty() {
+        0
+    } else {
+        rng.random_range(0..3)
+    };
     match pick {
         0 if !out.is_empty() => {
             let g = out[rng.random_range(0..out.len())];

@@ -82,12 +82,18 @@ impl World {
         let (messages, timers): (Vec<(NodeId, Wire)>, _) = match node {
             Node::Ctrl(r) => {
                 let ready = r.take_ready();
-                let m = ready.messages.into_iter().map(|(to, m)| (to, Wire::Ctrl(m)));
+                let m = ready
+                    .messages
+                    .into_iter()
+                    .map(|(to, m)| (to, Wire::Ctrl(m)));
                 (m.collect(), ready.timers)
             }
             Node::Group(r) => {
                 let ready = r.take_ready();
-                let m = ready.messages.into_iter().map(|(to, m)| (to, Wire::Group(m)));
+                let m = ready
+                    .messages
+                    .into_iter()
+                    .map(|(to, m)| (to, Wire::Group(m)));
                 (m.collect(), ready.timers)
             }
         };
@@ -135,7 +141,8 @@ impl World {
     fn collect_clerk(&mut self) {
         let r = self.clerk.take_ready();
         for (to, m) in r.messages {
-            self.queue.push_back((CLERK, to, Wire::Net(NetMsg::Shard(m))));
+            self.queue
+                .push_back((CLERK, to, Wire::Net(NetMsg::Shard(m))));
         }
         self.done.extend(r.completed.into_iter().map(|c| c.reply));
     }

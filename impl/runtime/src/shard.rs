@@ -13,13 +13,13 @@ use crate::node::{NodeError, NodeOptions};
 use crate::wire::{Reply, Request};
 use aver_core::contract::{NodeId, Violation};
 use aver_core::raft::{self, Durable, LogIndex, Message, Raft, Term};
+use aver_core::shardctrler::CtrlReply;
 use aver_core::shardctrler::{CtrlCommand, Gid};
 use aver_core::shardkv::replica::{
     CtrlEntry, CtrlReplica, GroupEntry, GroupReplica, NetMsg, ReplicaConfig, ReplicaEvent,
     ReplicaMsg, ReplicaTimer,
 };
 use aver_core::shardkv::{Command, Msg, ShardState, Timer};
-use aver_core::shardctrler::CtrlReply;
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
 
@@ -116,7 +116,9 @@ impl Service for GroupService {
         durable: Durable<GroupEntry>,
     ) -> Result<GroupReplica, NodeError> {
         if self.ctrl.is_empty() {
-            return Err(NodeError::Config("a shard group needs the controller".into()));
+            return Err(NodeError::Config(
+                "a shard group needs the controller".into(),
+            ));
         }
         let who = (self.gid, self.shards, self.ctrl.clone());
         Ok(GroupReplica::new(
@@ -190,7 +192,11 @@ fn group_detail(core: &GroupReplica) -> String {
     } else {
         parts.join(", ")
     };
-    format!("gid {} cfg {}: {shards} (shard:keys)", sm.gid().0, sm.num().0)
+    format!(
+        "gid {} cfg {}: {shards} (shard:keys)",
+        sm.gid().0,
+        sm.num().0
+    )
 }
 
 /// A shard controller's server over `shards` shards.

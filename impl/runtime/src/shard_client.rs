@@ -9,9 +9,9 @@
 //! operation runs in a new session, like [`crate::client::Client`].
 
 use crate::client::Outcome;
+use crate::net::Net;
 use crate::node::Remotes;
 use crate::wire::{ClusterId, Reply, Request};
-use crate::net::Net;
 use aver_core::contract::{NodeId, TimerCmd};
 use aver_core::kvraft::{ClientId, Seq};
 use aver_core::shardctrler::{Config, ConfigNum, CtrlOp, CtrlReply};

@@ -86,7 +86,9 @@ pub fn run(t: &AdminTarget, op: AdminOp) -> anyhow::Result<u8> {
                 }
                 CtrlOp::Join(join)
             }
-            AdminOp::Leave(groups) => CtrlOp::Leave(groups.into_iter().map(Gid).collect::<BTreeSet<_>>()),
+            AdminOp::Leave(groups) => {
+                CtrlOp::Leave(groups.into_iter().map(Gid).collect::<BTreeSet<_>>())
+            }
             AdminOp::Move(shard, g) => CtrlOp::Move {
                 shard: ShardId(shard),
                 gid: Gid(g),

@@ -116,8 +116,7 @@ pub type GroupEntry = RsmEntry<Command>;
 /// A controller's log entry.
 pub type CtrlEntry = RsmEntry<CtrlCommand>;
 /// A replica's `Ready`.
-pub type ReplicaReady<C> =
-    Ready<PersistOp<RsmEntry<C>>, ReplicaMsg<C>, ReplicaEvent, ReplicaTimer>;
+pub type ReplicaReady<C> = Ready<PersistOp<RsmEntry<C>>, ReplicaMsg<C>, ReplicaEvent, ReplicaTimer>;
 
 /// Who waits for a group proposal's answer: the sender, and the clerk request if it was one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -197,7 +196,10 @@ impl GroupReplica {
             let sends = r.messages.into_iter();
             let net = sends.map(|(to, m)| (to, ReplicaMsg::Net(NetMsg::Shard(m))));
             self.ready.messages.extend(net);
-            let timers = r.timers.into_iter().map(|t| map_timer(t, ReplicaTimer::Shard));
+            let timers = r
+                .timers
+                .into_iter()
+                .map(|t| map_timer(t, ReplicaTimer::Shard));
             self.ready.timers.extend(timers);
             self.take_rsm();
             if idle {
@@ -414,7 +416,14 @@ impl CtrlReplica {
 
     fn answer(&mut self, tag: CtrlTag, result: Result<CtrlReply, Option<NodeId>>) {
         let CtrlTag { from, client, seq } = tag;
-        self.send(from, NetMsg::AdminReply { client, seq, result });
+        self.send(
+            from,
+            NetMsg::AdminReply {
+                client,
+                seq,
+                result,
+            },
+        );
     }
 
     fn send(&mut self, to: NodeId, m: NetMsg) {

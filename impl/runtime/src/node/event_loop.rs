@@ -417,9 +417,8 @@ impl<S: Service> EventLoop<S> {
                     .leader_counts_durable_only
                 {
                     let (index, term) = last;
-                    self.driver.input(&mut self.env, |server| {
-                        S::on_persisted(server, index, term)
-                    });
+                    self.driver
+                        .input(&mut self.env, |server| S::on_persisted(server, index, term));
                     let record = self
                         .trace
                         .is_some()

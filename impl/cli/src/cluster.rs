@@ -257,7 +257,10 @@ fn plan(a: &UpArgs) -> anyhow::Result<ClusterFile> {
         return Ok(file);
     }
     if a.groups > 0 {
-        return Ok(plan_sharded(a)?);
+        if a.trace {
+            anyhow::bail!("--trace: traces and `aver replay` are for the KV service only");
+        }
+        return plan_sharded(a);
     }
     if a.nodes == 0 {
         anyhow::bail!("--nodes must be at least 1");

@@ -143,7 +143,6 @@ impl<S: Service> Environment<S::Core> for NodeEnv<S> {
 /// What [`super::start`] hands the loop.
 pub(super) struct Parts<S: Service> {
     pub opts: Arc<NodeOptions>,
-    pub service: S,
     pub driver: Driver<S::Core>,
     pub peers: BTreeMap<NodeId, Arc<PeerQueue<Message<S::Entry>>>>,
     pub remotes: Remotes<S::ClientOp>,
@@ -191,7 +190,6 @@ impl<S: Service> EventLoop<S> {
             opts: p.opts.clone(),
             digest: p.trace.as_ref().map(|_| Digest::default()),
         };
-        let _ = &p.service;
         let raft = S::raft(p.driver.core());
         let seen = (raft.role_kind(), raft.term(), raft.log().base().index.0);
         EventLoop {

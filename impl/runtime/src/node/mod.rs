@@ -326,7 +326,6 @@ pub async fn start_service<S: Service, N: Net>(
     let core = service.build(&opts, config, durable)?;
     let event_loop = event_loop::EventLoop::new(event_loop::Parts {
         opts: Arc::new(opts),
-        service,
         driver: Driver::new(core),
         peers: queues,
         remotes,

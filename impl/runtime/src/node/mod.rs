@@ -278,7 +278,7 @@ pub async fn start_service<S: Service, N: Net>(
     let (peer_tx, peer_rx) = mpsc::channel(4096);
     let (client_tx, client_rx) = mpsc::channel(4096);
     let (remote_tx, remote_rx) = mpsc::channel(4096);
-    let remotes = Remotes::new(
+    let remotes: Remotes<S::ClientOp> = Remotes::new(
         net.clone(),
         (opts.cluster, opts.client_frame_max),
         opts.directory.clone(),
@@ -324,7 +324,7 @@ pub async fn start_service<S: Service, N: Net>(
         stop: stop_rx.clone(),
     }));
     let core = service.build(&opts, config, durable)?;
-    let event_loop = event_loop::EventLoop::new(event_loop::Parts {
+    let event_loop = event_loop::EventLoop::<S>::new(event_loop::Parts {
         opts: Arc::new(opts),
         driver: Driver::new(core),
         peers: queues,

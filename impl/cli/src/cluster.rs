@@ -1,5 +1,11 @@
 //! `aver cluster up|down|status`: a local cluster of real `aver serve kv` processes.
 //!
+//! `up --groups G` starts a sharded deployment instead: a controller group (`aver serve
+//! shardctrler`, node ids 1..) and G shard groups (`aver serve shardkv`, group g's nodes
+//! numbered g·100 + 1, …), all sharing one cluster id, and joins every group to the
+//! controller (unless `--no-join`); `aver kv` then routes each key through the controller's
+//! configuration, and `aver shard join|leave|move|query` administers it.
+//!
 //! `up` starts N nodes on loopback with their data under `./data/n<id>` (logs in
 //! `./data/n<id>/node.log`), writes `./data/cluster.json` (cluster id, addresses, process
 //! ids) so that `aver kv`, `aver cluster status` and `aver bench kv` find the cluster with no
@@ -11,6 +17,7 @@
 use crate::serve::{cluster_id, init_logging, parse_members};
 use aver_core::contract::NodeId;
 use aver_runtime::net::TokioNet;
+use aver_runtime::shard_client::{ShardClient, ShardClientOptions};
 use aver_runtime::wire::{ClusterId, NodeStatus};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
@@ -54,7 +61,22 @@ struct UpArgs {
     /// Return once the nodes are up instead of waiting for Ctrl-C.
     #[arg(long)]
     detach: bool,
-    /// Extra arguments for every `aver serve kv` (e.g. `--snapshot-bytes 1000000`).
+    /// A sharded deployment: this many shard groups, plus a controller group.
+    #[arg(long, default_value_t = 0)]
+    groups: u32,
+    /// Nodes per shard group (sharded deployments).
+    #[arg(long, default_value_t = 3)]
+    group_size: u32,
+    /// Nodes of the controller group (sharded deployments).
+    #[arg(long, default_value_t = 3)]
+    ctrl_size: u32,
+    /// Number of shards (sharded deployments).
+    #[arg(long, default_value_t = aver_core::shardctrler::SHARDS_DEFAULT)]
+    shards: usize,
+    /// Do not join the shard groups to the controller after starting them.
+    #[arg(long)]
+    no_join: bool,
+    /// Extra arguments for every `aver serve` (e.g. `--snapshot-bytes 1000000`).
     #[arg(last = true)]
     serve_args: Vec<String>,
 }
@@ -89,6 +111,9 @@ pub struct ClusterFile {
     pub nodes: Vec<NodeEntry>,
     /// Process id of the `aver cluster up` that supervises them (if it waits).
     pub supervisor: Option<u32>,
+    /// Number of shards, for a sharded deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<usize>,
 }
 
 /// One node of a [`ClusterFile`].
@@ -102,6 +127,9 @@ pub struct NodeEntry {
     pub dir: PathBuf,
     /// Process id while running.
     pub pid: Option<u32>,
+    /// In a sharded deployment: 0 for a controller server, else its shard group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<u32>,
 }
 
 impl ClusterFile {
@@ -131,6 +159,37 @@ impl ClusterFile {
     /// The members.
     pub fn members(&self) -> BTreeMap<NodeId, SocketAddr> {
         self.nodes.iter().map(|n| (NodeId(n.id), n.addr)).collect()
+    }
+
+    /// The nodes of group `g` (0: the controller) of a sharded deployment.
+    pub fn group(&self, g: u32) -> BTreeMap<NodeId, SocketAddr> {
+        let of = self.nodes.iter().filter(|n| n.group == Some(g));
+        of.map(|n| (NodeId(n.id), n.addr)).collect()
+    }
+
+    /// The shard groups of a sharded deployment, in order.
+    pub fn groups(&self) -> Vec<u32> {
+        let mut g: Vec<u32> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.group)
+            .filter(|g| *g > 0)
+            .collect();
+        g.dedup();
+        g
+    }
+
+    /// How a sharded client reaches this deployment (`None` for a plain KV cluster).
+    pub fn shard_client(&self) -> anyhow::Result<Option<ShardClientOptions>> {
+        if self.shards.is_none() {
+            return Ok(None);
+        }
+        let cluster = self
+            .cluster
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+        let ctrl = self.group(0).into_keys().collect();
+        Ok(Some(ShardClientOptions::new(cluster, ctrl, self.members())))
     }
 }
 
@@ -197,6 +256,12 @@ fn plan(a: &UpArgs) -> anyhow::Result<ClusterFile> {
         }
         return Ok(file);
     }
+    if a.groups > 0 {
+        if a.trace {
+            anyhow::bail!("--trace: traces and `aver replay` are for the KV service only");
+        }
+        return plan_sharded(a);
+    }
     if a.nodes == 0 {
         anyhow::bail!("--nodes must be at least 1");
     }
@@ -208,13 +273,102 @@ fn plan(a: &UpArgs) -> anyhow::Result<ClusterFile> {
             addr,
             dir: a.data.join(format!("n{id}")),
             pid: None,
+            group: None,
         })
         .collect();
     Ok(ClusterFile {
         cluster: random_cluster_id().to_string(),
         nodes,
         supervisor: None,
+        shards: None,
     })
+}
+
+/// A controller group (ids 1..) and `--groups` shard groups (group g: ids g·100 + 1, …).
+fn plan_sharded(a: &UpArgs) -> anyhow::Result<ClusterFile> {
+    if a.group_size == 0 || a.ctrl_size == 0 || a.group_size > 99 || a.groups > 40 {
+        anyhow::bail!("--group-size and --ctrl-size must be 1..=99, --groups at most 40");
+    }
+    let mut ids: Vec<(u32, u32)> = (1..=a.ctrl_size).map(|i| (0, i)).collect();
+    for g in 1..=a.groups {
+        ids.extend((1..=a.group_size).map(|i| (g, g * 100 + i)));
+    }
+    let addrs = free_addrs(ids.len() as u32, a.base_port)?;
+    let nodes = ids
+        .into_iter()
+        .zip(addrs)
+        .map(|((g, id), addr)| NodeEntry {
+            id,
+            addr,
+            dir: a.data.join(if g == 0 {
+                format!("c{id}")
+            } else {
+                format!("g{g}n{id}")
+            }),
+            pid: None,
+            group: Some(g),
+        })
+        .collect();
+    Ok(ClusterFile {
+        cluster: random_cluster_id().to_string(),
+        nodes,
+        supervisor: None,
+        shards: Some(a.shards),
+    })
+}
+
+fn list(members: &BTreeMap<NodeId, SocketAddr>) -> String {
+    let v: Vec<String> = members
+        .iter()
+        .map(|(i, a)| format!("{}={a}", i.0))
+        .collect();
+    v.join(",")
+}
+
+/// The `aver serve` arguments of `node`.
+fn serve_args(file: &ClusterFile, node: &NodeEntry) -> Vec<String> {
+    let id = node.id.to_string();
+    let Some(g) = node.group else {
+        let peers = list(&file.members());
+        return ["serve", "kv", "--id", &id, "--peers", &peers]
+            .map(String::from)
+            .to_vec();
+    };
+    let shards = file
+        .shards
+        .unwrap_or(aver_core::shardctrler::SHARDS_DEFAULT)
+        .to_string();
+    let ctrl = list(&file.group(0));
+    if g == 0 {
+        let args = [
+            "serve",
+            "shardctrler",
+            "--id",
+            &id,
+            "--peers",
+            &ctrl,
+            "--shards",
+            &shards,
+        ];
+        return args.map(String::from).to_vec();
+    }
+    let others: BTreeMap<NodeId, SocketAddr> = file
+        .nodes
+        .iter()
+        .filter(|n| n.group.is_some_and(|h| h > 0 && h != g))
+        .map(|n| (NodeId(n.id), n.addr))
+        .collect();
+    let (group, peers, nodes) = (g.to_string(), list(&file.group(g)), list(&others));
+    let mut args: Vec<String> = ["serve", "shardkv", "--group", &group, "--id", &id]
+        .map(String::from)
+        .to_vec();
+    for (k, v) in [("--peers", peers), ("--ctrl", ctrl), ("--shards", shards)] {
+        args.extend([k.to_string(), v]);
+    }
+    if !nodes.is_empty() {
+        args.extend(["--nodes".to_string(), nodes]);
+    }
+    args
 }
 
 fn spawn_node(file: &ClusterFile, node: &NodeEntry, a: &UpArgs) -> anyhow::Result<Child> {
@@ -223,14 +377,8 @@ fn spawn_node(file: &ClusterFile, node: &NodeEntry, a: &UpArgs) -> anyhow::Resul
         .create(true)
         .append(true)
         .open(node.dir.join("node.log"))?;
-    let peers: Vec<String> = file
-        .nodes
-        .iter()
-        .map(|n| format!("{}={}", n.id, n.addr))
-        .collect();
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["serve", "kv", "--id", &node.id.to_string()])
-        .args(["--peers", &peers.join(",")])
+    cmd.args(serve_args(file, node))
         .arg("--data")
         .arg(&node.dir)
         .args(["--cluster-id", &file.cluster]);
@@ -282,9 +430,13 @@ fn up(a: UpArgs) -> anyhow::Result<u8> {
         data: a.data.clone(),
     }
     .resolve()?;
-    match wait_for_leader(cluster, &members) {
-        Some(l) => println!("leader: node {}", l.0),
-        None => println!("no leader yet (see the node logs)"),
+    if file.shards.is_some() {
+        start_sharded(&file, a.no_join)?;
+    } else {
+        match wait_for_leader(cluster, &members) {
+            Some(l) => println!("leader: node {}", l.0),
+            None => println!("no leader yet (see the node logs)"),
+        }
     }
     println!("try:   aver kv put greeting hello && aver kv get greeting");
     if a.detach {
@@ -293,6 +445,56 @@ fn up(a: UpArgs) -> anyhow::Result<u8> {
     }
     println!("stop:  Ctrl-C here, or `aver cluster down` from another terminal");
     supervise(children, &mut file, &a.data)
+}
+
+/// Waits for a leader in every group of a sharded deployment, then joins the shard groups
+/// the controller does not know yet.
+fn start_sharded(file: &ClusterFile, no_join: bool) -> anyhow::Result<()> {
+    let cluster: ClusterId = file
+        .cluster
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    for g in std::iter::once(0).chain(file.groups()) {
+        let name = if g == 0 {
+            "controller".to_string()
+        } else {
+            format!("group {g}")
+        };
+        match wait_for_leader(cluster, &file.group(g)) {
+            Some(l) => println!("{name}: leader node {}", l.0),
+            None => println!("{name}: no leader yet (see the node logs)"),
+        }
+    }
+    if no_join {
+        println!("groups not joined (--no-join): aver shard join G");
+        return Ok(());
+    }
+    let opts = file.shard_client()?.expect("a sharded deployment");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut client = ShardClient::new(TokioNet, opts);
+        let latest = client.query(None, Duration::from_secs(2)).await;
+        let known = latest.map(|c| c.groups).unwrap_or_default();
+        let mut join = BTreeMap::new();
+        for g in file.groups() {
+            let gid = aver_core::shardctrler::Gid(g);
+            if !known.contains_key(&gid) {
+                join.insert(gid, file.group(g).into_keys().collect());
+            }
+        }
+        if join.is_empty() {
+            return;
+        }
+        let joined: Vec<u32> = join.keys().map(|g| g.0).collect();
+        let op = aver_core::shardctrler::CtrlOp::Join(join);
+        match client.admin(op).await {
+            aver_runtime::client::Outcome::Ok(r) => println!("joined groups {joined:?}: {r:?}"),
+            aver_runtime::client::Outcome::Unknown(e) => println!("join: outcome unknown: {e}"),
+        }
+    });
+    Ok(())
 }
 
 fn wait_for_leader(cluster: ClusterId, members: &BTreeMap<NodeId, SocketAddr>) -> Option<NodeId> {
@@ -500,6 +702,18 @@ fn status(t: &Target) -> anyhow::Result<u8> {
                 println!("{:>4}  {:<21}  down", id.0, addr.to_string());
             }
         }
+    }
+    let details: Vec<_> = members
+        .keys()
+        .zip(&all)
+        .filter_map(|(id, s)| {
+            s.as_ref()
+                .filter(|s| !s.detail.is_empty())
+                .map(|s| (id, &s.detail))
+        })
+        .collect();
+    for (id, detail) in details {
+        println!("{:>4}  {detail}", id.0);
     }
     Ok(if down == members.len() { 1 } else { 0 })
 }

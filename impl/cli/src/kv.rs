@@ -6,6 +6,10 @@
 //! so the servers execute the operation exactly once. Prints the value (`get`) or `ok`. Exit
 //! code 0 on success; 1 when no answer came in time (the outcome is unknown: it may still be
 //! executed).
+//!
+//! When `./data` holds a sharded deployment (`aver cluster up --groups G`), the operation
+//! runs through the sharded KV's clerk core instead: key → shard → group by the controller's
+//! configuration, retried with the same sequence number wherever the shard moves.
 
 mod bench;
 mod etcd;
@@ -14,8 +18,10 @@ pub use bench::{BenchArgs, run as bench};
 
 use crate::cluster::Target;
 use aver_core::kvraft::{AppendOp, AppendReply};
+use aver_core::shardkv::{Op as ShardOp, OpReply};
 use aver_runtime::client::{Client, ClientOptions, Outcome};
 use aver_runtime::net::TokioNet;
+use aver_runtime::shard_client::{ShardClient, ShardClientOptions};
 use clap::{Args, Subcommand};
 use std::time::Duration;
 
@@ -56,6 +62,12 @@ enum KvCmd {
 
 /// Runs `aver kv`.
 pub fn run(args: KvArgs) -> anyhow::Result<u8> {
+    if args.target.cluster.is_none()
+        && let Ok(file) = crate::cluster::ClusterFile::load(&args.target.data)
+        && let Some(opts) = file.shard_client()?
+    {
+        return run_sharded(args, opts);
+    }
     let (cluster, members) = args.target.resolve()?;
     let op = match args.op {
         KvCmd::Get { key } => AppendOp::Get { key: key.into() },
@@ -81,6 +93,32 @@ pub fn run(args: KvArgs) -> anyhow::Result<u8> {
     match outcome {
         Outcome::Ok(AppendReply::Value(v)) => println!("{v}"),
         Outcome::Ok(AppendReply::Ok) => println!("ok"),
+        Outcome::Unknown(why) => {
+            eprintln!("error: outcome unknown (it may or may not have been executed): {why}");
+            return Ok(1);
+        }
+    }
+    Ok(0)
+}
+
+/// Runs the operation through the sharded KV's clerk core: key → shard → group by the
+/// controller's configuration.
+fn run_sharded(args: KvArgs, mut opts: ShardClientOptions) -> anyhow::Result<u8> {
+    let op = match args.op {
+        KvCmd::Get { key } => ShardOp::Get(key),
+        KvCmd::Put { key, value } => ShardOp::Put(key, value),
+        KvCmd::Append { key, value } => ShardOp::Append(key, value),
+    };
+    opts.op_timeout = Duration::from_secs(args.timeout_secs);
+    opts.seed = session_seed();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(ShardClient::new(TokioNet, opts).call(op));
+    match outcome {
+        Outcome::Ok(OpReply::Value(v)) => println!("{v}"),
+        Outcome::Ok(OpReply::NoKey) => println!(),
+        Outcome::Ok(_) => println!("ok"),
         Outcome::Unknown(why) => {
             eprintln!("error: outcome unknown (it may or may not have been executed): {why}");
             return Ok(1);

@@ -44,7 +44,8 @@ enum Command {
     Lin(lin::LinArgs),
     /// MapReduce as real processes: `aver mr run --workers 3 --app wc FILES...`.
     Mr(mr::MrArgs),
-    /// The sharded KV service: `aver shard check` model-checks shard migration.
+    /// The sharded KV service: `aver shard check` model-checks shard migration;
+    /// `join|leave|move|query` administer a real deployment (`aver cluster up --groups 3`).
     Shard(shard::ShardArgs),
     /// Generate test data: `aver gen history ...`.
     Gen(gen_history::GenArgs),

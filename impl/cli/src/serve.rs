@@ -2,7 +2,16 @@
 //!
 //! ```text
 //! aver serve kv --id 1 --peers 1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403 --data data/n1
+//! aver serve shardctrler --id 1 --peers 1=127.0.0.1:7501,2=...,3=... --data data/c1
+//! aver serve shardkv --group 1 --id 101 --peers 101=127.0.0.1:7511,102=...,103=... \
+//!     --ctrl 1=127.0.0.1:7501,2=...,3=... --nodes 201=127.0.0.1:7521,... --data data/g1n101
 //! ```
+//!
+//! A sharded deployment's nodes share one cluster id (by default derived from the
+//! controller's list, so every node given the same `--ctrl` agrees); node ids are unique
+//! across the deployment. A shard group's node polls the controller (`--ctrl`) for
+//! configurations and moves shards to and from the other groups' servers, whose addresses it
+//! finds in `--nodes`.
 //!
 //! The node listens on its own address from `--peers` (loopback unless you give another)
 //! for peers and clients alike, keeps its WAL, hard state and snapshots under `--data`, logs
@@ -11,8 +20,10 @@
 //! (the message names it: a violated invariant, damaged storage, a failed fsync).
 
 use aver_core::contract::NodeId;
+use aver_runtime::kv::KvService;
 use aver_runtime::net::TokioNet;
 use aver_runtime::node::{self, NodeOptions};
+use aver_runtime::shard::{CtrlService, GroupService};
 use aver_runtime::wire::ClusterId;
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
@@ -25,6 +36,10 @@ use std::time::Duration;
 pub enum ServiceKind {
     /// The replicated key/value store (get, put, append): the kvraft server core on Raft.
     Kv,
+    /// A shard controller server: the shardctrler core on the rsm on Raft.
+    Shardctrler,
+    /// A shard group server: the shardkv core on the rsm on Raft (needs `--group`, `--ctrl`).
+    Shardkv,
 }
 
 /// Arguments of `aver serve`.
@@ -65,6 +80,19 @@ pub struct ServeArgs {
     /// Election timeout range, milliseconds: MIN-MAX.
     #[arg(long, default_value = "300-600")]
     election_ms: String,
+    /// Shard group id (shardkv; at least 1).
+    #[arg(long)]
+    group: Option<u32>,
+    /// The controller's servers, `1=127.0.0.1:7501,...` (shardkv; for shardctrler the
+    /// default cluster id comes from `--peers`).
+    #[arg(long)]
+    ctrl: Option<String>,
+    /// Other shard groups' servers, `201=127.0.0.1:7521,...` (shardkv: where shards move).
+    #[arg(long, default_value = "")]
+    nodes: String,
+    /// Number of shards (sharded services; every node of a deployment must agree).
+    #[arg(long, default_value_t = aver_core::shardctrler::SHARDS_DEFAULT)]
+    shards: usize,
 }
 
 /// Parses `1=host:port,2=host:port` (or `host:port,host:port`, numbered from 1).
@@ -149,8 +177,19 @@ fn options(a: &ServeArgs) -> anyhow::Result<NodeOptions> {
     if !members.contains_key(&id) {
         anyhow::bail!("--id {} is not in --peers {}", a.id, a.peers);
     }
-    let cluster = cluster_id(a.cluster_id.as_deref(), &members)?;
+    let cluster = match (a.service, &a.ctrl) {
+        (ServiceKind::Shardkv, Some(ctrl)) => {
+            cluster_id(a.cluster_id.as_deref(), &parse_members(ctrl)?)?
+        }
+        _ => cluster_id(a.cluster_id.as_deref(), &members)?,
+    };
     let mut o = NodeOptions::new(id, cluster, members, a.data.clone());
+    if let Some(ctrl) = &a.ctrl {
+        o.directory.extend(parse_members(ctrl)?);
+    }
+    if !a.nodes.trim().is_empty() {
+        o.directory.extend(parse_members(&a.nodes)?);
+    }
     if let Some(listen) = a.listen {
         o.listen = listen;
     }
@@ -172,6 +211,7 @@ fn options(a: &ServeArgs) -> anyhow::Result<NodeOptions> {
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
     init_logging();
     let opts = options(&args)?;
+    let svc = service(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -180,7 +220,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             node = %opts.id, cluster = %opts.cluster, listen = %opts.listen,
             data = %opts.data_dir.display(), seed = opts.seed, "starting"
         );
-        let node = match node::start(opts, TokioNet).await {
+        let started = match svc {
+            Svc::Kv => node::start_service(KvService, opts, TokioNet).await,
+            Svc::Ctrl(s) => node::start_service(s, opts, TokioNet).await,
+            Svc::Group(s) => node::start_service(s, opts, TokioNet).await,
+        };
+        let node = match started {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!("cannot start: {e}");
@@ -199,6 +244,38 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 eprintln!("error: {e}");
                 Ok(1)
             }
+        }
+    })
+}
+
+enum Svc {
+    Kv,
+    Ctrl(CtrlService),
+    Group(GroupService),
+}
+
+/// The service `aver serve` runs, with its arguments checked.
+fn service(a: &ServeArgs) -> anyhow::Result<Svc> {
+    use aver_core::shardctrler::{Gid, SHARDS_MAX};
+    let shards = a.shards;
+    if !(1..=SHARDS_MAX).contains(&shards) {
+        anyhow::bail!("--shards {shards}: must be 1..={SHARDS_MAX}");
+    }
+    Ok(match a.service {
+        ServiceKind::Kv => Svc::Kv,
+        ServiceKind::Shardctrler => Svc::Ctrl(CtrlService { shards }),
+        ServiceKind::Shardkv => {
+            let gid = match a.group {
+                Some(g) if g >= 1 => Gid(g),
+                Some(_) => anyhow::bail!("--group 0 is reserved (\"no group\"); use 1 or more"),
+                None => anyhow::bail!("serve shardkv needs --group G"),
+            };
+            let ctrl = a
+                .ctrl
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("serve shardkv needs --ctrl ADDRS"))?;
+            let ctrl = parse_members(ctrl)?.into_keys().collect();
+            Svc::Group(GroupService { gid, shards, ctrl })
         }
     })
 }

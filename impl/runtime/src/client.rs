@@ -315,7 +315,9 @@ pub async fn status<N: Net>(
         match frame::read_value::<_, Reply<OpReply>>(&mut stream, opts.frame_max, &mut buf).await {
             Ok(Some(Reply::Status { status, .. })) => Ok(status),
             Ok(Some(Reply::Error { what })) => Err(format!("{node} answered an error: {what}")),
-            Ok(Some(Reply::Kv(_))) => Err(format!("{node} answered an operation reply")),
+            Ok(Some(Reply::Kv(_) | Reply::Msg(_))) => {
+                Err(format!("{node} answered an operation reply"))
+            }
             Ok(None) => Err(format!("{node} closed the connection")),
             Err(e) => Err(format!("{node}: {e}")),
         }

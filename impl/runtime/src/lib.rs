@@ -9,6 +9,8 @@
 //!   group commit;
 //! * [`kv`] and [`node`]: the event loop that runs the kvraft server core on the Raft core on
 //!   tokio;
+//! * [`shard`] and [`shard_client`]: the shard controller's and shard groups' servers as
+//!   node services, and their client (the sharded KV's clerk core, administration);
 //! * [`client`]: the driver of the kvraft clerk core over TCP, recording histories;
 //! * [`trace`] and [`replay`]: node input traces, and replaying them into the core.
 //!
@@ -29,6 +31,8 @@ pub mod net;
 pub mod node;
 pub mod outbox;
 pub mod replay;
+pub mod shard;
+pub mod shard_client;
 pub mod storage;
 pub mod trace;
 pub mod wire;

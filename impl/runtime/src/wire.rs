@@ -111,6 +111,9 @@ pub enum Request<Op> {
         /// Echoed in the reply.
         id: u64,
     },
+    /// A message for the node's service core (the sharded deployment's servers, which talk
+    /// to clerks, administrators and each other this way; answered by [`Reply::Msg`]s).
+    Msg(Op),
 }
 
 /// A frame from a node to a client.
@@ -130,6 +133,8 @@ pub enum Reply<R> {
         /// What was wrong.
         what: String,
     },
+    /// A message from the node's service core to whoever opened the connection.
+    Msg(R),
 }
 
 /// A node's state, for `aver cluster status` and benchmarks.
@@ -165,4 +170,6 @@ pub struct NodeStatus {
     pub refused_handshakes: u64,
     /// Messages to peers dropped because their queue was full.
     pub dropped_messages: u64,
+    /// The service's own state in one line (a shard group: its configuration and shards).
+    pub detail: String,
 }

@@ -65,6 +65,7 @@ pub mod bugs;
 pub mod clerk;
 mod codec;
 pub mod invariants;
+pub mod replica;
 pub mod server;
 pub mod state;
 pub mod types;

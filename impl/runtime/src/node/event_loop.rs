@@ -1,18 +1,19 @@
-//! The node's event loop and its [`Environment`]: the only place the core (the kvraft server
-//! on Raft) and the clerk sessions' reply queues live.
+//! The node's event loop and its [`Environment`]: the only place the service core (the
+//! kvraft server on Raft, or a sharded deployment's server) and the client sessions' reply
+//! queues live.
 
+use super::remote::Remotes;
+use super::service::{ClientInput, Route, Service};
 use super::{NodeError, NodeOptions};
 use crate::commit::{CommitEvent, Committer};
 use crate::driver::{Driver, Environment};
-use crate::kv::{Entry, OpReply, PeerMessage, Server, ServerMessage};
 use crate::net::{Metrics, PeerQueue};
 use crate::storage::StorageStats;
 use crate::trace::{Digest, Item, TraceInput, TraceRecord, TraceWriter};
 use crate::wire::{NodeStatus, Reply, Request};
 use aver_core::contract::NodeId;
-use aver_core::kvraft::{ClientMsg, KvEvent, KvMsg};
-use aver_core::raft::{PersistOp, RoleKind, Term, Timer};
-use rand::{Rng, SeedableRng};
+use aver_core::raft::{Message, PersistOp, RoleKind, Term};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -25,65 +26,67 @@ use tokio::time::Instant;
 /// the batch, so that a flood of input cannot starve commits and timers).
 pub const INPUTS_PER_TURN_MAX: usize = 512;
 
-/// What a clerk session tells the event loop. Each session has its own node id (outside the
-/// members'), which the server core answers to.
-pub enum Input {
+/// What a client session tells the event loop. Each session has its own node id (outside
+/// the members'), which the server core answers to.
+pub enum Input<Q, R> {
     /// A session opened; its replies go to `reply` (the loop never waits on it: a full queue
     /// drops the reply, and the clerk retries).
     Open {
         /// The session's id.
         from: NodeId,
         /// Its reply queue.
-        reply: mpsc::Sender<Reply<OpReply>>,
+        reply: mpsc::Sender<Reply<R>>,
     },
     /// A request from the session.
     Request {
         /// The session's id.
         from: NodeId,
         /// The request.
-        request: Request<crate::kv::Op>,
+        request: Request<Q>,
     },
     /// The session closed.
     Closed(NodeId),
 }
 
+/// A service's session input.
+pub type ServiceInput<S> = Input<<S as Service>::ClientOp, <S as Service>::ClientReply>;
+
 /// What the environment holds back until the writes before it are durable.
-enum Output {
-    Send(NodeId, ServerMessage),
+enum Output<M> {
+    Send(NodeId, M),
 }
 
 /// The real environment of one node. Writes are buffered for the committer; every message and
 /// apply is tagged with the number of writes before it and released only once those are
 /// durable (see the module docs of [`super`]).
-struct NodeEnv {
+struct NodeEnv<S: Service> {
     /// Writes not yet handed to the committer.
-    pending: Vec<PersistOp<Entry>>,
+    pending: Vec<PersistOp<S::Entry>>,
     /// Writes emitted so far (this incarnation).
     written: u64,
-    outputs: VecDeque<(u64, Output)>,
+    outputs: VecDeque<(u64, Output<S::Msg>)>,
     /// Outputs the core says do not depend on pending writes: released at the end of the
     /// turn, in order.
-    independent: Vec<Output>,
+    independent: Vec<Output<S::Msg>>,
     /// Events the server reported (executed writes, duplicates, restores).
-    events: Vec<KvEvent>,
-    /// Deadlines of `[Election, Heartbeat]`.
-    deadlines: [Option<Instant>; 2],
+    events: Vec<S::Event>,
+    /// Deadlines of the timers, in the order of [`Service::TIMERS`].
+    deadlines: Vec<Option<Instant>>,
     rng: ChaCha8Rng,
-    heartbeat: Duration,
-    election: (Duration, Duration),
+    opts: Arc<NodeOptions>,
     /// Digest of the current input's outputs (when tracing).
     digest: Option<Digest>,
 }
 
-fn slot(t: Timer) -> usize {
-    match t {
-        Timer::Election => 0,
-        Timer::Heartbeat => 1,
-    }
+fn slot<S: Service>(t: S::Timer) -> usize {
+    S::TIMERS
+        .iter()
+        .position(|x| *x == t)
+        .expect("every timer is in Service::TIMERS")
 }
 
-impl Environment<Server> for NodeEnv {
-    fn persist(&mut self, ops: &[PersistOp<Entry>]) {
+impl<S: Service> Environment<S::Core> for NodeEnv<S> {
+    fn persist(&mut self, ops: &[PersistOp<S::Entry>]) {
         if let Some(d) = &mut self.digest {
             for op in ops {
                 d.item(Item::Persist, op);
@@ -99,7 +102,7 @@ impl Environment<Server> for NodeEnv {
         }
     }
 
-    fn send(&mut self, to: NodeId, msg: ServerMessage) {
+    fn send(&mut self, to: NodeId, msg: S::Msg) {
         if let Some(d) = &mut self.digest {
             d.item(Item::Send, &(to, &msg));
         }
@@ -107,63 +110,59 @@ impl Environment<Server> for NodeEnv {
             .push_back((self.written, Output::Send(to, msg)));
     }
 
-    fn send_independent(&mut self, to: NodeId, msg: ServerMessage) {
+    fn send_independent(&mut self, to: NodeId, msg: S::Msg) {
         if let Some(d) = &mut self.digest {
             d.item(Item::Send, &(to, &msg));
         }
         self.independent.push(Output::Send(to, msg));
     }
 
-    fn apply(&mut self, event: KvEvent) {
+    fn apply(&mut self, event: S::Event) {
         if let Some(d) = &mut self.digest {
-            d.item(Item::Apply, &crate::trace::event_digest(&event));
+            S::digest_event(&event, d);
         }
         self.events.push(event);
     }
 
-    fn set_timer(&mut self, timer: Timer) {
+    fn set_timer(&mut self, timer: S::Timer) {
         if let Some(d) = &mut self.digest {
             d.item(Item::SetTimer, &timer);
         }
-        let after = match timer {
-            Timer::Heartbeat => self.heartbeat,
-            Timer::Election => {
-                let (lo, hi) = self.election;
-                let ms = self.rng.random_range(lo.as_millis()..=hi.as_millis()) as u64;
-                Duration::from_millis(ms)
-            }
-        };
-        self.deadlines[slot(timer)] = Some(Instant::now() + after);
+        let after: Duration = S::timer_delay(timer, &self.opts, &mut self.rng);
+        self.deadlines[slot::<S>(timer)] = Some(Instant::now() + after);
     }
 
-    fn cancel_timer(&mut self, timer: Timer) {
+    fn cancel_timer(&mut self, timer: S::Timer) {
         if let Some(d) = &mut self.digest {
             d.item(Item::CancelTimer, &timer);
         }
-        self.deadlines[slot(timer)] = None;
+        self.deadlines[slot::<S>(timer)] = None;
     }
 }
 
 /// What [`super::start`] hands the loop.
-pub(super) struct Parts {
+pub(super) struct Parts<S: Service> {
     pub opts: Arc<NodeOptions>,
-    pub driver: Driver<Server>,
-    pub peers: BTreeMap<NodeId, Arc<PeerQueue<PeerMessage>>>,
-    pub committer: Committer<Entry>,
+    pub driver: Driver<S::Core>,
+    pub peers: BTreeMap<NodeId, Arc<PeerQueue<Message<S::Entry>>>>,
+    pub remotes: Remotes<S::ClientOp>,
+    pub committer: Committer<S::Entry>,
     pub commits: mpsc::UnboundedReceiver<CommitEvent>,
     pub trace: Option<TraceWriter>,
     pub metrics: Arc<Metrics>,
 }
 
 /// The event loop of one node.
-pub(super) struct EventLoop {
+pub(super) struct EventLoop<S: Service> {
     opts: Arc<NodeOptions>,
-    driver: Driver<Server>,
-    env: NodeEnv,
+    driver: Driver<S::Core>,
+    env: NodeEnv<S>,
     /// Reply queues of the open clerk sessions.
-    sessions: BTreeMap<NodeId, mpsc::Sender<Reply<OpReply>>>,
-    peers: BTreeMap<NodeId, Arc<PeerQueue<PeerMessage>>>,
-    committer: Committer<Entry>,
+    sessions: BTreeMap<NodeId, mpsc::Sender<Reply<S::ClientReply>>>,
+    peers: BTreeMap<NodeId, Arc<PeerQueue<Message<S::Entry>>>>,
+    /// Connections this node opened to nodes outside its group.
+    remotes: Remotes<S::ClientOp>,
+    committer: Committer<S::Entry>,
     commits: mpsc::UnboundedReceiver<CommitEvent>,
     /// Submitted tickets and the write count each covers.
     tickets: VecDeque<(u64, u64)>,
@@ -178,21 +177,20 @@ pub(super) struct EventLoop {
     seen: (RoleKind, Term, u64),
 }
 
-impl EventLoop {
-    pub(super) fn new(p: Parts) -> EventLoop {
+impl<S: Service> EventLoop<S> {
+    pub(super) fn new(p: Parts<S>) -> EventLoop<S> {
         let env = NodeEnv {
             pending: Vec::new(),
             written: 0,
             outputs: VecDeque::new(),
             independent: Vec::new(),
             events: Vec::new(),
-            deadlines: [None, None],
+            deadlines: vec![None; S::TIMERS.len()],
             rng: ChaCha8Rng::seed_from_u64(p.opts.seed),
-            heartbeat: p.opts.heartbeat,
-            election: p.opts.election,
+            opts: p.opts.clone(),
             digest: p.trace.as_ref().map(|_| Digest::default()),
         };
-        let raft = p.driver.core().engine();
+        let raft = S::raft(p.driver.core());
         let seen = (raft.role_kind(), raft.term(), raft.log().base().index.0);
         EventLoop {
             opts: p.opts,
@@ -200,6 +198,7 @@ impl EventLoop {
             env,
             sessions: BTreeMap::new(),
             peers: p.peers,
+            remotes: p.remotes,
             committer: p.committer,
             commits: p.commits,
             tickets: VecDeque::new(),
@@ -216,11 +215,13 @@ impl EventLoop {
     /// Runs until `stop` turns true (`Ok`) or something fatal happens (`Err`).
     pub(super) async fn run(
         mut self,
-        mut peers: mpsc::Receiver<(NodeId, PeerMessage)>,
-        mut clients: mpsc::Receiver<Input>,
+        mut peers: mpsc::Receiver<(NodeId, Message<S::Entry>)>,
+        mut clients: mpsc::Receiver<ServiceInput<S>>,
+        mut remote: mpsc::Receiver<(NodeId, Reply<S::ClientReply>)>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), NodeError> {
-        let result = self.serve(&mut peers, &mut clients, &mut stop).await;
+        let inputs = (&mut peers, &mut clients, &mut remote);
+        let result = self.serve(inputs, &mut stop).await;
         self.committer.shutdown();
         while let Ok(event) = self.commits.try_recv() {
             if let CommitEvent::Durable { ticket, .. } = event {
@@ -239,8 +240,7 @@ impl EventLoop {
 
     async fn serve(
         &mut self,
-        peers: &mut mpsc::Receiver<(NodeId, PeerMessage)>,
-        clients: &mut mpsc::Receiver<Input>,
+        (peers, clients, remote): Inputs<'_, S>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), NodeError> {
         self.start_trace();
@@ -253,11 +253,17 @@ impl EventLoop {
                 Some(event) = self.commits.recv() => self.on_commit(event)?,
                 _ = sleep_until(deadline) => self.fire_timers()?,
                 Some((from, msg)) = peers.recv() => {
-                    self.on_message(from, KvMsg::Peer(msg))?;
+                    self.on_message(from, S::peer(msg))?;
                     self.drain(peers, clients)?;
                 }
                 Some(input) = clients.recv() => {
                     self.on_client(input)?;
+                    self.drain(peers, clients)?;
+                }
+                Some((from, reply)) = remote.recv() => {
+                    if let Some(msg) = S::remote_reply(reply) {
+                        self.on_message(from, msg)?;
+                    }
                     self.drain(peers, clients)?;
                 }
             }
@@ -268,14 +274,14 @@ impl EventLoop {
     /// Takes whatever else is already queued, up to the per-turn limit.
     fn drain(
         &mut self,
-        peers: &mut mpsc::Receiver<(NodeId, PeerMessage)>,
-        clients: &mut mpsc::Receiver<Input>,
+        peers: &mut mpsc::Receiver<(NodeId, Message<S::Entry>)>,
+        clients: &mut mpsc::Receiver<ServiceInput<S>>,
     ) -> Result<(), NodeError> {
         // Alternate, so that a stream of peer messages cannot starve clients (or vice versa).
         for _ in 0..INPUTS_PER_TURN_MAX / 2 {
             let mut idle = true;
             if let Ok((from, msg)) = peers.try_recv() {
-                self.on_message(from, KvMsg::Peer(msg))?;
+                self.on_message(from, S::peer(msg))?;
                 idle = false;
             }
             if let Ok(input) = clients.try_recv() {
@@ -296,23 +302,18 @@ impl EventLoop {
         self.after_events();
         let Some(trace) = &mut self.trace else { return };
         let digest = self.env.digest.as_mut().map_or(0, Digest::finish);
-        let server = self.driver.core();
-        trace.push(&TraceRecord::<Entry, ServerMessage>::Start {
-            incarnation: trace.incarnation(),
-            config: server.engine().config().clone(),
-            kv: server.config().clone(),
-            durable: server.engine().durable().clone(),
-            digest,
-        });
+        if let Some(record) = S::trace_start(self.driver.core(), trace.incarnation(), digest) {
+            trace.push(&record);
+        }
     }
 
     /// Records a handled input (when tracing) and stops on a violation.
-    fn after_input(&mut self, input: Option<TraceInput<ServerMessage>>) -> Result<(), NodeError> {
+    fn after_input(&mut self, input: Option<TraceInput<S::Msg>>) -> Result<(), NodeError> {
         if let (Some(trace), Some(input)) = (&mut self.trace, input) {
             let digest = self.env.digest.as_mut().map_or(0, Digest::finish);
-            trace.push(&TraceRecord::<Entry, ServerMessage>::Input { input, digest });
+            trace.push(&TraceRecord::<S::Entry, S::Msg>::Input { input, digest });
         }
-        if let Some(v) = self.driver.core().violation().cloned() {
+        if let Some(v) = S::violation(self.driver.core()) {
             let _ = self.flush_trace();
             return Err(NodeError::Violation(v));
         }
@@ -321,7 +322,7 @@ impl EventLoop {
         Ok(())
     }
 
-    fn on_message(&mut self, from: NodeId, msg: ServerMessage) -> Result<(), NodeError> {
+    fn on_message(&mut self, from: NodeId, msg: S::Msg) -> Result<(), NodeError> {
         let record = self.trace.is_some().then(|| TraceInput::Message {
             from,
             msg: msg.clone(),
@@ -332,18 +333,18 @@ impl EventLoop {
 
     fn fire_timers(&mut self) -> Result<(), NodeError> {
         let now = Instant::now();
-        for timer in [Timer::Election, Timer::Heartbeat] {
-            if self.env.deadlines[slot(timer)].is_some_and(|d| d <= now) {
-                self.env.deadlines[slot(timer)] = None;
+        for (i, &timer) in S::TIMERS.iter().enumerate() {
+            if self.env.deadlines[i].is_some_and(|d| d <= now) {
+                self.env.deadlines[i] = None;
                 self.driver.on_timeout(&mut self.env, timer);
-                let record = self.trace.is_some().then_some(TraceInput::Timeout(timer));
-                self.after_input(record)?;
+                let traced = S::trace_timer(timer).filter(|_| self.trace.is_some());
+                self.after_input(traced.map(TraceInput::Timeout))?;
             }
         }
         Ok(())
     }
 
-    fn on_client(&mut self, input: Input) -> Result<(), NodeError> {
+    fn on_client(&mut self, input: ServiceInput<S>) -> Result<(), NodeError> {
         match input {
             Input::Open { from, reply } => {
                 self.sessions.insert(from, reply);
@@ -353,22 +354,19 @@ impl EventLoop {
                 self.sessions.remove(&from);
                 Ok(())
             }
-            Input::Request {
-                from,
-                request: Request::Status { id },
-            } => {
-                if let Some(s) = self.sessions.get(&from) {
-                    let _ = s.try_send(Reply::Status {
-                        id,
-                        status: self.status(),
-                    });
+            Input::Request { from, request } => match S::request(request) {
+                ClientInput::Status { id } => {
+                    if let Some(s) = self.sessions.get(&from) {
+                        let _ = s.try_send(Reply::Status {
+                            id,
+                            status: self.status(),
+                        });
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-            Input::Request {
-                from,
-                request: Request::Kv(r),
-            } => self.on_message(from, KvMsg::Client(ClientMsg::Request(r))),
+                ClientInput::Msg(msg) => self.on_message(from, msg),
+                ClientInput::Ignore => Ok(()),
+            },
         }
     }
 
@@ -412,17 +410,13 @@ impl EventLoop {
                 self.storage = stats;
                 self.log_bytes = log_bytes;
                 self.on_durable_ticket(ticket);
-                if self
-                    .driver
-                    .core()
-                    .engine()
+                if S::raft(self.driver.core())
                     .config()
                     .leader_counts_durable_only
                 {
                     let (index, term) = last;
-                    self.driver.input(&mut self.env, |server| {
-                        server.engine_input(|raft| raft.on_persisted(index, term))
-                    });
+                    self.driver
+                        .input(&mut self.env, |server| S::on_persisted(server, index, term));
                     let record = self
                         .trace
                         .is_some()
@@ -443,7 +437,7 @@ impl EventLoop {
             self.durable = writes;
         }
         if let Some(trace) = &mut self.trace {
-            trace.push::<Entry, ServerMessage>(&TraceRecord::Durable { ops: self.durable });
+            trace.push::<S::Entry, S::Msg>(&TraceRecord::Durable { ops: self.durable });
         }
     }
 
@@ -462,38 +456,39 @@ impl EventLoop {
         }
     }
 
-    fn perform(&mut self, output: Output) {
+    fn perform(&mut self, output: Output<S::Msg>) {
         let Output::Send(to, msg) = output;
-        match msg {
-            KvMsg::Peer(m) => {
+        match S::route(to, msg) {
+            Route::Peer(m) => {
                 if let Some(q) = self.peers.get(&to) {
                     q.push(m);
                 }
             }
-            KvMsg::Client(ClientMsg::Reply(r)) => {
-                if r.result.is_ok() {
+            Route::Client { reply, acked } => {
+                if acked {
                     self.acked_ops += 1;
                 }
                 if let Some(s) = self.sessions.get(&to) {
                     // A full or closed session drops the reply; its clerk retries.
-                    let _ = s.try_send(Reply::Kv(r));
+                    let _ = s.try_send(reply);
                 }
             }
-            KvMsg::Client(ClientMsg::Request(_)) => {} // servers send no requests
+            Route::Remote(request) => self.remotes.send(to, request),
+            Route::Drop => {}
         }
     }
 
     /// Logs what the server reported (snapshots installed).
     fn after_events(&mut self) {
         for event in self.env.events.drain(..) {
-            if let KvEvent::Restored { index } = event {
+            if let Some(index) = S::restored(&event) {
                 tracing::info!(node = %self.opts.id, index = index.0, "snapshot installed");
             }
         }
     }
 
     fn log_changes(&mut self) {
-        let raft = self.driver.core().engine();
+        let raft = S::raft(self.driver.core());
         let now = (raft.role_kind(), raft.term(), raft.log().base().index.0);
         if now == self.seen {
             return;
@@ -518,7 +513,7 @@ impl EventLoop {
 
     fn status(&self) -> NodeStatus {
         let server = self.driver.core();
-        let raft = server.engine();
+        let raft = S::raft(server);
         let role = match raft.role_kind() {
             RoleKind::Follower => "follower",
             RoleKind::Candidate => "candidate",
@@ -533,7 +528,7 @@ impl EventLoop {
                 .leader_hint()
                 .or(raft.is_leader().then_some(self.opts.id)),
             commit: raft.commit_index().0,
-            applied: server.rsm().applied_index().0,
+            applied: S::applied(server).0,
             snapshot_index: raft.log().base().index.0,
             last_index: raft.log().last_index().0,
             log_bytes: self.log_bytes,
@@ -543,9 +538,17 @@ impl EventLoop {
             malformed_frames: m.malformed_frames.load(Ordering::Relaxed),
             refused_handshakes: m.refused_handshakes.load(Ordering::Relaxed),
             dropped_messages: self.peers.values().map(|q| q.outbox.dropped()).sum(),
+            detail: S::detail(server),
         }
     }
 }
+
+/// The loop's input queues: peers, client sessions, answers on connections it opened.
+type Inputs<'a, S> = (
+    &'a mut mpsc::Receiver<(NodeId, Message<<S as Service>::Entry>)>,
+    &'a mut mpsc::Receiver<ServiceInput<S>>,
+    &'a mut mpsc::Receiver<(NodeId, Reply<<S as Service>::ClientReply>)>,
+);
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

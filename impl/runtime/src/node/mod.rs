@@ -32,19 +32,20 @@
 //! (a failed fsync is never retried).
 
 mod event_loop;
+mod remote;
 mod server;
+pub mod service;
 
 use crate::commit::Committer;
 use crate::driver::Driver;
-use crate::kv::{Entry, Server};
+use crate::kv::KvService;
 use crate::net::{Link, Membership, Metrics, Net, PeerQueue};
 use crate::storage::fs::{Fs, RealFs};
 use crate::storage::{Storage, StorageError, StorageOptions, files};
 use crate::trace::TraceWriter;
 use crate::wire::ClusterId;
 use aver_core::contract::{NodeId, Violation};
-use aver_core::kvraft::KvConfig;
-use aver_core::raft::{Config, Raft};
+use aver_core::raft::Config;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -52,7 +53,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-pub use event_loop::Input;
+pub use event_loop::{Input, ServiceInput};
+pub use remote::Remotes;
+pub use server::SESSION_ID_BASE;
+pub use service::Service;
 
 /// Everything that configures a node.
 #[derive(Clone, Debug)]
@@ -63,6 +67,8 @@ pub struct NodeOptions {
     pub cluster: ClusterId,
     /// Every member's address (this node's included): peers dial these.
     pub members: BTreeMap<NodeId, SocketAddr>,
+    /// Addresses of nodes outside the group the service may send to (as a client).
+    pub directory: BTreeMap<NodeId, SocketAddr>,
     /// Where to listen (default: this node's member address; loopback unless told).
     pub listen: SocketAddr,
     /// Data directory.
@@ -116,6 +122,7 @@ impl NodeOptions {
             id,
             cluster,
             members,
+            directory: BTreeMap::new(),
             listen,
             data_dir,
             heartbeat: Duration::from_millis(50),
@@ -209,8 +216,21 @@ impl RunningNode {
     }
 }
 
-/// Recovers the node's state from disk, opens its sockets and starts its tasks.
+/// Starts a node of the kvraft service (see [`start_service`]).
 pub async fn start<N: Net>(opts: NodeOptions, net: N) -> Result<RunningNode, NodeError> {
+    start_service(KvService, opts, net).await
+}
+
+/// Recovers the node's state from disk, opens its sockets and starts its tasks, running
+/// `service`'s core.
+pub async fn start_service<S: Service, N: Net>(
+    service: S,
+    opts: NodeOptions,
+    net: N,
+) -> Result<RunningNode, NodeError> {
+    if opts.trace.is_some() && !S::TRACES {
+        return Err(NodeError::Config("this service writes no traces".into()));
+    }
     if !opts.members.contains_key(&opts.id) {
         return Err(NodeError::Config(format!(
             "{} is not among the members {:?}",
@@ -221,7 +241,7 @@ pub async fn start<N: Net>(opts: NodeOptions, net: N) -> Result<RunningNode, Nod
     let lock = lock_data_dir(&opts)?;
     check_identity(&opts)?;
     let (storage, durable, report) =
-        Storage::<Entry>::open(opts.fs.clone(), &opts.data_dir, opts.storage)?;
+        Storage::<S::Entry>::open(opts.fs.clone(), &opts.data_dir, opts.storage)?;
     tracing::info!(
         node = %opts.id,
         term = durable.hard.term.0,
@@ -233,12 +253,7 @@ pub async fn start<N: Net>(opts: NodeOptions, net: N) -> Result<RunningNode, Nod
         removed_files = report.removed_files,
         "WAL recovered"
     );
-    let kv = KvConfig {
-        max_raft_state: (opts.snapshot_log_bytes > 0).then_some(opts.snapshot_log_bytes as usize),
-        pending_max: opts.waiters_max,
-        ..KvConfig::default()
-    };
-    let mut config: Config = kv.raft_config(opts.id, opts.members.keys().copied().collect());
+    let mut config = Config::new(opts.id, opts.members.keys().copied().collect());
     config.leader_counts_durable_only = opts.leader_writes_in_parallel;
     let trace = match &opts.trace {
         Some(dir) => Some(open_trace(dir)?),
@@ -262,6 +277,14 @@ pub async fn start<N: Net>(opts: NodeOptions, net: N) -> Result<RunningNode, Nod
     let metrics = Arc::new(Metrics::default());
     let (peer_tx, peer_rx) = mpsc::channel(4096);
     let (client_tx, client_rx) = mpsc::channel(4096);
+    let (remote_tx, remote_rx) = mpsc::channel(4096);
+    let remotes: Remotes<S::ClientOp> = Remotes::new(
+        net.clone(),
+        (opts.cluster, opts.client_frame_max),
+        opts.directory.clone(),
+        remote_tx,
+        stop_rx.clone(),
+    );
     let mut queues = BTreeMap::new();
     let mut accepted = BTreeMap::new();
     for (&peer, &peer_addr) in opts.members.iter().filter(|(p, _)| **p != opts.id) {
@@ -290,7 +313,7 @@ pub async fn start<N: Net>(opts: NodeOptions, net: N) -> Result<RunningNode, Nod
         cluster: opts.cluster,
         members: opts.members.keys().copied().collect(),
     };
-    tokio::spawn(server::accept_loop::<N>(server::Acceptor {
+    tokio::spawn(server::accept_loop(server::Acceptor {
         net,
         listener,
         membership,
@@ -300,11 +323,12 @@ pub async fn start<N: Net>(opts: NodeOptions, net: N) -> Result<RunningNode, Nod
         client_frame_max: opts.client_frame_max,
         stop: stop_rx.clone(),
     }));
-    let server = Server::new(kv, Raft::new(config, durable));
-    let event_loop = event_loop::EventLoop::new(event_loop::Parts {
+    let core = service.build(&opts, config, durable)?;
+    let event_loop = event_loop::EventLoop::<S>::new(event_loop::Parts {
         opts: Arc::new(opts),
-        driver: Driver::new(server),
+        driver: Driver::new(core),
         peers: queues,
+        remotes,
         committer,
         commits: commit_rx,
         trace,
@@ -312,7 +336,7 @@ pub async fn start<N: Net>(opts: NodeOptions, net: N) -> Result<RunningNode, Nod
     });
     let join = tokio::spawn(async move {
         let _lock = lock;
-        event_loop.run(peer_rx, client_rx, stop_rx).await
+        event_loop.run(peer_rx, client_rx, remote_rx, stop_rx).await
     });
     Ok(RunningNode {
         addr,

@@ -3,10 +3,10 @@
 
 use super::event_loop::Input;
 use crate::frame;
-use crate::kv::{Op, OpReply};
 use crate::net::{self, Membership, Metrics, Net};
 use crate::wire::{Endpoint, Reply, Request};
 use aver_core::contract::NodeId;
+use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,20 +23,25 @@ pub const SESSION_ID_BASE: u32 = 1 << 31;
 pub const SESSION_REPLIES_MAX: usize = 4096;
 
 /// What the accept loop needs.
-pub(super) struct Acceptor<N: Net> {
+pub(super) struct Acceptor<N: Net, Q, R> {
     pub net: N,
     pub listener: N::Listener,
     pub membership: Membership,
     pub metrics: Arc<Metrics>,
     /// Where streams accepted from each peer go (its link).
     pub peers: BTreeMap<NodeId, mpsc::Sender<N::Stream>>,
-    pub clients: mpsc::Sender<Input>,
+    pub clients: mpsc::Sender<Input<Q, R>>,
     pub client_frame_max: usize,
     pub stop: watch::Receiver<bool>,
 }
 
 /// Accepts connections until the node stops; each gets its own task.
-pub(super) async fn accept_loop<N: Net>(mut a: Acceptor<N>) {
+pub(super) async fn accept_loop<N, Q, R>(mut a: Acceptor<N, Q, R>)
+where
+    N: Net,
+    Q: DeserializeOwned + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+{
     let mut stop = a.stop.clone();
     let membership = Arc::new(a.membership.clone());
     let peers = Arc::new(a.peers.clone());
@@ -56,7 +61,7 @@ pub(super) async fn accept_loop<N: Net>(mut a: Acceptor<N>) {
             }
         };
         sessions = sessions.wrapping_add(1) % SESSION_ID_BASE;
-        let conn = Connection::<N> {
+        let conn = Connection::<N, Q, R> {
             session: NodeId(SESSION_ID_BASE + sessions),
             addr,
             membership: membership.clone(),
@@ -70,18 +75,23 @@ pub(super) async fn accept_loop<N: Net>(mut a: Acceptor<N>) {
     }
 }
 
-struct Connection<N: Net> {
+struct Connection<N: Net, Q, R> {
     session: NodeId,
     addr: SocketAddr,
     membership: Arc<Membership>,
     metrics: Arc<Metrics>,
     peers: Arc<BTreeMap<NodeId, mpsc::Sender<N::Stream>>>,
-    clients: mpsc::Sender<Input>,
+    clients: mpsc::Sender<Input<Q, R>>,
     client_frame_max: usize,
     stop: watch::Receiver<bool>,
 }
 
-impl<N: Net> Connection<N> {
+impl<N, Q, R> Connection<N, Q, R>
+where
+    N: Net,
+    Q: DeserializeOwned + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+{
     async fn serve(self, mut stream: N::Stream) {
         match net::accept_handshake(&mut stream, &self.membership, &self.metrics).await {
             Ok(Endpoint::Peer(p)) => {
@@ -99,7 +109,7 @@ impl<N: Net> Connection<N> {
     /// naming what was wrong, counted, and closes the session.
     async fn client_session(self, stream: N::Stream) {
         let (mut reader, writer) = tokio::io::split(stream);
-        let (tx, rx) = mpsc::channel::<Reply<OpReply>>(SESSION_REPLIES_MAX);
+        let (tx, rx) = mpsc::channel::<Reply<R>>(SESSION_REPLIES_MAX);
         let from = self.session;
         let open = Input::Open {
             from,
@@ -116,7 +126,7 @@ impl<N: Net> Connection<N> {
             let read = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
-                r = frame::read_value::<_, Request<Op>>(&mut reader, frame_max, &mut buf) => r,
+                r = frame::read_value::<_, Request<Q>>(&mut reader, frame_max, &mut buf) => r,
             };
             match read {
                 Ok(Some(request)) => {

@@ -617,7 +617,7 @@ pub(crate) fn check_partition<M: Model>(
     let (result, out_of_memory, order, mut stats) =
         match sequential(&problem, limits, steps_max, &budget) {
             Sequential::Ran(ran) => ran,
-            Sequential::Over(worker) => parallel::run(&problem, limits, worker),
+            Sequential::Over(worker) => parallel::run(&problem, limits, *worker),
         };
     stats.dropped = (ops.len() - problem.ops.len()) as u64;
     Outcome {
@@ -641,7 +641,7 @@ type Ran = (CheckResult, bool, Vec<u32>, SearchStats);
 enum Sequential<'p, 'a, 'b, M: Model> {
     Ran(Ran),
     /// Past its model steps: the search as it stands, to go on with more threads.
-    Over(Worker<'p, 'a, M, tables::Local<'b, M::State>>),
+    Over(Box<Worker<'p, 'a, M, tables::Local<'b, M::State>>>),
 }
 
 /// Searches on this thread, at most `steps_max` model steps.
@@ -658,7 +658,7 @@ fn sequential<'p, 'a, 'b, M: Model>(
         !over && within(limits)
     });
     if over {
-        return Sequential::Over(worker);
+        return Sequential::Over(Box::new(worker));
     }
     let mut stats = worker.stats;
     stats.memo_bytes = budget.used() as u64;

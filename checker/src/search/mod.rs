@@ -337,6 +337,30 @@ struct Worker<'p, 'a, M: Model, T> {
     best: Vec<u32>,
     track: bool,
     stats: SearchStats,
+    /// Where an interrupted search stood (`Some(None)`: at a configuration just reached).
+    paused: Option<Option<Scan>>,
+}
+
+impl<'p, 'a, M: Model, T> Worker<'p, 'a, M, T> {
+    /// The same search, from where it stands, with other tables; and the old tables.
+    fn retable<U>(self, tables: U) -> (Worker<'p, 'a, M, U>, T) {
+        let worker = Worker {
+            p: self.p,
+            tables,
+            entries: self.entries,
+            bits: self.bits,
+            set_hash: self.set_hash,
+            state: self.state,
+            remaining: self.remaining,
+            base: self.base,
+            stack: self.stack,
+            best: self.best,
+            track: self.track,
+            stats: self.stats,
+            paused: self.paused,
+        };
+        (worker, self.tables)
+    }
 }
 
 impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
@@ -354,6 +378,7 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
             best: Vec::new(),
             track,
             stats: SearchStats::default(),
+            paused: None,
         }
     }
 
@@ -528,6 +553,7 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
             if steps == STEPS_PER_POLL {
                 steps = 0;
                 if !poll(self) {
+                    self.paused = Some((!fresh).then_some(scan));
                     return End::Interrupted;
                 }
             }
@@ -586,11 +612,13 @@ pub(crate) fn check_partition<M: Model>(
     limits: &Limits,
 ) -> Outcome {
     let problem = Problem::new(model, ops);
-    let budget = (limits.threads > 1).then_some(limits.parallel_after_steps);
-    let (result, out_of_memory, order, mut stats) = match sequential(&problem, limits, budget) {
-        Some(ran) => ran,
-        None => parallel::run(&problem, limits),
-    };
+    let steps_max = (limits.threads > 1).then_some(limits.parallel_after_steps);
+    let budget = tables::Budget::new(limits.memory_max);
+    let (result, out_of_memory, order, mut stats) =
+        match sequential(&problem, limits, steps_max, &budget) {
+            Sequential::Ran(ran) => ran,
+            Sequential::Over(worker) => parallel::run(&problem, limits, *worker),
+        };
     stats.dropped = (ops.len() - problem.ops.len()) as u64;
     Outcome {
         result,
@@ -609,21 +637,32 @@ fn within(limits: &Limits) -> bool {
 /// Verdict, whether the memory ran out, the (partial) linearization, and counters.
 type Ran = (CheckResult, bool, Vec<u32>, SearchStats);
 
-/// Searches on this thread; `None` when `steps_max` model steps were not enough.
-fn sequential<M: Model>(p: &Problem<M>, limits: &Limits, steps_max: Option<u64>) -> Option<Ran> {
-    let budget = tables::Budget::new(limits.memory_max);
-    let mut worker = Worker::new(p, tables::Local::new(&budget), limits.track);
+/// How the search on one thread ended.
+enum Sequential<'p, 'a, 'b, M: Model> {
+    Ran(Ran),
+    /// Past its model steps: the search as it stands, to go on with more threads.
+    Over(Box<Worker<'p, 'a, M, tables::Local<'b, M::State>>>),
+}
+
+/// Searches on this thread, at most `steps_max` model steps.
+fn sequential<'p, 'a, 'b, M: Model>(
+    p: &'p Problem<'a, M>,
+    limits: &Limits,
+    steps_max: Option<u64>,
+    budget: &'b tables::Budget,
+) -> Sequential<'p, 'a, 'b, M> {
+    let mut worker = Worker::new(p, tables::Local::new(budget), limits.track);
     let mut over = false;
     let end = worker.search(None, &mut |w| {
         over = steps_max.is_some_and(|m| w.stats.steps > m);
         !over && within(limits)
     });
     if over {
-        return None;
+        return Sequential::Over(Box::new(worker));
     }
     let mut stats = worker.stats;
     stats.memo_bytes = budget.used() as u64;
-    Some(match end {
+    Sequential::Ran(match end {
         End::Found => (CheckResult::Ok, false, worker.linearization(), stats),
         End::Exhausted => (CheckResult::Illegal, false, worker.best, stats),
         End::Interrupted => (CheckResult::Unknown, false, worker.best, stats),

@@ -1,6 +1,7 @@
 //! Several threads searching one partition, with one shared memo.
 //!
-//! Thread 0 starts at the empty configuration; the others start idle. A busy thread looks,
+//! Thread 0 goes on with the search that ran on one thread until it proved hard (its memo
+//! becomes the shared one, so no work is lost); the others start idle. A busy thread looks,
 //! every few thousand steps, whether some thread is idle, and if so hands over the untried
 //! alternatives of its oldest choice that has any (the path to that configuration, its
 //! state, and where the scan stopped); it will not try those itself. Work therefore splits
@@ -15,7 +16,7 @@
 //! linearization ends the search at once. The verdict thus never depends on timing; which
 //! linearization (or longest prefix) is reported may.
 
-use super::tables::{Budget, Shared};
+use super::tables::{Budget, Local, Shared};
 use super::{End, Limits, Problem, Ran, SearchStats, Task, Worker, within};
 use crate::{CheckResult, Model};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -95,9 +96,19 @@ impl<S> Control<S> {
     }
 }
 
-/// Searches `p` on `limits.threads` threads.
-pub(super) fn run<M: Model>(p: &Problem<M>, limits: &Limits) -> Ran {
-    let shared = Shared::new(Budget::new(limits.memory_max));
+/// Goes on with `seed`, the search of `p` so far on one thread, on `limits.threads` threads.
+/// Its tables move into shared ones (for that moment both exist: the one-thread search is
+/// short, so they are small).
+pub(super) fn run<'p, 'a, M: Model>(
+    p: &'p Problem<'a, M>,
+    limits: &Limits,
+    seed: Worker<'p, 'a, M, Local<'_, M::State>>,
+) -> Ran {
+    let (seed, local) = seed.retable(());
+    let Some(shared) = local.into_shared(Budget::new(limits.memory_max)) else {
+        return (CheckResult::Unknown, true, seed.best, seed.stats);
+    };
+    let mut seed = Some(seed);
     let ctl: Control<M::State> = Control {
         threads: limits.threads,
         pool: Mutex::new(Pool {
@@ -113,9 +124,9 @@ pub(super) fn run<M: Model>(p: &Problem<M>, limits: &Limits) -> Ran {
         stats: Mutex::new(SearchStats::default()),
     };
     std::thread::scope(|scope| {
-        for t in 0..limits.threads {
-            let (shared, ctl) = (&shared, &ctl);
-            scope.spawn(move || work(p, limits, shared, ctl, t == 0));
+        for _ in 0..limits.threads {
+            let (shared, ctl, seed) = (&shared, &ctl, seed.take());
+            scope.spawn(move || work(p, limits, shared, ctl, seed));
         }
     });
     let best = ctl.best.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -132,14 +143,18 @@ pub(super) fn run<M: Model>(p: &Problem<M>, limits: &Limits) -> Ran {
     }
 }
 
-fn work<M: Model>(
-    p: &Problem<M>,
+fn work<'p, 'a, M: Model>(
+    p: &'p Problem<'a, M>,
     limits: &Limits,
     shared: &Shared<M::State>,
     ctl: &Control<M::State>,
-    root: bool,
+    seed: Option<Worker<'p, 'a, M, ()>>,
 ) {
-    let mut worker = Worker::new(p, shared.handle(), limits.track);
+    let first = seed.is_some();
+    let mut worker = match seed {
+        Some(seed) => seed.retable(shared.handle()).0,
+        None => Worker::new(p, shared.handle(), limits.track),
+    };
     let mut poll = |w: &mut Worker<M, _>| {
         if ctl.halt.load(Ordering::Relaxed) != RUNNING {
             return false;
@@ -155,11 +170,12 @@ fn work<M: Model>(
         }
         true
     };
-    let mut first = root;
+    let mut first = first;
     loop {
         let end = if first {
             first = false;
-            worker.search(None, &mut poll)
+            let at = worker.paused.take().flatten();
+            worker.search(at, &mut poll)
         } else {
             let Some(task) = ctl.take() else { break };
             let at = worker.start(task);

@@ -171,9 +171,26 @@ impl Memo {
         if self.find(key, state, tag, lead, words).is_some() {
             return Visit::Seen;
         }
+        if self.insert(key, state, tag, lead, words, budget) {
+            Visit::New
+        } else {
+            Visit::Full
+        }
+    }
+
+    /// Records a packed (set, state, tag) known to be absent; false when over budget.
+    fn insert(
+        &mut self,
+        key: u64,
+        state: u32,
+        tag: u32,
+        lead: u32,
+        words: &[u64],
+        budget: &Budget,
+    ) -> bool {
         let head = self.heads.get(&key).copied().unwrap_or(NONE);
         if !reserve_one(&mut self.heads, budget, 0) {
-            return Visit::Full;
+            return false;
         }
         let need = 3 + words.len();
         assert!(need <= CHUNK_WORDS, "a linearized set longer than a chunk");
@@ -184,7 +201,7 @@ impl Memo {
         {
             let size = (FIRST_CHUNK_WORDS << self.chunks.len().min(8)).clamp(need, CHUNK_WORDS);
             if self.chunks.len() == 1 << 16 || !budget.charge(size * 8) {
-                return Visit::Full;
+                return false;
             }
             self.chunks.push(Vec::with_capacity(size));
         }
@@ -196,7 +213,29 @@ impl Memo {
         chunk.push(tag as u64);
         chunk.extend_from_slice(words);
         self.heads.insert(key, at);
-        Visit::New
+        true
+    }
+
+    /// Every entry: (key, state, tag, lead, packed words).
+    fn entries(&self) -> impl Iterator<Item = (u64, u32, u32, u32, &[u64])> + '_ {
+        self.heads.iter().flat_map(move |(&key, &head)| {
+            std::iter::successors(Some(head), move |&at| {
+                Some((self.word(at) >> 32) as u32).filter(|&n| n != NONE)
+            })
+            .map(move |at| {
+                let shape = self.word(at + 1);
+                let (lead, len) = (shape as u32 & 0x7fff_ffff, (shape >> 32) as usize);
+                let start = (at as usize & 0xffff) + 3;
+                let words = &self.chunks[at as usize >> 16][start..start + len];
+                (
+                    key,
+                    self.word(at) as u32,
+                    self.word(at + 2) as u32,
+                    lead,
+                    words,
+                )
+            })
+        })
     }
 }
 
@@ -259,6 +298,32 @@ impl<'b, S> Local<'b, S> {
 }
 
 impl<S: Clone + Eq + Hash> Local<'_, S> {
+    /// The same tables, shared by threads from now on (same state ids and entries, charged
+    /// to `budget`); `None` when they do not fit in it.
+    pub(crate) fn into_shared(self, budget: Budget) -> Option<Shared<S>> {
+        let mut shared = Shared::new(budget);
+        *shared.next_id.get_mut() = self.ids.len() as u32;
+        for (state, id) in self.ids {
+            let shard = FxBuild::default().hash_one(&state) as usize % SHARDS;
+            let ids = shared.ids[shard]
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner());
+            if !reserve_one(ids, &shared.budget, STATE_HEAP_BYTES) {
+                return None;
+            }
+            ids.insert(state, id);
+        }
+        for (key, state, tag, lead, words) in self.memo.entries() {
+            let memo = shared.memo[(key >> 58) as usize % SHARDS]
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner());
+            if !memo.insert(key, state, tag, lead, words, &shared.budget) {
+                return None;
+            }
+        }
+        Some(shared)
+    }
+
     fn id(&mut self, state: &S) -> Option<u32> {
         let next = self.ids.len() as u32;
         intern(&mut self.ids, state, self.budget, || next)
@@ -374,6 +439,26 @@ impl<S: Clone + Eq + Hash> Tables<S> for Handle<'_, S> {
     }
 }
 
+impl<S> Handle<'_, S> {
+    /// The shared memo's entries (state ids and packed sets), sorted.
+    #[cfg(test)]
+    fn snapshot(&self) -> Vec<(u64, u32, u32, u32, Vec<u64>)> {
+        let mut all: Vec<_> = self
+            .shared
+            .memo
+            .iter()
+            .flat_map(|m| {
+                let m = m.lock().unwrap();
+                m.entries()
+                    .map(|(k, s, t, l, w)| (k, s, t, l, w.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort();
+        all
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +483,37 @@ mod tests {
         assert_eq!(memo.visit(7, 1, 4, &[u64::MAX, 3], &budget), Visit::New);
         assert_eq!(memo.visit(7, 1, NONE, &[u64::MAX, 1], &budget), Visit::Seen);
         assert!(memo.contains(7, 1, &[u64::MAX, 3]) && !memo.contains(7, 3, &[u64::MAX, 3]));
+    }
+
+    #[test]
+    fn local_tables_become_shared_ones_with_the_same_entries() {
+        let budget = Budget::new(1 << 30);
+        let mut local: Local<'_, u8> = Local::new(&budget);
+        let sets: [&[u64]; 3] = [&[u64::MAX, 3], &[1], &[u64::MAX, u64::MAX, 0, 7]];
+        for (i, bits) in sets.iter().enumerate() {
+            let tag = (i == 1).then_some(&9u8);
+            assert_eq!(
+                local.visit(&(i as u8), tag, bits, 11 * i as u64),
+                Visit::New
+            );
+        }
+        let mut before: Vec<_> = local
+            .memo
+            .entries()
+            .map(|(k, s, t, l, w)| (k, s, t, l, w.to_vec()))
+            .collect();
+        before.sort();
+        let shared = local.into_shared(Budget::new(1 << 30)).expect("fits");
+        let mut handle = shared.handle();
+        assert_eq!(handle.snapshot(), before);
+        for (i, bits) in sets.iter().enumerate() {
+            let tag = (i == 1).then_some(&9u8);
+            assert_eq!(
+                handle.visit(&(i as u8), tag, bits, 11 * i as u64),
+                Visit::Seen
+            );
+        }
+        assert_eq!(handle.visit(&7u8, None, &[1], 5), Visit::New);
     }
 
     #[test]

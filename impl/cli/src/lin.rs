@@ -240,7 +240,7 @@ fn print_stats(analysis: &Analysis) {
         let s = &p.stats;
         println!(
             "partition {:?}: {} operations ({} left out), {} model steps, {} configurations, \
-             {} memo hits, {} reads placed eagerly, {} hand-overs",
+             {} memo hits, {} reads placed eagerly, {} hand-overs, memo {:.1} MiB",
             p.key,
             p.operations.len(),
             s.dropped,
@@ -248,7 +248,8 @@ fn print_stats(analysis: &Analysis) {
             s.configurations,
             s.seen,
             s.forced,
-            s.donated
+            s.donated,
+            s.memo_bytes as f64 / (1 << 20) as f64
         );
     }
 }
@@ -396,6 +397,11 @@ pub struct BenchArgs {
     /// Directory holding porcupine/ and hard/ (default: checker/testdata of this repository).
     #[arg(long)]
     testdata: Option<PathBuf>,
+    /// Also check every single-partition file with `--threads 1` and with `--threads N`
+    /// (this binary only) and print both search wall times and their ratio: the speed-up of
+    /// the parallel search inside one partition.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// The history sets of `aver bench lin`.
@@ -417,6 +423,10 @@ struct Measured {
     max_rss_kib: i64,
     /// The search's own wall time, as the binary printed it ("checked in X ms").
     search_ms: f64,
+    /// The whole process's wall time.
+    wall_ms: f64,
+    /// Partitions of the history, as the binary printed them (0: not printed).
+    partitions: usize,
 }
 
 impl Measured {
@@ -467,20 +477,27 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         }
     }
     let mut totals = Totals::default();
+    let mut single: Vec<(PathBuf, String)> = Vec::new();
     print_bench_header(args.baseline.is_some());
     for (path, name, expected) in &files {
         if name.starts_with("porcupine/") {
             totals.in_process += check_cpu_ms(path, name, args.repeat.max(3))?;
         }
-        let now = measure_median(&current, path, &args)?;
+        let now = measure_median(&current, path, &args, &[])?;
+        if args.threads.is_some() && now.partitions == 1 {
+            single.push((path.clone(), name.clone()));
+        }
         let before = match &args.baseline {
-            Some(b) => Some(measure_median(b, path, &args)?),
+            Some(b) => Some(measure_median(b, path, &args, &[])?),
             None => None,
         };
         print_bench_row(name, expected, &now, before.as_ref());
         totals.add(name, expected, &now, before.as_ref());
     }
     totals.print(args.timeout, args.baseline.is_some());
+    if let Some(threads) = args.threads {
+        compare_threads(&current, &single, threads, &args)?;
+    }
     Ok(u8::from(totals.mismatches > 0))
 }
 
@@ -659,10 +676,15 @@ fn cpu_time() -> Duration {
 }
 
 /// Runs `binary lin FILE` `repeat` times; the run with the median CPU time.
-fn measure_median(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
+fn measure_median(
+    binary: &Path,
+    file: &Path,
+    args: &BenchArgs,
+    extra: &[&str],
+) -> anyhow::Result<Measured> {
     let mut runs = Vec::with_capacity(args.repeat.max(1));
     for _ in 0..args.repeat.max(1) {
-        runs.push(measure(binary, file, args)?);
+        runs.push(measure(binary, file, args, extra)?);
     }
     runs.sort_by(|a, b| a.cpu_ms.total_cmp(&b.cpu_ms));
     Ok(runs[runs.len() / 2])
@@ -670,7 +692,12 @@ fn measure_median(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Resul
 
 /// Runs `binary lin FILE --timeout T` as a child process; its CPU time (user + system) and
 /// peak resident memory come from `wait4`, the same way for any binary.
-fn measure(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
+fn measure(
+    binary: &Path,
+    file: &Path,
+    args: &BenchArgs,
+    extra: &[&str],
+) -> anyhow::Result<Measured> {
     use std::os::unix::process::CommandExt;
     let out_path = std::env::temp_dir().join(format!("aver-bench-{}.out", std::process::id()));
     let out = std::fs::File::create(&out_path)
@@ -681,6 +708,7 @@ fn measure(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measu
         .arg(file)
         .arg("--timeout")
         .arg(args.timeout.to_string())
+        .args(extra)
         .stdin(std::process::Stdio::null())
         .stdout(out)
         .stderr(std::process::Stdio::null());
@@ -725,6 +753,7 @@ fn measure(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measu
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
     let cpu = |sec: i64, usec: i64| sec as f64 * 1e3 + usec as f64 / 1e3;
     let exited = status & 0x7f == 0;
     let printed = std::fs::read_to_string(&out_path).unwrap_or_default();
@@ -734,13 +763,74 @@ fn measure(binary: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measu
         .and_then(|(_, rest)| rest.split_once(" ms"))
         .and_then(|(ms, _)| ms.parse().ok())
         .unwrap_or(f64::NAN);
+    let partitions = printed
+        .split_once(" operations, ")
+        .and_then(|(_, rest)| rest.split_once(" partition"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or(0);
     Ok(Measured {
         code: exited.then_some((status >> 8) & 0xff),
         signal: if exited { 0 } else { status & 0x7f },
         cpu_ms: cpu(usage[0], usage[1]) + cpu(usage[2], usage[3]),
         max_rss_kib: usage[4],
         search_ms,
+        wall_ms,
+        partitions,
     })
+}
+
+/// Checks each single-partition file with `--threads 1` and `--threads threads` (the median
+/// run of `--repeat` by search wall time) and prints both wall times and their ratio.
+fn compare_threads(
+    binary: &Path,
+    files: &[(PathBuf, String)],
+    threads: usize,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let many = threads.max(1).to_string();
+    println!(
+        "\nthe parallel search inside one partition: search wall ms (process wall ms) with 1 and \
+         {many} threads"
+    );
+    println!(
+        "{:<34} {:<12} {:>18} {:>18} {:>7}",
+        "file",
+        "verdict",
+        "1 thread",
+        format!("{many} threads"),
+        "ratio"
+    );
+    let (mut one_total, mut many_total) = (0.0, 0.0);
+    for (path, name) in files {
+        let by_wall = |mut runs: Vec<Measured>| {
+            runs.sort_by(|a, b| a.search_ms.total_cmp(&b.search_ms));
+            runs[runs.len() / 2]
+        };
+        let mut one = Vec::new();
+        let mut more = Vec::new();
+        for _ in 0..args.repeat.max(1) {
+            one.push(measure(binary, path, args, &["--threads", "1"])?);
+            more.push(measure(binary, path, args, &["--threads", &many])?);
+        }
+        let (one, more) = (by_wall(one), by_wall(more));
+        one_total += one.search_ms;
+        many_total += more.search_ms;
+        let shown = |m: &Measured| format!("{:.1} ({:.1})", m.search_ms, m.wall_ms);
+        println!(
+            "{name:<34} {:<12} {:>18} {:>18} {:>6.2}x",
+            more.verdict(),
+            shown(&one),
+            shown(&more),
+            one.search_ms / more.search_ms.max(1e-9)
+        );
+    }
+    println!(
+        "single-partition files: {}, search wall {one_total:.1} ms on 1 thread, \
+         {many_total:.1} ms on {many}: {:.2}x",
+        files.len(),
+        one_total / many_total.max(1e-9)
+    );
+    Ok(())
 }
 
 const WNOHANG: i32 = 1;

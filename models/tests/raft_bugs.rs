@@ -9,7 +9,8 @@
 mod common;
 
 use aver_core::raft::{Bug, Bugs, Message, Timer};
-use aver_models::raft::{self, PROPERTIES, RaftModel, RaftModelCfg};
+use aver_models::raft::{self, PROPERTIES, RaftModel, RaftModelCfg, symmetry};
+use aver_models::search::{self, Options, Order, Stats};
 use stateright::Expectation;
 use std::time::Instant;
 
@@ -68,6 +69,67 @@ fn consequence(bug: Bug, cfg: RaftModelCfg, only: &[&str], expected: &[&str]) ->
         p.name
     );
     (p.name.to_string(), len)
+}
+
+/// Exhaustive search (aver's engine, every reduction on, one thread so the run is
+/// deterministic) for `bug` at `cfg` without step checks, stopping at the first violated
+/// property; it must be one of `expected`, and a consequence. BFS gives the shortest trace.
+/// The same search as `aver check raft --bug NAME --no-step-checks --dfs|--bfs --threads 1`
+/// with the bounds of `cfg`. Returns (property, trace length).
+fn exhaustive_consequence(
+    bug: Bug,
+    cfg: RaftModelCfg,
+    order: Order,
+    expected: &[&str],
+) -> (String, usize) {
+    let model = buggy(bug, cfg);
+    let start = Instant::now();
+    let options = Options {
+        threads: 1,
+        order,
+        stop_at_failure: true,
+        saturate: order == Order::Dfs,
+    };
+    let found = search::search(&model, symmetry::hooks(&model), options, &Stats::default());
+    let secs = start.elapsed().as_secs_f64();
+    let (p, path) = model
+        .checked_properties()
+        .zip(&found.discoveries)
+        .filter(|(p, _)| p.expectation == Expectation::Always)
+        .filter_map(|(p, d)| Some((p, d.as_ref()?)))
+        .min_by_key(|(_, d)| d.len())
+        .unwrap_or_else(|| panic!("{bug}: no violation in {} states", found.unique));
+    let len = path.len() - 1;
+    println!(
+        "{bug}: {} in {len} steps by {order:?} after {} states, {secs:.2}s",
+        p.name, found.unique
+    );
+    assert!(
+        CONSEQUENCES
+            .iter()
+            .any(|c| p.name.starts_with(&format!("{c} "))),
+        "{bug}: {} is not a cluster-level property",
+        p.name
+    );
+    assert!(
+        expected
+            .iter()
+            .any(|e| p.name.starts_with(&format!("{e} "))),
+        "{bug}: expected one of {expected:?}, found {}",
+        p.name
+    );
+    (p.name.to_string(), len)
+}
+
+/// Bounds `terms`, `log`, no crash, no snapshots (the smallest that the bugs below need).
+fn plain(terms: u64, log: u64) -> RaftModelCfg {
+    RaftModelCfg {
+        max_term: terms,
+        max_log: log,
+        max_crashes: 0,
+        compaction: false,
+        ..RaftModelCfg::ci()
+    }
 }
 
 /// The Figure 8 scenario of the paper: a leader commits an entry of an earlier term by

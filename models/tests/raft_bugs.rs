@@ -421,7 +421,7 @@ fn exhaustive_install_old_snapshot_breaks_the_apply_stream() {
 /// Three terms and two-entry logs (no crash, no snapshots): a leader of term 3 elected by a
 /// longer log of older entries, without the entry committed in term 2.
 #[test]
-#[ignore = "minutes of DFS; the random-walk test above runs in CI"]
+#[ignore = "three terms: long DFS; the random-walk test above runs in CI"]
 fn exhaustive_up_to_date_by_length_loses_a_committed_entry() {
     exhaustive_consequence(
         Bug::UpToDateByLength,
@@ -433,7 +433,7 @@ fn exhaustive_up_to_date_by_length_loses_a_committed_entry() {
 
 /// Four terms, one-entry logs (no crash, no snapshots), as in the paper's Figure 8.
 #[test]
-#[ignore = "minutes of DFS; the scripted witness below runs in CI"]
+#[ignore = "four terms: long DFS; the scripted witness below runs in CI"]
 fn exhaustive_figure8_commit_breaks_the_cluster() {
     exhaustive_consequence(
         Bug::Figure8Commit,

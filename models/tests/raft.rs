@@ -447,7 +447,11 @@ fn forgetting_on_crash_keeps_every_state_up_to_lost_memory() {
         );
         assert!(a.len() < without.len(), "forgetting merges states");
         let (only_a, only_b) = (a.difference(&b).count(), b.difference(&a).count());
-        assert_eq!((only_a, only_b), (0, 0), "the same states up to lost memory");
+        assert_eq!(
+            (only_a, only_b),
+            (0, 0),
+            "the same states up to lost memory"
+        );
         assert_eq!(
             verdicts(&cfg, &explored(&cfg).1),
             verdicts(&remembering, &explored(&remembering).1)

@@ -261,7 +261,10 @@ fn compare_reductions() -> anyhow::Result<u8> {
         }
         let out = cmd.stderr(std::process::Stdio::null()).output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let line = text.lines().find(|l| l.starts_with("unique=")).unwrap_or("");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("unique="))
+            .unwrap_or("");
         let field = |name: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(name).map(str::to_string))

@@ -155,7 +155,9 @@ fn ci_config_is_exhaustive_and_safe() {
     // 1,507 before main's ReadIndex fields (read_ctx, read_ack) changed message and progress
     // hashes: the unordered network is sorted by hash, so DFS meets states in another order
     // and covering keeps a different (equally complete) set.
-    assert_eq!(unique, 1_437);
+    // 1,437 before the signature of a server (symmetry.rs) included `crashed_leading`: servers
+    // are ordered by signature hash, so the DFS meets states in another order (no crash here).
+    assert_eq!(unique, 1_435);
 }
 
 /// `ci_crash`: terms ≤ 1, logs ≤ 1, one crash with recovery, no snapshots.

@@ -120,7 +120,7 @@ pub struct RaftModelCfg {
 
 impl RaftModelCfg {
     /// The exhaustive CI configuration: 3 servers, duplicating network, snapshots, terms ≤ 1,
-    /// logs ≤ 1 entry, no crashes (1,437 states kept by a one-thread DFS with every reduction,
+    /// logs ≤ 1 entry, no crashes (1,435 states kept by a one-thread DFS with every reduction,
     /// under a second; 232,988 distinct states without symmetry and covering, 1,965,698 without
     /// dead-message collection too). [`RaftModelCfg::ci_crash`] adds crashes;
     /// [`RaftModelCfg::ci_terms2`] two terms with entries and a crash.

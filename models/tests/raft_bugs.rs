@@ -9,7 +9,8 @@
 mod common;
 
 use aver_core::raft::{Bug, Bugs, Message, Timer};
-use aver_models::raft::{self, PROPERTIES, RaftModel, RaftModelCfg};
+use aver_models::raft::{self, PROPERTIES, RaftModel, RaftModelCfg, symmetry};
+use aver_models::search::{self, Options, Order, Stats};
 use stateright::Expectation;
 use std::time::Instant;
 
@@ -68,6 +69,67 @@ fn consequence(bug: Bug, cfg: RaftModelCfg, only: &[&str], expected: &[&str]) ->
         p.name
     );
     (p.name.to_string(), len)
+}
+
+/// Exhaustive search (aver's engine, every reduction on, one thread so the run is
+/// deterministic) for `bug` at `cfg` without step checks, stopping at the first violated
+/// property; it must be one of `expected`, and a consequence. BFS gives the shortest trace.
+/// The same search as `aver check raft --bug NAME --no-step-checks --dfs|--bfs --threads 1`
+/// with the bounds of `cfg`. Returns (property, trace length).
+fn exhaustive_consequence(
+    bug: Bug,
+    cfg: RaftModelCfg,
+    order: Order,
+    expected: &[&str],
+) -> (String, usize) {
+    let model = buggy(bug, cfg);
+    let start = Instant::now();
+    let options = Options {
+        threads: 1,
+        order,
+        stop_at_failure: true,
+        saturate: order == Order::Dfs,
+    };
+    let found = search::search(&model, symmetry::hooks(&model), options, &Stats::default());
+    let secs = start.elapsed().as_secs_f64();
+    let (p, path) = model
+        .checked_properties()
+        .zip(&found.discoveries)
+        .filter(|(p, _)| p.expectation == Expectation::Always)
+        .filter_map(|(p, d)| Some((p, d.as_ref()?)))
+        .min_by_key(|(_, d)| d.len())
+        .unwrap_or_else(|| panic!("{bug}: no violation in {} states", found.unique));
+    let len = path.len() - 1;
+    println!(
+        "{bug}: {} in {len} steps by {order:?} after {} states, {secs:.2}s",
+        p.name, found.unique
+    );
+    assert!(
+        CONSEQUENCES
+            .iter()
+            .any(|c| p.name.starts_with(&format!("{c} "))),
+        "{bug}: {} is not a cluster-level property",
+        p.name
+    );
+    assert!(
+        expected
+            .iter()
+            .any(|e| p.name.starts_with(&format!("{e} "))),
+        "{bug}: expected one of {expected:?}, found {}",
+        p.name
+    );
+    (p.name.to_string(), len)
+}
+
+/// Bounds `terms`, `log`, no crash, no snapshots (the smallest that the bugs below need).
+fn plain(terms: u64, log: u64) -> RaftModelCfg {
+    RaftModelCfg {
+        max_term: terms,
+        max_log: log,
+        max_crashes: 0,
+        compaction: false,
+        ..RaftModelCfg::ci()
+    }
 }
 
 /// The Figure 8 scenario of the paper: a leader commits an entry of an earlier term by
@@ -262,4 +324,121 @@ fn figure8_commit_witness_applies_different_commands_at_one_index() {
     );
     let fault = w.state.fault.as_ref().expect("recorded");
     println!("{} steps: {}: {}", w.steps, fault.id, fault.detail);
+}
+
+// ---- every seeded bug by exhaustive search -----------------------------------------------------
+//
+// Random walks find a bug by luck; these searches are complete: at the bounds given, every
+// interleaving is explored until the first violated cluster-level property, so a bug that
+// breaks nothing a user can see at those bounds would make the test fail. BFS where it is
+// cheap, so the trace is the shortest there is (rows of specs/bugs.md, "exhaustive").
+
+#[test]
+fn exhaustive_vote_not_persisted_elects_two_leaders() {
+    exhaustive_consequence(
+        Bug::VoteNotPersisted,
+        RaftModelCfg::ci_reelect(),
+        Order::Bfs,
+        &["RAFT-1"],
+    );
+}
+
+#[test]
+fn exhaustive_leader_ignores_higher_term_elects_two_leaders() {
+    exhaustive_consequence(
+        Bug::LeaderIgnoresHigherTerm,
+        RaftModelCfg::ci_reelect(),
+        Order::Bfs,
+        &["RAFT-1"],
+    );
+}
+
+#[test]
+fn exhaustive_vote_twice_elects_two_leaders() {
+    exhaustive_consequence(
+        Bug::VoteTwice,
+        RaftModelCfg::ci_reelect(),
+        Order::Bfs,
+        &["RAFT-1"],
+    );
+}
+
+#[test]
+fn exhaustive_truncate_on_match_loses_a_committed_entry() {
+    exhaustive_consequence(
+        Bug::TruncateOnMatch,
+        RaftModelCfg::ci_crash(),
+        Order::Bfs,
+        &["RAFT-4", "RAFT-5", "RAFT-7"],
+    );
+}
+
+#[test]
+fn exhaustive_commit_without_quorum_commits_what_no_majority_holds() {
+    exhaustive_consequence(
+        Bug::CommitWithoutQuorum,
+        RaftModelCfg::ci_crash(),
+        Order::Bfs,
+        &["RAFT-7", "RAFT-4", "RAFT-5"],
+    );
+}
+
+#[test]
+fn exhaustive_accept_stale_term_breaks_the_cluster() {
+    exhaustive_consequence(
+        Bug::AcceptStaleTerm,
+        plain(2, 1),
+        Order::Bfs,
+        &["RAFT-4", "RAFT-5", "RAFT-7"],
+    );
+}
+
+#[test]
+fn exhaustive_keep_conflicting_breaks_the_cluster() {
+    exhaustive_consequence(
+        Bug::KeepConflicting,
+        plain(2, 1),
+        Order::Bfs,
+        &["RAFT-3", "RAFT-4", "RAFT-5", "RAFT-7", "RAFT-A2"],
+    );
+}
+
+#[test]
+fn exhaustive_install_old_snapshot_breaks_the_apply_stream() {
+    let cfg = RaftModelCfg {
+        compaction: true,
+        ..plain(1, 2)
+    };
+    // DFS: BFS gives the shortest trace (16 steps, `--bfs`) but keeps 187,350 states.
+    exhaustive_consequence(
+        Bug::InstallOldSnapshot,
+        cfg,
+        Order::Dfs,
+        &["RAFT-A1", "RAFT-A2", "RAFT-5"],
+    );
+}
+
+/// Three terms and two-entry logs (no crash, no snapshots): a leader of term 3 elected by a
+/// longer log of older entries, without the entry committed in term 2.
+#[test]
+#[ignore = "three terms: long DFS; the random-walk test above runs in CI"]
+fn exhaustive_up_to_date_by_length_loses_a_committed_entry() {
+    exhaustive_consequence(
+        Bug::UpToDateByLength,
+        plain(3, 2),
+        Order::Dfs,
+        &["RAFT-4", "RAFT-5", "RAFT-A2"],
+    );
+}
+
+/// Four terms, one-entry logs (no crash, no snapshots), as in the paper's Figure 8.
+#[test]
+#[ignore = "four terms: long DFS; the scripted witness below runs in CI"]
+fn exhaustive_figure8_commit_breaks_the_cluster() {
+    exhaustive_consequence(
+        Bug::Figure8Commit,
+        plain(4, 1),
+        Order::Dfs,
+        &["RAFT-4", "RAFT-5", "RAFT-A2"],
+    );
 }

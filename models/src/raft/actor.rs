@@ -250,6 +250,7 @@ pub fn step(state: &mut RaftState, i: usize, input: Input) {
         disk,
         timers,
         down: false,
+        crashed_leading: false,
         service,
     };
     if server != **before {
@@ -307,6 +308,7 @@ pub fn start(state: &mut RaftState, i: usize, config: &Config, disk: Durable<Cmd
         disk: None,
         timers,
         down: false,
+        crashed_leading: false,
         service,
     }));
     if i < state.servers.len() {

@@ -17,7 +17,9 @@
 //!   timer may fire at any moment), then applies into the service.
 //! * **Crash and recover.** A crash keeps only the disk. Recovery restarts the core with
 //!   `Raft::new(config, disk)`, so a seeded bug that forgets to persist (`vote-not-persisted`)
-//!   really loses the write.
+//!   really loses the write. The down server's core is that restarted core from the crash on
+//!   (`forget_on_crash`: its lost memory would only split states), so properties read a
+//!   crashed server as its disk has it.
 //! * **Clients and the service.** `Propose` asks a leader to `propose` one command (its term
 //!   and id) while its log is shorter than `max_log`; `Compact` asks a server that applied
 //!   entries beyond its snapshot to `snapshot(applied, data)`, where `data` is the applied
@@ -40,9 +42,10 @@
 //! proposals is ≤ `max_term × max_log`; at most `max_crashes` servers are down at once.
 //!
 //! [`RaftModelCfg::ci_all`] lists the exhaustive CI configurations (`aver check` runs them
-//! all); [`RaftModelCfg::deep`] is the target (terms ≤ 3, logs ≤ 2, crashes, snapshots), too
-//! large to exhaust, covered by witness paths (tests) and seeded random walks
-//! ([`random_walks`], `aver check --simulate`), which is also how the seeded bugs are hunted.
+//! all); [`RaftModelCfg::terms2_logs2`] (terms ≤ 2, logs ≤ 2, snapshots, a crash) and
+//! [`RaftModelCfg::nightly`] (terms ≤ 3) are deeper exhaustive configurations beyond CI's
+//! budget; [`RaftModelCfg::deep`] (the nightly bounds) is also covered by witness paths (tests)
+//! and seeded random walks ([`random_walks`], `aver check --simulate`).
 //!
 //! ## Properties
 //!

@@ -157,6 +157,57 @@ impl RaftModel {
         state.network = network;
     }
 
+    /// Crashes server `i`: it stops, its timers with it, and only its disk survives.
+    ///
+    /// With `forget_on_crash`, its core becomes at once the core it will restart with —
+    /// `Raft::new` from its disk, the very state `Recover` builds — instead of the last state
+    /// it had in memory. This is sound: a down server takes no input, recovery reads only the
+    /// disk, and messages it sent are already in the network, so two states that differ only
+    /// in a down server's memory (its role, commit and applied indices, leader hint, replica
+    /// progress) have the same futures, step for step. Properties read a down server as it
+    /// will come back (what its disk holds), as the simulator does; what it applied before
+    /// crashing stays in the apply record (RAFT-A1/A2), and whether it was leading stays in
+    /// `crashed_leading` for the `sometimes` property "new leader after crash". A violation
+    /// visible only in a lost memory was visible in the state before the crash, where the
+    /// server was up (every property is checked on every state). The test suite compares
+    /// reachable states and verdicts with the reduction off.
+    fn crash(&self, state: &mut RaftState, i: usize) {
+        let was_leading = state.servers[i].raft.is_leader();
+        let s = &mut state.servers[i];
+        let mut down = (***s).clone();
+        down.down = true;
+        down.crashed_leading = was_leading;
+        down.timers = Default::default();
+        *s = Arc::new(super::state::Hashed::new(down));
+        if self.cfg.forget_on_crash {
+            self.forget(state, i);
+        }
+    }
+
+    /// Replaces down server `i`'s core by the one it restarts with (see [`RaftModel::crash`]).
+    fn forget(&self, state: &mut RaftState, i: usize) {
+        let before = Arc::clone(&state.servers[i]);
+        actor::start(state, i, &self.shared.configs[i], before.disk().clone());
+        let mut down = (**state.servers[i]).clone();
+        down.down = true;
+        down.crashed_leading = before.crashed_leading;
+        down.timers = Default::default();
+        state.servers[i] = Arc::new(super::state::Hashed::new(down));
+    }
+
+    /// `state` with every down server's memory forgotten, as `forget_on_crash` does at the
+    /// crash (for comparing the reduced search with the unreduced one).
+    pub fn forgotten(&self, state: &RaftState) -> RaftState {
+        let mut out = state.clone();
+        for i in 0..out.servers.len() {
+            if out.servers[i].down {
+                self.forget(&mut out, i);
+                self.collect_dead_messages(&mut out, NodeId(i as u32));
+            }
+        }
+        out
+    }
+
     fn apply(&self, state: &mut RaftState, action: RaftAction) {
         match action {
             RaftAction::Deliver(e) => {
@@ -173,13 +224,7 @@ impl RaftModel {
                 actor::step(state, n.0 as usize, Input::Propose(command(term, n)));
             }
             RaftAction::Compact(n) => actor::step(state, n.0 as usize, Input::Compact),
-            RaftAction::Crash(n) => {
-                let s = &mut state.servers[n.0 as usize];
-                let mut down = (***s).clone();
-                down.down = true;
-                down.timers = Default::default();
-                *s = Arc::new(super::state::Hashed::new(down));
-            }
+            RaftAction::Crash(n) => self.crash(state, n.0 as usize),
             RaftAction::Recover(n) => {
                 let i = n.0 as usize;
                 let disk = state.servers[i].disk().clone();

@@ -159,7 +159,7 @@ fn new_leader_after_crash(s: &RaftState) -> bool {
     let crashed_leader_term = s
         .servers
         .iter()
-        .filter(|n| n.down && n.raft.is_leader())
+        .filter(|n| n.crashed_leading)
         .map(|n| n.raft.term())
         .min();
     let Some(old) = crashed_leader_term else {

@@ -140,6 +140,9 @@ pub struct Server {
     pub timers: Timers,
     /// Crashed and not yet recovered.
     pub down: bool,
+    /// Down, and it was leading when it crashed (for the `sometimes` property "new leader
+    /// after crash": with `forget_on_crash`, a down server's core no longer says so).
+    pub crashed_leading: bool,
     /// The service above Raft: the commands it has applied, in index order (a snapshot
     /// replaces them with its contents). For a correct server it is a function of the core's
     /// state, so it adds no states; under a bug it is what the service really holds.

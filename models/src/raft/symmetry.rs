@@ -32,7 +32,14 @@ fn signature(s: &Server) -> u64 {
     let r = &s.raft;
     let me = r.id();
     let mut h = stable_hasher();
-    (s.down, s.timers, s.disk.is_some(), s.service.len()).hash(&mut h);
+    (
+        s.down,
+        s.crashed_leading,
+        s.timers,
+        s.disk.is_some(),
+        s.service.len(),
+    )
+        .hash(&mut h);
     (r.term(), r.role_kind(), r.commit_index(), r.applied_index()).hash(&mut h);
     (
         r.voted_for().map(|v| v == me),
@@ -81,6 +88,7 @@ pub fn renamed(state: &RaftState, perm: &[u32]) -> RaftState {
             disk: s.disk.as_ref().map(|d| renaming.durable(d)),
             timers: s.timers,
             down: s.down,
+            crashed_leading: s.crashed_leading,
             service: s.service.iter().map(|&c| rename_cmd(perm, c)).collect(),
         };
         servers[to] = Arc::new(Hashed::new(server));

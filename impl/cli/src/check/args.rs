@@ -92,6 +92,11 @@ pub struct Bounds {
     /// servers (turns off covering; for comparing state counts).
     #[arg(long)]
     pub no_covering: bool,
+    /// Keep a crashed server's last memory until it recovers, instead of replacing it at the
+    /// crash by the state it restarts with (turns off a sound reduction; for comparing
+    /// state counts).
+    #[arg(long)]
+    pub no_forget_on_crash: bool,
     /// Turn off the servers' own step and node checks (RAFT-2, 6, 8, 9, 10), so only what a
     /// user would lose can fail: RAFT-1, 3, 4, 5, 7 and the apply stream's RAFT-A1, A2.
     #[arg(long)]
@@ -186,6 +191,7 @@ impl Bounds {
         cfg.collect_dead_messages &= !self.keep_dead_messages;
         cfg.symmetry &= !self.no_symmetry;
         cfg.covering &= !self.no_covering;
+        cfg.forget_on_crash &= !self.no_forget_on_crash;
         cfg.step_checks &= !self.no_step_checks;
         Ok(cfg)
     }
@@ -199,6 +205,10 @@ pub struct BenchArgs {
     /// Checker threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Run the configuration once with every reduction and once with each reduction switched
+    /// off (each run in its own process, so peak memory is per run), and print a table.
+    #[arg(long)]
+    pub compare: bool,
 }
 
 /// Arguments of `aver explore`.

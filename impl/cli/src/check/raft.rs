@@ -93,6 +93,7 @@ fn describe_cfg(cfg: &RaftModelCfg) -> String {
             (!cfg.symmetry, " no-symmetry"),
             (!cfg.step_checks, " no-step-checks"),
             (!cfg.covering, " no-covering"),
+            (!cfg.forget_on_crash, " no-forget-on-crash"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -259,6 +260,9 @@ fn simulate(model: &RaftModel, runs: u64) -> Collected {
 /// Runs `aver bench check`: DFS at the CI bounds (or the given ones), printing states/s and
 /// CPU-seconds.
 pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
+    if args.compare {
+        return compare_reductions();
+    }
     let cfg = args.bounds.cfg()?;
     println!(
         "bench check raft (DFS, {} threads): {}",
@@ -292,6 +296,57 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
         cpu.map_or("?".into(), |c| format!("{:.0}", total as f64 / c)),
         peak_rss().map_or("?".into(), |kb| format!("{}MB", kb / 1024)),
     );
+    Ok(0)
+}
+
+/// The reductions `aver bench check --compare` switches off one at a time, by flag.
+const REDUCTIONS: [&str; 4] = [
+    "--no-symmetry",
+    "--no-covering",
+    "--no-forget-on-crash",
+    "--keep-dead-messages",
+];
+
+/// `aver bench check --compare`: reruns this command (without `--compare`) once with every
+/// reduction on and once per reduction with it off, each in a fresh process so its peak
+/// memory is its own, and prints one table row per run.
+fn compare_reductions() -> anyhow::Result<u8> {
+    let exe = std::env::current_exe()?;
+    let base: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--compare")
+        .collect();
+    println!(
+        "{:<22} {:>10} {:>12} {:>9} {:>9} {:>9}",
+        "reductions", "unique", "generated", "wall", "cpu", "peak-rss"
+    );
+    for off in std::iter::once(None).chain(REDUCTIONS.iter().map(Some)) {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(&base);
+        if let Some(flag) = off {
+            cmd.arg(flag);
+        }
+        let out = cmd.stderr(std::process::Stdio::null()).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("unique="))
+            .unwrap_or("");
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name).map(str::to_string))
+                .unwrap_or_else(|| "?".into())
+        };
+        let label = off.map_or("all on".to_string(), |f| f.to_string());
+        println!(
+            "{label:<22} {:>10} {:>12} {:>9} {:>9} {:>9}",
+            field("unique="),
+            field("states="),
+            field("wall="),
+            field("cpu="),
+            field("peak-rss=")
+        );
+    }
     Ok(0)
 }
 

@@ -448,16 +448,23 @@ impl EventLoop {
     }
 
     /// Releases the independent outputs, then every output whose writes are durable, in
-    /// order.
+    /// order: as one batch, in which the Raft core merges a message into the previous one to
+    /// the same peer when one does the work of both (`Message::coalesce`: a leader's
+    /// AppendEntries of one turn become one, a follower's acknowledgements of one fsync too).
     fn release(&mut self) {
-        for output in std::mem::take(&mut self.env.independent) {
-            self.perform(output);
+        let entries_max = (self.driver.core().engine().config()).entries_per_message_max;
+        let mut batch: Vec<Output> = Vec::new();
+        for Output::Send(to, msg) in std::mem::take(&mut self.env.independent) {
+            push_coalesced(&mut batch, to, msg, entries_max);
         }
         while let Some((writes, _)) = self.env.outputs.front() {
             if *writes > self.durable {
                 break;
             }
-            let (_, output) = self.env.outputs.pop_front().expect("front exists");
+            let (_, Output::Send(to, msg)) = self.env.outputs.pop_front().expect("front exists");
+            push_coalesced(&mut batch, to, msg, entries_max);
+        }
+        for output in batch {
             self.perform(output);
         }
     }
@@ -545,6 +552,31 @@ impl EventLoop {
             dropped_messages: self.peers.values().map(|q| q.outbox.dropped()).sum(),
         }
     }
+}
+
+/// How far back [`push_coalesced`] looks for the previous message to the same peer.
+const COALESCE_WINDOW: usize = 64;
+
+/// Appends a message for `to` to `batch`, or merges it into the last message to `to` within
+/// the window when the Raft core says one message does the work of both.
+fn push_coalesced(batch: &mut Vec<Output>, to: NodeId, msg: ServerMessage, entries_max: usize) {
+    let KvMsg::Peer(msg) = msg else {
+        batch.push(Output::Send(to, msg));
+        return;
+    };
+    let last = batch
+        .iter_mut()
+        .rev()
+        .take(COALESCE_WINDOW)
+        .find(|Output::Send(t, _)| *t == to);
+    let msg = match last {
+        Some(Output::Send(_, KvMsg::Peer(prev))) => match prev.coalesce(msg, entries_max) {
+            None => return,
+            Some(msg) => msg,
+        },
+        _ => msg,
+    };
+    batch.push(Output::Send(to, KvMsg::Peer(msg)));
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -63,6 +63,12 @@ pub trait Engine<C>: Clone + Debug + Eq + Hash {
     fn must_follow_writes(&self, _msg: &Self::Msg) -> bool {
         true
     }
+    /// Whether what the engine applies may only reach the service once every write emitted
+    /// before it is durable (see [`crate::contract::Core::applies_follow_writes`]; the
+    /// default: yes).
+    fn applies_follow_writes(&self) -> bool {
+        true
+    }
 }
 
 /// The size of Raft's persisted state without the snapshot, in the [`crate::codec`] encoding
@@ -204,6 +210,9 @@ impl<C: Command + Encode> Engine<C> for Raft<C> {
     }
     fn must_follow_writes(&self, msg: &Self::Msg) -> bool {
         Raft::must_follow_writes(self, msg)
+    }
+    fn applies_follow_writes(&self) -> bool {
+        Raft::applies_follow_writes(self)
     }
     fn state_size(&self) -> usize {
         raft_state_size(self.durable())

@@ -204,6 +204,15 @@ impl Engine<Entry> for LogView {
         let base = self.snapshot.as_ref().map_or(0, |s| s.meta.index.0);
         (self.applied.0 - base) as usize
     }
+    /// Nothing to track: the size above is a subtraction, not a walk.
+    type Size = ();
+    fn measure(&self) {}
+    fn track(_: &mut (), op: &Infallible) {
+        match *op {}
+    }
+    fn tracked_size(&self, _: &()) -> usize {
+        self.state_size()
+    }
     fn violation(&self) -> Option<&Violation> {
         None
     }

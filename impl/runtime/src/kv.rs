@@ -80,6 +80,18 @@ mod service {
         fn peer(msg: PeerMessage) -> ServerMessage {
             KvMsg::Peer(msg)
         }
+        fn into_peer(msg: ServerMessage) -> Result<PeerMessage, ServerMessage> {
+            match msg {
+                KvMsg::Peer(msg) => Ok(msg),
+                other => Err(other),
+            }
+        }
+        fn as_peer_mut(msg: &mut ServerMessage) -> Option<&mut PeerMessage> {
+            match msg {
+                KvMsg::Peer(msg) => Some(msg),
+                _ => None,
+            }
+        }
         fn request(request: Request<Op>) -> ClientInput<ServerMessage> {
             match request {
                 Request::Kv(r) => ClientInput::Msg(KvMsg::Client(ClientMsg::Request(r))),

@@ -143,6 +143,18 @@ impl Service for GroupService {
     fn peer(msg: Message<GroupEntry>) -> ReplicaMsg<Command> {
         ReplicaMsg::Peer(msg)
     }
+    fn into_peer(msg: ReplicaMsg<Command>) -> Result<Message<GroupEntry>, ReplicaMsg<Command>> {
+        match msg {
+            ReplicaMsg::Peer(msg) => Ok(msg),
+            other => Err(other),
+        }
+    }
+    fn as_peer_mut(msg: &mut ReplicaMsg<Command>) -> Option<&mut Message<GroupEntry>> {
+        match msg {
+            ReplicaMsg::Peer(msg) => Some(msg),
+            _ => None,
+        }
+    }
     fn request(r: Request<NetMsg>) -> ClientInput<ReplicaMsg<Command>> {
         request(r)
     }
@@ -242,6 +254,18 @@ impl Service for CtrlService {
     }
     fn peer(msg: Message<CtrlEntry>) -> ReplicaMsg<CtrlCommand> {
         ReplicaMsg::Peer(msg)
+    }
+    fn into_peer(msg: ReplicaMsg<CtrlCommand>) -> Result<Message<CtrlEntry>, ReplicaMsg<CtrlCommand>> {
+        match msg {
+            ReplicaMsg::Peer(msg) => Ok(msg),
+            other => Err(other),
+        }
+    }
+    fn as_peer_mut(msg: &mut ReplicaMsg<CtrlCommand>) -> Option<&mut Message<CtrlEntry>> {
+        match msg {
+            ReplicaMsg::Peer(msg) => Some(msg),
+            _ => None,
+        }
     }
     fn request(r: Request<NetMsg>) -> ClientInput<ReplicaMsg<CtrlCommand>> {
         request(r)

@@ -362,12 +362,15 @@ impl<St: Store, E: Engine<KvEntry<St>>> contract::Core for KvServer<St, E> {
     fn take_ready(&mut self) -> KvReady<St, E> {
         KvServer::take_ready(self)
     }
-    /// Engine traffic as the engine says; replies to clerks always wait for the writes
-    /// before them.
+    /// Engine traffic as the engine says. A reply to a clerk reports what was applied (or
+    /// that this server cannot serve it), never this server's own pending writes, so it waits
+    /// for them exactly when applies do: not when the engine applies only entries committed
+    /// on a majority of durable copies (Raft with `leader_counts_durable_only`), since the
+    /// entry a reply acknowledges then survives this server losing its unsynced writes.
     fn must_follow_writes(&self, msg: &Self::Msg) -> bool {
         match msg {
             KvMsg::Peer(m) => self.rsm.engine().must_follow_writes(m),
-            KvMsg::Client(_) => true,
+            KvMsg::Client(_) => self.rsm.engine().applies_follow_writes(),
         }
     }
 }

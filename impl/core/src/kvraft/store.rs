@@ -145,6 +145,16 @@ impl Encode for VersionedOp {
             }
         }
     }
+    fn encoded_len(&self) -> usize {
+        1 + match self {
+            VersionedOp::Get { key } => key.encoded_len(),
+            VersionedOp::Put {
+                key,
+                value,
+                version,
+            } => key.encoded_len() + value.encoded_len() + version.encoded_len(),
+        }
+    }
 }
 
 impl Encode for VersionedReply {
@@ -297,6 +307,14 @@ impl Encode for AppendOp {
             }
         }
     }
+    fn encoded_len(&self) -> usize {
+        1 + match self {
+            AppendOp::Get { key } => key.encoded_len(),
+            AppendOp::Put { key, value } | AppendOp::Append { key, value } => {
+                key.encoded_len() + value.encoded_len()
+            }
+        }
+    }
 }
 
 impl Encode for AppendReply {
@@ -338,6 +356,40 @@ impl Decode for AppendStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `encoded_len` (what the rsm counts to decide when to snapshot) is the encoding's length.
+    #[test]
+    fn encoded_len_is_the_encodings_length() {
+        let long = "x".repeat(300);
+        let ops = [
+            AppendOp::Get { key: "k".into() },
+            AppendOp::Put {
+                key: long.as_str().into(),
+                value: "v".into(),
+            },
+            AppendOp::Append {
+                key: "k".into(),
+                value: long.as_str().into(),
+            },
+        ];
+        for op in &ops {
+            assert_eq!(op.encoded_len(), op.to_bytes().len(), "{op:?}");
+            let c = super::super::KvCommand {
+                client: super::super::ClientId(u64::MAX),
+                seq: super::super::Seq(300),
+                op: op.clone(),
+            };
+            assert_eq!(c.encoded_len(), c.to_bytes().len(), "{c:?}");
+        }
+        for op in [
+            put("k", &long, 1 << 40),
+            VersionedOp::Get {
+                key: long.as_str().into(),
+            },
+        ] {
+            assert_eq!(op.encoded_len(), op.to_bytes().len(), "{op:?}");
+        }
+    }
 
     fn put(key: &str, value: &str, version: u64) -> VersionedOp {
         VersionedOp::Put {

@@ -48,6 +48,9 @@ impl<O: Encode> Encode for KvCommand<O> {
         self.seq.0.encode(out);
         self.op.encode(out);
     }
+    fn encoded_len(&self) -> usize {
+        self.client.0.encoded_len() + self.seq.0.encoded_len() + self.op.encoded_len()
+    }
 }
 
 /// A clerk's request to a server.

@@ -134,6 +134,54 @@ impl<C> Message<C> {
         )
     }
 
+    /// Folds `later` into `self` when one message does exactly what delivering both, in
+    /// order, would do; returns `later` back when it cannot. Both must go to the same server,
+    /// with no message to it between them, and leave together (a driver sending a batch).
+    ///
+    /// * Two AppendEntries of one term, `later` starting where `self` ends, at most
+    ///   `entries_max` entries together: one request carrying both runs of entries, the later
+    ///   `leader_commit` and `read_ctx` (both only grow within a leader's term). The receiver
+    ///   checks the same `prev` entry, stores the same entries and reaches the same commit
+    ///   index (the leader's commit, capped by the last new entry, as the second request
+    ///   would set it).
+    /// * Two successful AppendEntries replies of one term: one reply with the larger
+    ///   `match_index` and `read_ctx`. A leader takes the maximum of both anyway, in any
+    ///   order (specs/raft.md §3).
+    ///
+    /// Anything else (votes, snapshots, conflict hints) is never merged.
+    pub fn coalesce(&mut self, later: Message<C>, entries_max: usize) -> Option<Message<C>> {
+        match (self, later) {
+            (Message::AppendEntries(a), Message::AppendEntries(b))
+                if a.term == b.term
+                    && b.prev_log_index.0 == a.prev_log_index.0 + a.entries.len() as u64
+                    && Some(b.prev_log_term)
+                        == a.entries.last().map(|e| e.term).or(Some(a.prev_log_term))
+                    && a.entries.len() + b.entries.len() <= entries_max =>
+            {
+                a.entries.extend(b.entries);
+                a.leader_commit = a.leader_commit.max(b.leader_commit);
+                a.read_ctx = a.read_ctx.max(b.read_ctx);
+                None
+            }
+            (Message::AppendEntriesReply(a), Message::AppendEntriesReply(b))
+                if a.term == b.term =>
+            {
+                match (&mut a.result, &b.result) {
+                    (
+                        AppendResult::Success { match_index: m },
+                        AppendResult::Success { match_index: n },
+                    ) => {
+                        *m = (*m).max(*n);
+                        a.read_ctx = a.read_ctx.max(b.read_ctx);
+                        None
+                    }
+                    _ => Some(Message::AppendEntriesReply(b)),
+                }
+            }
+            (_, later) => Some(later),
+        }
+    }
+
     /// Short name of the message kind, for traces.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -37,7 +37,7 @@
 
 mod engine;
 
-pub use engine::{Engine, raft_state_size};
+pub use engine::{Engine, RaftStateSize, raft_state_size};
 
 use crate::codec::{DecodeError, Encode};
 use crate::contract::{NodeId, Ready, Violation};
@@ -240,6 +240,8 @@ where
     reads: BTreeMap<ReadId, PendingRead<T, S::Query>>,
     /// The term in which this server last proposed its leader no-op.
     noop_term: Term,
+    /// The engine's persisted size, updated with each persist op it emits.
+    size: E::Size,
     violation: Option<Violation>,
     ready: RsmReady<S, E, T>,
 }
@@ -252,9 +254,12 @@ where
 {
     /// Starts (or restarts) around `engine`, which was built from the durable state; `machine`
     /// is the empty state machine. A snapshot the engine applies at start replaces it.
+    /// `engine` must not have stepped yet: its persisted size is measured here, and every
+    /// persist op it emits from now on is counted.
     pub fn new(config: RsmConfig, engine: E, machine: S) -> Self {
         let mut rsm = Rsm {
             config: Arc::new(config),
+            size: engine.measure(),
             engine,
             machine,
             applied: LogIndex(0),
@@ -335,6 +340,11 @@ where
     pub fn waiting(&self) -> usize {
         self.pending.len() + self.reads.len()
     }
+    /// The engine's persisted state in bytes besides the snapshot, as counted from its persist
+    /// ops (equal to `engine().state_size()`, without walking the log).
+    pub fn state_size(&self) -> usize {
+        self.engine.tracked_size(&self.size)
+    }
     /// The first violation this server's checks (or its engine's) recorded.
     pub fn violation(&self) -> Option<&Violation> {
         self.violation.as_ref().or_else(|| self.engine.violation())
@@ -414,6 +424,9 @@ where
     /// Moves persist ops, messages and timers into our `Ready`; applies entries and snapshots
     /// to the state machine. Returns true if anything was applied.
     fn take_engine_ready(&mut self, ready: EngineReady<S, E>) -> bool {
+        for op in &ready.persist {
+            E::track(&mut self.size, op);
+        }
         self.ready.persist.extend(ready.persist);
         self.ready.messages.extend(ready.messages);
         let applied_any = !ready.apply.is_empty();
@@ -529,7 +542,7 @@ where
         let Some(max) = self.config.max_raft_state else {
             return false;
         };
-        if self.engine.state_size() <= max {
+        if self.engine.tracked_size(&self.size) <= max {
             return false;
         }
         let data = self.machine.snapshot();

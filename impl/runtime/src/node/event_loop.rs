@@ -442,16 +442,23 @@ impl<S: Service> EventLoop<S> {
     }
 
     /// Releases the independent outputs, then every output whose writes are durable, in
-    /// order.
+    /// order: as one batch, in which the Raft core merges a message into the previous one to
+    /// the same peer when one does the work of both (`Message::coalesce`: a leader's
+    /// AppendEntries of one turn become one, a follower's acknowledgements of one fsync too).
     fn release(&mut self) {
-        for output in std::mem::take(&mut self.env.independent) {
-            self.perform(output);
+        let entries_max = S::raft(self.driver.core()).config().entries_per_message_max;
+        let mut batch: Vec<Output<S::Msg>> = Vec::new();
+        for Output::Send(to, msg) in std::mem::take(&mut self.env.independent) {
+            push_coalesced::<S>(&mut batch, to, msg, entries_max);
         }
         while let Some((writes, _)) = self.env.outputs.front() {
             if *writes > self.durable {
                 break;
             }
-            let (_, output) = self.env.outputs.pop_front().expect("front exists");
+            let (_, Output::Send(to, msg)) = self.env.outputs.pop_front().expect("front exists");
+            push_coalesced::<S>(&mut batch, to, msg, entries_max);
+        }
+        for output in batch {
             self.perform(output);
         }
     }
@@ -549,6 +556,39 @@ type Inputs<'a, S> = (
     &'a mut mpsc::Receiver<ServiceInput<S>>,
     &'a mut mpsc::Receiver<(NodeId, Reply<<S as Service>::ClientReply>)>,
 );
+
+/// How far back [`push_coalesced`] looks for the previous message to the same peer.
+const COALESCE_WINDOW: usize = 64;
+
+/// Appends a message for `to` to `batch`, or merges it into the last message to `to` within
+/// the window when the Raft core says one message does the work of both.
+fn push_coalesced<S: Service>(
+    batch: &mut Vec<Output<S::Msg>>,
+    to: NodeId,
+    msg: S::Msg,
+    entries_max: usize,
+) {
+    let msg = match S::into_peer(msg) {
+        Ok(msg) => msg,
+        Err(msg) => {
+            batch.push(Output::Send(to, msg));
+            return;
+        }
+    };
+    let last = batch
+        .iter_mut()
+        .rev()
+        .take(COALESCE_WINDOW)
+        .find(|Output::Send(t, _)| *t == to);
+    let msg = match last.and_then(|Output::Send(_, prev)| S::as_peer_mut(prev)) {
+        Some(prev) => match prev.coalesce(msg, entries_max) {
+            None => return,
+            Some(msg) => msg,
+        },
+        None => msg,
+    };
+    batch.push(Output::Send(to, S::peer(msg)));
+}
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

@@ -20,12 +20,14 @@
 //! apply with the count of writes so far; at the end of each loop turn the buffered writes go
 //! to the committer as one batch, and outputs are released only once the committer reports
 //! every write before them durable. So nothing that depends on a write leaves before its
-//! fsync — a vote, an acknowledgement, a reply to a clerk — while the loop keeps taking
+//! fsync — a vote, an acknowledgement — while the loop keeps taking
 //! inputs, and one fsync covers everything that
 //! arrived during the previous one. Timers are set at once (they promise nothing). The Raft
 //! core runs with `leader_counts_durable_only` (specs/raft.md §2): a leader's AppendEntries
 //! leave at once, in parallel with its own fsync, and the event loop reports each completed
-//! commit to the core (`Raft::on_persisted`) so that the leader counts its own copy.
+//! commit to the core (`Raft::on_persisted`) so that the leader counts its own copy. Replies
+//! to clerks then leave at once too (the server core says so: what they acknowledge is
+//! durable on a majority already), instead of waiting for the leader's later writes.
 //!
 //! A step-check violation recorded by the core (`KvServer::violation`) stops the node with an
 //! error naming the invariant before anything of that input leaves; so does a storage error

@@ -89,6 +89,11 @@ pub trait Service: Send + Sync + 'static {
     fn on_persisted(core: &mut Self::Core, index: LogIndex, term: Term);
     /// Wraps a Raft message from a peer.
     fn peer(msg: Message<Self::Entry>) -> Self::Msg;
+    /// `msg` as the Raft message it wraps, or `msg` back if it wraps none (the node merges a
+    /// batch's Raft messages to one peer: [`Message::coalesce`]).
+    fn into_peer(msg: Self::Msg) -> Result<Message<Self::Entry>, Self::Msg>;
+    /// The Raft message `msg` wraps, if any, to merge a later one into.
+    fn as_peer_mut(msg: &mut Self::Msg) -> Option<&mut Message<Self::Entry>>;
     /// What a client frame asks.
     fn request(request: Request<Self::ClientOp>) -> ClientInput<Self::Msg>;
     /// A frame a remote node answered on a connection this node opened, as a message.

@@ -38,13 +38,7 @@ fn failed_step_check_is_a_failed_property_with_exit_1() {
 /// term (RAFT-1), exit 1.
 #[test]
 fn without_step_checks_the_consequence_fails_with_exit_1() {
-    let args = [
-        "--bug",
-        "vote-twice",
-        "--no-step-checks",
-        "--out",
-        OUT,
-    ];
+    let args = ["--bug", "vote-twice", "--no-step-checks", "--out", OUT];
     let (code, out) = check(&args);
     assert_eq!(code, 1, "{out}");
     assert!(violated(&out, "RAFT-1 Election Safety"), "{out}");

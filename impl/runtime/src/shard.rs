@@ -255,7 +255,9 @@ impl Service for CtrlService {
     fn peer(msg: Message<CtrlEntry>) -> ReplicaMsg<CtrlCommand> {
         ReplicaMsg::Peer(msg)
     }
-    fn into_peer(msg: ReplicaMsg<CtrlCommand>) -> Result<Message<CtrlEntry>, ReplicaMsg<CtrlCommand>> {
+    fn into_peer(
+        msg: ReplicaMsg<CtrlCommand>,
+    ) -> Result<Message<CtrlEntry>, ReplicaMsg<CtrlCommand>> {
         match msg {
             ReplicaMsg::Peer(msg) => Ok(msg),
             other => Err(other),

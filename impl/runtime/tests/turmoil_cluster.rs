@@ -76,7 +76,7 @@ type History = Arc<Mutex<Recorder>>;
 /// a client's answer and another client's next call often share an instant, and the checker
 /// takes equal times as overlapping — a read that followed a write could be placed before it.
 /// The hosts run on one thread, so the order the stamps are taken in is real-time order.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Recorder {
     ops: Vec<Operation<KvInput, Out>>,
     last_ns: u64,

@@ -221,12 +221,15 @@ fn truncate_on_match_loses_a_committed_entry() {
     );
 }
 
+/// The buggy core also trips over its own inconsistent log (a panic, "no panic" violated) in
+/// some walks; what a user loses is asked for, so only the cluster properties are checked and
+/// a walk whose core panics simply ends.
 #[test]
 fn accept_stale_term_breaks_the_cluster() {
     consequence(
         Bug::AcceptStaleTerm,
         RaftModelCfg::deep(),
-        &[],
+        &CONSEQUENCES,
         &CONSEQUENCES,
     );
 }

@@ -116,47 +116,47 @@ scenarios! {
 scenarios! {
     /// Lab 4's rsm tests (`src/kvraft1/rsm/rsm_test.go`, 4A and 4C), in the lab's order.
     RSM in "kv":
-    rsm::rsm_basic_4a = "TestBasic4A", 1_000_000;
-    rsm::rsm_concurrent_4a = "TestConcurrent4A", 1_000_000;
-    rsm::rsm_leader_failure_4a = "TestLeaderFailure4A", 1_000_000;
-    rsm::rsm_leader_partition_4a = "TestLeaderPartition4A", 1_000_000;
-    rsm::rsm_restart_replay_4a = "TestRestartReplay4A", 1_000_000;
-    rsm::rsm_shutdown_4a = "TestShutdown4A", 1_000_000;
-    rsm::rsm_restart_submit_4a = "TestRestartSubmit4A", 1_000_000;
-    rsm::rsm_snapshot_4c = "TestSnapshot4C", 1_000_000;
+    rsm::rsm_basic_4a = "TestBasic4A", 1_800;
+    rsm::rsm_concurrent_4a = "TestConcurrent4A", 21_000;
+    rsm::rsm_leader_failure_4a = "TestLeaderFailure4A", 1_300;
+    rsm::rsm_leader_partition_4a = "TestLeaderPartition4A", 2_800;
+    rsm::rsm_restart_replay_4a = "TestRestartReplay4A", 16_000;
+    rsm::rsm_shutdown_4a = "TestShutdown4A", 3_100;
+    rsm::rsm_restart_submit_4a = "TestRestartSubmit4A", 24_000;
+    rsm::rsm_snapshot_4c = "TestSnapshot4C", 8_900;
 }
 
 scenarios! {
     /// Lab 4's kvraft1 tests (`src/kvraft1/kvraft_test.go`, 4B and 4C), in the lab's order.
     KVRAFT1 in "kv":
-    kvraft1::kvraft_basic_4b = "TestBasic4B", 1_000_000;
-    kvraft1::kvraft_speed_4b = "TestSpeed4B", 1_000_000;
-    kvraft1::kvraft_concurrent_4b = "TestConcurrent4B", 1_000_000;
-    kvraft1::kvraft_unreliable_4b = "TestUnreliable4B", 1_000_000;
-    kvraft1::kvraft_one_partition_4b = "TestOnePartition4B", 1_000_000;
-    kvraft1::kvraft_many_partitions_one_client_4b = "TestManyPartitionsOneClient4B", 1_000_000;
-    kvraft1::kvraft_many_partitions_many_clients_4b = "TestManyPartitionsManyClients4B", 1_000_000;
-    kvraft1::kvraft_persist_one_client_4b = "TestPersistOneClient4B", 1_000_000;
-    kvraft1::kvraft_persist_concurrent_4b = "TestPersistConcurrent4B", 1_000_000;
+    kvraft1::kvraft_basic_4b = "TestBasic4B", 110_000;
+    kvraft1::kvraft_speed_4b = "TestSpeed4B", 110_000;
+    kvraft1::kvraft_concurrent_4b = "TestConcurrent4B", 540_000;
+    kvraft1::kvraft_unreliable_4b = "TestUnreliable4B", 66_000;
+    kvraft1::kvraft_one_partition_4b = "TestOnePartition4B", 9_600;
+    kvraft1::kvraft_many_partitions_one_client_4b = "TestManyPartitionsOneClient4B", 130_000;
+    kvraft1::kvraft_many_partitions_many_clients_4b = "TestManyPartitionsManyClients4B", 570_000;
+    kvraft1::kvraft_persist_one_client_4b = "TestPersistOneClient4B", 86_000;
+    kvraft1::kvraft_persist_concurrent_4b = "TestPersistConcurrent4B", 420_000;
     kvraft1::kvraft_persist_concurrent_unreliable_4b =
-        "TestPersistConcurrentUnreliable4B", 1_000_000;
-    kvraft1::kvraft_persist_partition_4b = "TestPersistPartition4B", 1_000_000;
+        "TestPersistConcurrentUnreliable4B", 53_000;
+    kvraft1::kvraft_persist_partition_4b = "TestPersistPartition4B", 440_000;
     kvraft1::kvraft_persist_partition_unreliable_4b =
-        "TestPersistPartitionUnreliable4B", 1_000_000;
+        "TestPersistPartitionUnreliable4B", 60_000;
     kvraft1::kvraft_persist_partition_unreliable_linearizable_4b =
-        "TestPersistPartitionUnreliableLinearizable4B", 1_000_000;
-    kvraft1::kvraft_snapshot_rpc_4c = "TestSnapshotRPC4C", 1_000_000;
-    kvraft1::kvraft_snapshot_size_4c = "TestSnapshotSize4C", 1_000_000;
-    kvraft1::kvraft_speed_4c = "TestSpeed4C", 1_000_000;
-    kvraft1::kvraft_snapshot_recover_4c = "TestSnapshotRecover4C", 1_000_000;
+        "TestPersistPartitionUnreliableLinearizable4B", 220_000;
+    kvraft1::kvraft_snapshot_rpc_4c = "TestSnapshotRPC4C", 6_600;
+    kvraft1::kvraft_snapshot_size_4c = "TestSnapshotSize4C", 86_000;
+    kvraft1::kvraft_speed_4c = "TestSpeed4C", 110_000;
+    kvraft1::kvraft_snapshot_recover_4c = "TestSnapshotRecover4C", 86_000;
     kvraft1::kvraft_snapshot_recover_many_clients_4c =
-        "TestSnapshotRecoverManyClients4C", 1_000_000;
-    kvraft1::kvraft_snapshot_unreliable_4c = "TestSnapshotUnreliable4C", 1_000_000;
-    kvraft1::kvraft_snapshot_unreliable_recover_4c = "TestSnapshotUnreliableRecover4C", 1_000_000;
+        "TestSnapshotRecoverManyClients4C", 1_900_000;
+    kvraft1::kvraft_snapshot_unreliable_4c = "TestSnapshotUnreliable4C", 62_000;
+    kvraft1::kvraft_snapshot_unreliable_recover_4c = "TestSnapshotUnreliableRecover4C", 53_000;
     kvraft1::kvraft_snapshot_unreliable_recover_concurrent_partition_4c =
-        "TestSnapshotUnreliableRecoverConcurrentPartition4C", 1_000_000;
+        "TestSnapshotUnreliableRecoverConcurrentPartition4C", 62_000;
     kvraft1::kvraft_snapshot_unreliable_recover_concurrent_partition_linearizable_4c =
-        "TestSnapshotUnreliableRecoverConcurrentPartitionLinearizable4C", 1_000_000;
+        "TestSnapshotUnreliableRecoverConcurrentPartitionLinearizable4C", 220_000;
 }
 
 /// The groups of the `kv` suite (`aver sim kv`), in order. A KV service adds its group here.
@@ -240,7 +240,7 @@ pub const KVRAFT_CHAOS: Scenario = Scenario {
     suite: "kv",
     lab_name: "(none: 20 clients, 100 keys, unreliable, partitions and crashes while clients run)",
     run: kvraft1::kvraft_many_clients_chaos,
-    events_max: 2_000_000,
+    events_max: 180_000,
 };
 
 /// Scenarios beyond the lab's 28 (`aver sim raft --extra`): extra faults.

@@ -4,17 +4,20 @@
 //! and the state counts are pinned — a change in them is a change in the cores or the models,
 //! to be explained in the commit that makes it. Then each seeded service bug of
 //! `specs/bugs.md` is found by the seeded random walks of `aver check --bug` and caught by its
-//! consequence: a non-linearizable history (KV-1) or a write executed twice (KV-2).
+//! consequence: a non-linearizable history (KV-1) or a write executed twice (KV-2); four of
+//! them also by exhaustive search at the two-clerk bounds.
 
 use aver_core::kvraft::{KvBug, KvBugs};
 use aver_models::kv_dedup::{self, KvDedupCfg};
 use aver_models::kv_raft::{self, KvRaftCfg};
 use aver_models::walk::{self, HUNT_RUNS, HUNT_SEED, HUNT_STEPS};
-use stateright::{Checker, Expectation, Model};
+use stateright::{Checker, Expectation, HasDiscoveries, Model};
 use std::time::Instant;
 
 /// Unique states of `kv-dedup/ci`.
 const KV_DEDUP_CI_STATES: usize = 241_889;
+/// Unique states of `kv-dedup/ci_two_clerks`.
+const KV_DEDUP_CI_TWO_CLERKS_STATES: usize = 805_600;
 /// Unique states of `kv-raft/ci`.
 const KV_RAFT_CI_STATES: usize = 76_632;
 
@@ -62,24 +65,40 @@ fn assert_verdicts(found: &[(&'static str, Expectation, bool)], reachable: impl 
     }
 }
 
-/// KV-1..KV-4 exhaustively on the dedup model's CI configuration (the service over an
-/// abstract atomic log: duplicating network, a leader change, snapshots, a restart).
+/// KV-1..KV-4 exhaustively on one of the dedup model's CI configurations, at its pinned
+/// unique state count.
+fn dedup_configuration_holds(name: &str, pinned: usize) {
+    let (_, cfg) = KvDedupCfg::ci_all()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .expect("a CI configuration of kv-dedup");
+    let reach = cfg.clone();
+    let (unique, found) = dfs(cfg.into_model(), &format!("kv-dedup/{name}"));
+    assert_verdicts(&found, |p| reach.can_reach(p));
+    assert_eq!(
+        unique, pinned,
+        "kv-dedup/{name}: unique state count changed"
+    );
+}
+
+/// The dedup model's one-clerk CI configuration (the service over an abstract atomic log:
+/// duplicating network, a leader change, snapshots, a restart).
 #[test]
 fn kv_dedup_ci_configuration_holds() {
-    for (name, cfg) in KvDedupCfg::ci_all() {
-        let pinned = match name {
-            "ci" => KV_DEDUP_CI_STATES,
-            other => panic!("no pinned count for kv-dedup/{other}"),
-        };
-        let reach = cfg.clone();
-        let (unique, found) = dfs(cfg.into_model(), &format!("kv-dedup/{name}"));
-        assert_verdicts(&found, |p| reach.can_reach(p));
-        assert_eq!(
-            unique, pinned,
-            "kv-dedup/{name}: unique state count changed"
-        );
-    }
+    dedup_configuration_holds("ci", KV_DEDUP_CI_STATES);
     assert_eq!(kv_dedup::PROPERTIES.len(), 8);
+    assert_eq!(
+        KvDedupCfg::ci_all().len(),
+        2,
+        "a new configuration needs a pinned test"
+    );
+}
+
+/// The two-clerk CI configuration: a Put and a concurrent Get of another clerk, both
+/// retrying over the duplicating network through a leader change, a snapshot and a restart.
+#[test]
+fn kv_dedup_ci_two_clerks_configuration_holds() {
+    dedup_configuration_holds("ci_two_clerks", KV_DEDUP_CI_TWO_CLERKS_STATES);
 }
 
 /// KV-1..KV-4 and RAFT-1..10 exhaustively on the composed Raft+kvraft CI configuration (a
@@ -177,4 +196,43 @@ fn seeded_bug_read_without_quorum_is_caught_by_kv1() {
 #[test]
 fn seeded_bug_read_before_term_commit_is_caught_by_kv1() {
     kv_raft_catches(KvBug::ReadBeforeTermCommit, "KV-1 Linearizable");
+}
+
+/// The service bugs a two-clerk history can show, found by EXHAUSTIVE search at the
+/// `ci_two_clerks` bounds (DFS to the first violation, consequences only), each by the
+/// property that states what the user loses. (`clerk-reuses-seq` needs a clerk with two
+/// operations and a reader, beyond these bounds: the random-walk test above finds it.)
+#[test]
+fn seeded_bugs_found_exhaustively_at_two_clerk_bounds() {
+    let cases = [
+        (KvBug::DedupNotInSnapshot, "KV-2 At-Most-Once"),
+        (KvBug::ReplyBeforeApply, "KV-1 Linearizable"),
+        (KvBug::AcceptOtherEntry, "KV-1 Linearizable"),
+        (KvBug::LocalRead, "KV-1 Linearizable"),
+    ];
+    for (bug, property) in cases {
+        let cfg = KvDedupCfg {
+            bugs: KvBugs::only(bug),
+            consequences_only: true,
+            ..KvDedupCfg::ci_two_clerks()
+        };
+        let start = Instant::now();
+        let checker = cfg
+            .into_model()
+            .checker()
+            .finish_when(HasDiscoveries::AnyFailures)
+            .spawn_dfs()
+            .join();
+        let violated: Vec<&str> = checker
+            .discoveries()
+            .into_keys()
+            .filter(|name| name.starts_with("KV-"))
+            .collect();
+        println!(
+            "{bug}: {violated:?} after {} states in {:.2}s",
+            checker.unique_state_count(),
+            start.elapsed().as_secs_f64()
+        );
+        assert_eq!(violated, [property], "{bug}");
+    }
 }

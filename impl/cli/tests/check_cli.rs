@@ -44,3 +44,41 @@ fn without_step_checks_the_consequence_fails_with_exit_1() {
     assert!(violated(&out, "RAFT-1 Election Safety"), "{out}");
     assert!(!out.contains("RAFT-10"), "step checks are off: {out}");
 }
+
+/// `--config` picks a named kv-dedup configuration: a seeded service bug searched
+/// exhaustively at the two-clerk bounds fails KV-1 with exit 1 (and the Explorer command
+/// names the configuration); an unknown name, or `--config` for a model that takes its
+/// bounds as flags, is a clear error with exit 2.
+#[test]
+fn config_picks_a_named_kv_configuration() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_aver"))
+            .args(["check", "--threads", "1", "--out", OUT])
+            .args(args)
+            .output()
+            .expect("aver runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().expect("exited"), text)
+    };
+    let (code, out) = run(&[
+        "kv-dedup",
+        "--config",
+        "ci_two_clerks",
+        "--dfs",
+        "--bug",
+        "local-read",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(violated(&out, "KV-1 Linearizable"), "{out}");
+    assert!(out.contains("--config ci_two_clerks"), "{out}");
+    let (code, out) = run(&["kv-dedup", "--config", "nope"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("known: ci, ci_two_clerks, deep"), "{out}");
+    let (code, out) = run(&["raft", "--config", "ci"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("--config names a configuration of kv-dedup or kv-raft"),
+        "{out}"
+    );
+}

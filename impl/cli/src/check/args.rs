@@ -37,6 +37,11 @@ pub struct CheckArgs {
     /// breadth-first again for the shortest one.
     #[arg(long)]
     pub no_shortest: bool,
+    /// kv-dedup, kv-raft: check this named configuration (kv-dedup: `ci`, `ci_two_clerks`,
+    /// `deep`; kv-raft: its CI ones, `hunt`) instead of the default one, e.g. a seeded bug
+    /// searched exhaustively with `--dfs` at the two-clerk bounds.
+    #[arg(long)]
+    pub config: Option<String>,
 }
 
 /// The model bounds shared by `check`, `explore` and `bench check`.

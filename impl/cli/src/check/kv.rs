@@ -52,7 +52,12 @@ pub fn check_dedup(args: &CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outcome
     let bugs = kv_bugs(&args.bounds)?;
     let hunting = !bugs.is_empty() && args.search().is_none();
     let search = search_for(args, hunting);
-    let bases = if hunting {
+    let bases = if let Some(name) = &args.config {
+        let mut all = KvDedupCfg::ci_all();
+        all.push(("deep", KvDedupCfg::deep()));
+        let (config, cfg) = named_entry(all, name, "kv-dedup")?;
+        vec![(format!("kv-dedup/{config}"), config, cfg)]
+    } else if hunting {
         vec![("kv-dedup/deep".to_string(), "deep", KvDedupCfg::deep())]
     } else if scope == Scope::Ci {
         KvDedupCfg::ci_all()
@@ -125,11 +130,19 @@ pub fn explore_dedup(args: &ExploreArgs) -> anyhow::Result<u8> {
 
 /// The configuration called `name` among `all`, or an error listing them.
 fn named<C>(all: Vec<(&'static str, C)>, name: &str, model: &str) -> anyhow::Result<C> {
+    named_entry(all, name, model).map(|(_, c)| c)
+}
+
+/// The configuration called `name` among `all`, with its name, or an error listing them.
+fn named_entry<C>(
+    all: Vec<(&'static str, C)>,
+    name: &str,
+    model: &str,
+) -> anyhow::Result<(&'static str, C)> {
     let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
     let names = names.join(", ");
     all.into_iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, c)| c)
         .ok_or_else(|| anyhow::anyhow!("no {model} configuration `{name}`; known: {names}"))
 }
 
@@ -140,7 +153,12 @@ pub fn check_kv_raft(args: &CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outco
     let bugs = kv_bugs(&args.bounds)?;
     let hunting = !bugs.is_empty() && args.search().is_none();
     let search = search_for(args, hunting);
-    let bases = if hunting {
+    let bases = if let Some(name) = &args.config {
+        let mut all = KvRaftCfg::ci_all();
+        all.push(("hunt", KvRaftCfg::hunt(bugs)));
+        let (config, cfg) = named_entry(all, name, "kv-raft")?;
+        vec![(format!("kv-raft/{config}"), config, cfg)]
+    } else if hunting {
         vec![("kv-raft/hunt".to_string(), "hunt", KvRaftCfg::hunt(bugs))]
     } else if scope == Scope::Ci {
         KvRaftCfg::ci_all()

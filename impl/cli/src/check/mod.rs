@@ -118,6 +118,13 @@ impl Row {
 /// Runs `aver check`.
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     anyhow::ensure!(args.threads >= 1, "--threads must be at least 1");
+    if args.config.is_some() {
+        anyhow::ensure!(
+            matches!(args.protocol.as_deref(), Some("kv-dedup" | "kv-raft")),
+            "--config names a configuration of kv-dedup or kv-raft; the other models take \
+             their bounds as flags (--max-term, --max-log, ...)"
+        );
+    }
     let (entries, scope) = match args.protocol.as_deref() {
         Some(name) => (vec![registry::lookup(name)?], Scope::Named),
         None => (registry::REGISTRY.iter().collect(), Scope::Ci),

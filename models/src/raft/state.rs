@@ -14,13 +14,46 @@ use aver_core::raft::{Config, Durable, Message, Raft, Timer};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Permutations whose renamed hashes a [`Hashed`] caches: every permutation of up to
+/// [`CACHED_SERVERS`] servers.
+const CACHED_PERMS: usize = 6;
+
+/// Clusters of at most this many servers get their renamed hashes cached (3! = 6 namings).
+pub const CACHED_SERVERS: usize = 3;
+
+/// The hashes of a value under each renaming of the servers, by permutation rank (see
+/// [`Hashed::renamed_hash`]); 0 means not computed yet.
+#[derive(Default)]
+struct PermCache([AtomicU64; CACHED_PERMS]);
+
+impl Clone for PermCache {
+    fn clone(&self) -> PermCache {
+        PermCache(std::array::from_fn(|k| {
+            AtomicU64::new(self.0[k].load(Ordering::Relaxed))
+        }))
+    }
+}
+
+impl std::fmt::Debug for PermCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PermCache")
+    }
+}
 
 /// A value with its hash, computed once. `Hash` writes only the stored hash; equality compares
 /// the hash first, then the value.
+///
+/// It also caches the hash of the value *renamed* by each permutation of the servers
+/// ([`Hashed::renamed_hash`]): servers and envelopes are shared by many states, so the
+/// canonical key of a state ([`super::symmetry::key`]) is assembled from cached hashes
+/// instead of renaming and rehashing the whole state for every candidate naming.
 #[derive(Clone, Debug)]
 pub struct Hashed<T> {
     hash: u64,
     value: T,
+    renamed: PermCache,
 }
 
 /// A fast hasher with fixed keys (aHash, the hash Stateright fingerprints states with), so
@@ -50,6 +83,7 @@ impl<T: Hash> Hashed<T> {
         Hashed {
             hash: stable_hash(&value),
             value,
+            renamed: PermCache::default(),
         }
     }
 }
@@ -58,6 +92,29 @@ impl<T> Hashed<T> {
     /// The stored hash.
     pub fn hash_value(&self) -> u64 {
         self.hash
+    }
+
+    /// The hash of the value renamed by the permutation of rank `rank` (lexicographic rank
+    /// among the permutations of the servers; 0 is the identity), computed by `compute` the
+    /// first time and cached for ranks below 6 (clusters of ≤ [`CACHED_SERVERS`] servers).
+    /// The caller must always pass the same `compute` for a rank (the value renamed under
+    /// that one permutation, in one model); the cache is then just memoisation.
+    pub fn renamed_hash(&self, rank: usize, compute: impl FnOnce(&T) -> u64) -> u64 {
+        if rank == 0 {
+            return self.hash;
+        }
+        let Some(slot) = self.renamed.0.get(rank) else {
+            return compute(&self.value);
+        };
+        match slot.load(Ordering::Relaxed) {
+            0 => {
+                // A computed hash of 0 is simply never cached (recomputed each time).
+                let h = compute(&self.value);
+                slot.store(h, Ordering::Relaxed);
+                h
+            }
+            h => h,
+        }
     }
 }
 

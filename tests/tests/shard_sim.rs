@@ -12,7 +12,7 @@ use aver_tests::shard::{SHARD, find};
 fn shard_suite_passes() {
     for s in SHARD {
         for seed in 1..=2 {
-            if let Err(f) = (s.run)(seed, Bugs::NONE) {
+            if let Err(f) = s.run_seed(seed, Bugs::NONE, None) {
                 panic!("{f}");
             }
         }
@@ -22,7 +22,7 @@ fn shard_suite_passes() {
 /// Runs `test` on `seed` with `bug` seeded; the failure must contain `consequence`.
 fn caught(test: &str, seed: u64, bug: Bug, consequence: &str) {
     let s = find(test).expect("a shard test");
-    let f = (s.run)(seed, Bugs::only(bug)).expect_err("the seeded bug went unnoticed");
+    let f = s.run_seed(seed, Bugs::only(bug), None).expect_err("the seeded bug went unnoticed");
     assert!(f.message.contains(consequence), "{bug}: {f}");
     let replay = format!("sim shard --test {test} --seed {seed} --bug {bug}");
     assert!(f.replay.ends_with(&replay), "{}", f.replay);
@@ -68,4 +68,35 @@ fn sim_catches_configs_out_of_order() {
         Bug::ConfigsOutOfOrder,
         "every operation returns",
     );
+}
+
+/// DEV ONLY (temporary): SHARD_TEST=name SHARD_SEEDS=a..b.
+#[test]
+#[ignore]
+fn dev_run() {
+    let name = std::env::var("SHARD_TEST").unwrap_or_default();
+    let seeds = std::env::var("SHARD_SEEDS").unwrap_or("1..2".into());
+    let (a, b) = seeds.split_once("..").unwrap();
+    let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+    let bug = std::env::var("SHARD_BUG").ok().map(|b| Bugs::only(b.parse::<Bug>().unwrap()));
+    for s in SHARD.iter().filter(|s| name.is_empty() || name.split(',').any(|n| n == s.name)) {
+        let mut max_ev = 0;
+        let mut fails = 0;
+        let t = std::time::Instant::now();
+        for seed in a..b {
+            match s.run_seed(seed, bug.unwrap_or(Bugs::NONE), None) {
+                Ok(sum) => max_ev = max_ev.max(sum.events),
+                Err(f) => {
+                    fails += 1;
+                    eprintln!("FAIL {f}");
+                }
+            }
+        }
+        eprintln!(
+            "{} runs {} fails {fails} max_events {max_ev} wall {:.2}s",
+            s.name,
+            b - a,
+            t.elapsed().as_secs_f64()
+        );
+    }
 }

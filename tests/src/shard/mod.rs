@@ -32,6 +32,16 @@ pub struct ShardScenario {
     pub lab_name: &'static str,
     /// Runs it on one seed with the given bugs seeded into every group.
     pub run: fn(u64, Bugs) -> Outcome<run::Summary>,
+    /// Its event budget: ten times the most any run of a 200-seed soak needed.
+    pub events_max: u64,
+}
+
+impl ShardScenario {
+    /// Runs it on `seed` with `bugs`, within its event budget (or `events_max` if given).
+    pub fn run_seed(&self, seed: u64, bugs: Bugs, events_max: Option<u64>) -> Outcome<Summary> {
+        aver_sim::sim::budget_next_run(events_max.unwrap_or(self.events_max));
+        (self.run)(seed, bugs)
+    }
 }
 
 /// The scenario called `name` (ours or the lab's).

@@ -84,8 +84,14 @@ fn dev_run() {
         let mut fails = 0;
         let t = std::time::Instant::now();
         for seed in a..b {
+            if std::env::var("SHARD_TRACE").is_ok() {
+                aver_sim::sim::trace_next_run();
+            }
             match s.run_seed(seed, bug.unwrap_or(Bugs::NONE), None) {
-                Ok(sum) => max_ev = max_ev.max(sum.events),
+                Ok(sum) => {
+                    max_ev = max_ev.max(sum.events);
+                    eprintln!("  seed {seed}: {sum:?}");
+                }
                 Err(f) => {
                     fails += 1;
                     eprintln!("FAIL {f}");

@@ -7,6 +7,7 @@ use aver_core::rsm::raft_state_size;
 use aver_sim::cluster::ClusterCheck;
 use aver_checker::models::Kv;
 use aver_core::NodeId;
+use aver_core::raft::LogIndex;
 use aver_core::shardctrler::{CtrlOp, Gid, ShardId};
 use aver_core::shardkv::{Bugs, Completed, Op, OpReply, ShardKv, invariants};
 use aver_sim::history::{Call, History};
@@ -56,6 +57,9 @@ pub struct Run {
     pub sim: Sim<ShardKind>,
     /// Raft's cluster invariants, one checker per group.
     checks: Vec<ClusterCheck<ShardKind>>,
+    /// Per group, the most advanced applied state any of its servers had when it crashed: a
+    /// whole group that restarts has committed more than its servers have applied again.
+    committed: Vec<Option<(LogIndex, ShardKv)>>,
     history: History,
     test: &'static str,
     seed: u64,
@@ -139,6 +143,7 @@ impl Run {
         Run {
             sim,
             checks,
+            committed: vec![None; groups],
             history: History::new(),
             test,
             seed,
@@ -224,6 +229,16 @@ impl Run {
             .unwrap_or(0)
     }
 
+    /// The index of the snapshot on each group server's disk (0: none), by node.
+    pub fn snapshot_indices(&self) -> Vec<u64> {
+        (1..self.sim.kind().first_clerk())
+            .map(|i| {
+                let durable = self.sim.disk(i).synced.raft.durable();
+                durable.snapshot.as_ref().map_or(0, |s| s.meta.index.0)
+            })
+            .collect()
+    }
+
     /// Crashes every server of group `g` (the lab's `ShutdownGroup`).
     pub fn crash_group(&mut self, g: usize) {
         for r in 0..REPLICAS {
@@ -241,9 +256,14 @@ impl Run {
     /// Crashes server `r` of group `g` (if up).
     pub fn crash_server(&mut self, g: usize, r: usize) {
         let node = self.sim.kind().group_nodes(g).start + r;
-        if self.sim.is_up(node) {
-            self.sim.crash(node);
+        let Some(replica) = self.sim.node(node).and_then(|n| n.replica()) else {
+            return;
+        };
+        let index = replica.rsm().applied_index();
+        if self.committed[g].as_ref().is_none_or(|(i, _)| *i < index) {
+            self.committed[g] = Some((index, replica.rsm().machine().clone()));
         }
+        self.sim.crash(node);
     }
 
     /// Restarts server `r` of group `g` from its disk (if down).
@@ -439,16 +459,20 @@ impl Run {
         }
     }
 
-    /// Each group's state as SHARD-1..4 take it: its most advanced server's applied state
-    /// (what the group has committed; a crashed server's last memory counts).
+    /// Each group's state as SHARD-1..4 take it: the most advanced applied state of any of
+    /// its servers, now or when it last crashed (what the group has committed: a command
+    /// takes effect when it is applied, so a server that restarts behind serves nothing
+    /// before it has applied again what it had).
     fn groups(&self) -> Vec<&ShardKv> {
         let kind = self.sim.kind();
         (0..kind.gids.len())
             .filter_map(|g| {
-                kind.group_nodes(g)
-                    .filter_map(|i| self.sim.node_or_frozen(i).and_then(|n| n.replica()))
-                    .max_by_key(|r| r.rsm().applied_index())
-                    .map(|r| r.rsm().machine())
+                let live = kind.group_nodes(g).filter_map(|i| {
+                    let r = self.sim.node(i).and_then(|n| n.replica())?;
+                    Some((r.rsm().applied_index(), r.rsm().machine()))
+                });
+                let memory = self.committed[g].as_ref().map(|(i, sm)| (*i, sm));
+                live.chain(memory).max_by_key(|(i, _)| *i).map(|(_, sm)| sm)
             })
             .collect()
     }

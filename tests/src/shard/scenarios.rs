@@ -573,7 +573,9 @@ fn unreliable2_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("unreliable2_5b", seed, bugs, shape(3, 10, Some(100)), |r| {
         r.set_reliable(false);
         r.join(&[0]);
-        appenders(r, 10, (0, 0));
+        // "Without a pause": 1–5 ms, as in challenge1_concurrent (with none, a clerk's next
+        // operation follows its last reply in the same virtual instant).
+        appenders(r, 10, (1, 5));
         r.wait(500)?;
         r.join(&[1]);
         r.wait(500)?;
@@ -633,8 +635,8 @@ fn join_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 }
 
 /// shardkv1 TestDeleteBasic5A: maxraftstate 10000; 60 keys of 1000 bytes on the first group
-/// (largest snapshot `sz`); a second joins; five rounds of 60 Gets make every server
-/// snapshot; then the two groups' largest snapshots together are at most `sz + 10000`: the
+/// (largest snapshot `sz`); a second joins; rounds of 60 Puts of same-size values and 60
+/// Gets (five, or more until every server has snapshotted since the move); then the two groups' largest snapshots together are at most `sz + 10000`: the
 /// source deleted what it handed over.
 fn delete_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("delete_basic_5a", seed, bugs, shape(2, 1, Some(10_000)), |r| {
@@ -646,8 +648,22 @@ fn delete_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         let sz = r.largest_snapshot(0);
         r.join(&[1]);
         r.wait(1_000)?;
-        for _ in 0..5 {
+        // The lab's five rounds of Gets are there so that every server snapshots after the
+        // move. Here 50 rounds of Gets alone left every disk's snapshot where it was (seeds 1
+        // and 2), so each round also rewrites every key with a fresh value of the same size
+        // (the data stays 60 kB); the rounds go on until every server has snapshotted (at
+        // most 50).
+        let before = r.snapshot_indices();
+        for round in 0.. {
+            put_all(r, 0, &ks, 1000)?;
             get_all(r, 0, &ks, 10_000)?;
+            let now = r.snapshot_indices();
+            if round >= 4 && now.iter().zip(&before).all(|(a, b)| a > b) {
+                break;
+            }
+            if round == 50 {
+                return Err(format!("servers did not snapshot after the move: {now:?}"));
+            }
         }
         let (sz1, sz2) = (r.largest_snapshot(0), r.largest_snapshot(1));
         if sz1 + sz2 > sz + 10_000 {

@@ -43,7 +43,7 @@ fn sim_catches_serve_before_arrival() {
 /// history is not linearizable (TestUnreliable3_5B's check).
 #[test]
 fn sim_catches_drop_dedup() {
-    caught("unreliable3_5b", 1, Bug::DropDedup, "not linearizable");
+    caught("unreliable3_5b", 2, Bug::DropDedup, "not linearizable");
 }
 
 /// Deleting a shard before the new owner confirmed: the pull reply is lost, the only copy is

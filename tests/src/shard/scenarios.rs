@@ -700,7 +700,43 @@ fn shutdown_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     })
 }
 
-/// Every ported test, in lab order.
+/// Not a lab test: appends every 10–30 ms while the shards move among three groups and, every
+/// 400–800 ms, the leader of a random group is cut off from its group for 300–900 ms (it
+/// still hears clerks and other groups, and answers from its stale state until it learns of
+/// the new term); maxraftstate 1000.
+fn partition_leaders(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("partition_leaders", seed, bugs, shape(3, 10, Some(1000)), |r| {
+        r.join(&[0]);
+        appenders(r, 10, (10, 30));
+        let moves: [(bool, usize); 6] = [
+            (true, 1),
+            (true, 2),
+            (false, 0),
+            (true, 0),
+            (false, 1),
+            (true, 1),
+        ];
+        for (join, g) in moves {
+            if join {
+                r.join(&[g]);
+            } else {
+                r.leave(&[g]);
+            }
+            let pause = r.sim.rng().random_range(400..=800);
+            r.wait(pause)?;
+            let g = r.sim.rng().random_range(0..3);
+            if let Some(leader) = r.leader(g) {
+                r.isolate_server(g, leader);
+            }
+            let cut = r.sim.rng().random_range(300..=900);
+            r.wait(cut)?;
+            r.connect_all();
+        }
+        r.wait(1_000)
+    })
+}
+
+/// Every ported test, in lab order, then ours.
 pub const SHARD: &[ShardScenario] = &[
     ShardScenario {
         name: "static_shards_5a",
@@ -820,6 +856,12 @@ pub const SHARD: &[ShardScenario] = &[
         name: "shutdown_5a",
         lab_name: "TestShutdown5A",
         run: shutdown_5a,
+        events_max: 20_000_000,
+    },
+    ShardScenario {
+        name: "partition_leaders",
+        lab_name: "(none: a group's leader cut off from its group while shards move)",
+        run: partition_leaders,
         events_max: 20_000_000,
     },
 ];

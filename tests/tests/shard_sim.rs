@@ -1,13 +1,14 @@
-//! The sharded KV's simulated suites (`aver_tests::shard`): every ported test on two seeds,
-//! and the seeded bugs the simulator catches, each by what a user loses. The 200-seed soak is
-//! `cargo run --release -- sim shard --seeds 200`.
+//! The sharded KV's simulated suites (`aver_tests::shard`, groups of three Raft servers):
+//! every scenario on two seeds, and the seeded bugs the simulator catches, each by what a user
+//! loses. The 200-seed soak is `cargo run --release -- sim shard --seeds 200`.
 
 use aver_core::shardkv::{Bug, Bugs};
 use aver_tests::shard::{SHARD, find};
 
-/// Every ported test (TestStaticShards5A … TestChallenge2Partial; shardkv1's ManyJoinLeave,
-/// JoinLeaveBasic, ProgressShutdown) passes on seeds 1 and 2: histories linearizable, every
-/// operation returned, SHARD-1 after every event, each test's own bound.
+/// Every scenario (the older shardkv tests, the 2025 shardkv1 ones that fit this design, and
+/// `partition_leaders`) passes on seeds 1 and 2: histories linearizable, every operation
+/// returned, Raft's cluster invariants per group and SHARD-1 after every event, `checklogs`,
+/// each test's own bound.
 #[test]
 fn shard_suite_passes() {
     for s in SHARD {
@@ -22,7 +23,9 @@ fn shard_suite_passes() {
 /// Runs `test` on `seed` with `bug` seeded; the failure must contain `consequence`.
 fn caught(test: &str, seed: u64, bug: Bug, consequence: &str) {
     let s = find(test).expect("a shard test");
-    let f = s.run_seed(seed, Bugs::only(bug), None).expect_err("the seeded bug went unnoticed");
+    let f = s
+        .run_seed(seed, Bugs::only(bug), None)
+        .expect_err("the seeded bug went unnoticed");
     assert!(f.message.contains(consequence), "{bug}: {f}");
     let replay = format!("sim shard --test {test} --seed {seed} --bug {bug}");
     assert!(f.replay.ends_with(&replay), "{}", f.replay);
@@ -70,39 +73,3 @@ fn sim_catches_configs_out_of_order() {
     );
 }
 
-/// DEV ONLY (temporary): SHARD_TEST=name SHARD_SEEDS=a..b.
-#[test]
-#[ignore]
-fn dev_run() {
-    let name = std::env::var("SHARD_TEST").unwrap_or_default();
-    let seeds = std::env::var("SHARD_SEEDS").unwrap_or("1..2".into());
-    let (a, b) = seeds.split_once("..").unwrap();
-    let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
-    let bug = std::env::var("SHARD_BUG").ok().map(|b| Bugs::only(b.parse::<Bug>().unwrap()));
-    for s in SHARD.iter().filter(|s| name.is_empty() || name.split(',').any(|n| n == s.name)) {
-        let mut max_ev = 0;
-        let mut fails = 0;
-        let t = std::time::Instant::now();
-        for seed in a..b {
-            if std::env::var("SHARD_TRACE").is_ok() {
-                aver_sim::sim::trace_next_run();
-            }
-            match s.run_seed(seed, bug.unwrap_or(Bugs::NONE), None) {
-                Ok(sum) => {
-                    max_ev = max_ev.max(sum.events);
-                    eprintln!("  seed {seed}: {sum:?}");
-                }
-                Err(f) => {
-                    fails += 1;
-                    eprintln!("FAIL {f}");
-                }
-            }
-        }
-        eprintln!(
-            "{} runs {} fails {fails} max_events {max_ev} wall {:.2}s",
-            s.name,
-            b - a,
-            t.elapsed().as_secs_f64()
-        );
-    }
-}

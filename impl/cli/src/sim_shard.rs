@@ -152,3 +152,38 @@ fn run_one(
         }
     }
 }
+
+/// `aver bench sim --suite shard`: the shard suite's wall time per seed (every scenario once
+/// per seed, seeds `1..=seeds`), per scenario, and simulated events per second.
+pub fn bench(seeds: u64) -> anyhow::Result<()> {
+    let mut best = f64::MAX;
+    let (mut wall, mut events) = (0.0, 0);
+    let mut per_test = vec![0.0; SHARD.len()];
+    for seed in 1..=seeds {
+        let t = Instant::now();
+        for (s, total) in SHARD.iter().zip(per_test.iter_mut()) {
+            let ts = Instant::now();
+            let summary = run_one(s, seed, Bugs::NONE, None)
+                .map_err(|f| anyhow::anyhow!("the shard suite failed: {f}"))?;
+            events += summary.events;
+            *total += ts.elapsed().as_secs_f64();
+        }
+        let elapsed = t.elapsed().as_secs_f64();
+        best = best.min(elapsed);
+        wall += elapsed;
+    }
+    println!(
+        "shard suite ({} tests, release, this machine): wall best {best:.3} s, mean {:.3} s per \
+         seed over {seeds} seeds",
+        SHARD.len(),
+        wall / seeds as f64
+    );
+    for (s, total) in SHARD.iter().zip(&per_test) {
+        println!("  {:<34} {:>9.3} s per seed", s.name, total / seeds as f64);
+    }
+    println!(
+        "simulated events: {events} in {wall:.3} s = {:.0} events/s",
+        events as f64 / wall
+    );
+    Ok(())
+}

@@ -229,7 +229,10 @@ impl Node {
             ReplicaMsg::Net(_) => None,
         });
         self.ready.messages.extend(sends);
-        let timers = out.timers.into_iter().map(|t| map_timer(t, NodeTimer::Server));
+        let timers = out
+            .timers
+            .into_iter()
+            .map(|t| map_timer(t, NodeTimer::Server));
         self.ready.timers.extend(timers);
         // `out.apply` only reports snapshot restores, which the harness does not need.
     }

@@ -3,13 +3,13 @@
 //! the checks every run ends with.
 
 use super::node::ShardKind;
-use aver_core::rsm::raft_state_size;
-use aver_sim::cluster::ClusterCheck;
 use aver_checker::models::Kv;
 use aver_core::NodeId;
 use aver_core::raft::LogIndex;
+use aver_core::rsm::raft_state_size;
 use aver_core::shardctrler::{CtrlOp, Gid, ShardId};
 use aver_core::shardkv::{Bugs, Completed, Op, OpReply, ShardKv, invariants};
+use aver_sim::cluster::ClusterCheck;
 use aver_sim::history::{Call, History};
 use aver_sim::sim::{MS, Micros, Processed, Sim};
 use aver_sim::{Failure, Outcome};
@@ -571,7 +571,11 @@ impl Run {
                         8 * m
                     ));
                 }
-                None if durable.snapshot.as_ref().is_some_and(|s| !s.data.is_empty()) => {
+                None if durable
+                    .snapshot
+                    .as_ref()
+                    .is_some_and(|s| !s.data.is_empty()) =>
+                {
                     return Err(format!("server n{i} snapshotted with maxraftstate -1"));
                 }
                 _ => {}

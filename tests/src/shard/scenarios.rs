@@ -160,30 +160,36 @@ fn concurrent1_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 /// TestConcurrent3_5B (formerly TestChallenge1Concurrent): appends without a pause while, for
 /// 6 s, groups join, every group crashes and restarts, groups leave.
 fn challenge1_concurrent(seed: u64, bugs: Bugs) -> Outcome<Summary> {
-    run_scenario("challenge1_concurrent", seed, bugs, shape(3, 10, Some(300)), |r| {
-        r.join(&[0]);
-        appenders(r, 10, (1, 5));
-        let end = r.sim.now() + 6_000 * aver_sim::sim::MS;
-        while r.sim.now() < end {
-            r.join(&[2]);
-            r.join(&[1]);
-            let pause = r.sim.rng().random_range(0..900);
-            r.wait(pause)?;
-            for g in 0..3 {
-                r.crash_group(g);
+    run_scenario(
+        "challenge1_concurrent",
+        seed,
+        bugs,
+        shape(3, 10, Some(300)),
+        |r| {
+            r.join(&[0]);
+            appenders(r, 10, (1, 5));
+            let end = r.sim.now() + 6_000 * aver_sim::sim::MS;
+            while r.sim.now() < end {
+                r.join(&[2]);
+                r.join(&[1]);
+                let pause = r.sim.rng().random_range(0..900);
+                r.wait(pause)?;
+                for g in 0..3 {
+                    r.crash_group(g);
+                }
+                for g in 0..3 {
+                    r.restart_group(g);
+                }
+                let pause = r.sim.rng().random_range(0..900);
+                r.wait(pause)?;
+                r.leave(&[1]);
+                r.leave(&[2]);
+                let pause = r.sim.rng().random_range(0..900);
+                r.wait(pause)?;
             }
-            for g in 0..3 {
-                r.restart_group(g);
-            }
-            let pause = r.sim.rng().random_range(0..900);
-            r.wait(pause)?;
-            r.leave(&[1]);
-            r.leave(&[2]);
-            let pause = r.sim.rng().random_range(0..900);
-            r.wait(pause)?;
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }
 
 /// TestUnreliable3_5B: random operations on random keys over the unreliable network during
@@ -251,95 +257,113 @@ fn challenge1_delete(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 /// TestChallenge2Unaffected: after group 0 dies and leaves, the keys group 1 already owned
 /// must be served (Get, Put, Get) without waiting for group 0's shards.
 fn challenge2_unaffected(seed: u64, bugs: Bugs) -> Outcome<Summary> {
-    run_scenario("challenge2_unaffected", seed, bugs, shape(2, 10, Some(100)), |r| {
-        r.set_reliable(false);
-        let ks = keys(10);
-        r.join(&[0]);
-        r.wait(500)?;
-        put_all(r, 0, &ks, 0)?;
-        r.join(&[1]);
-        r.wait(1_000)?;
-        let owned: Vec<usize> = (0..10).filter(|&c| r.owner_of(&ks[c]) == Some(1)).collect();
-        let puts = ks.clone();
-        r.sequence(
-            &owned,
-            move |r, c| vec![Op::Put(puts[c].clone(), r.unique_value(0))],
-            5_000,
-            "Puts to group 1's keys",
-        )?;
-        r.crash_group(0);
-        r.leave(&[0]);
-        r.wait(1_000)?;
-        let ops = ks.clone();
-        r.sequence(
-            &owned,
-            move |r, c| {
-                let k = ops[c].clone();
-                vec![
-                    Op::Get(k.clone()),
-                    Op::Put(k.clone(), r.unique_value(0)),
-                    Op::Get(k),
-                ]
-            },
-            5_000,
-            "Challenge 2: Get/Put/Get on the keys group 1 owned, while group 0 is down",
-        )
-    })
+    run_scenario(
+        "challenge2_unaffected",
+        seed,
+        bugs,
+        shape(2, 10, Some(100)),
+        |r| {
+            r.set_reliable(false);
+            let ks = keys(10);
+            r.join(&[0]);
+            r.wait(500)?;
+            put_all(r, 0, &ks, 0)?;
+            r.join(&[1]);
+            r.wait(1_000)?;
+            let owned: Vec<usize> = (0..10).filter(|&c| r.owner_of(&ks[c]) == Some(1)).collect();
+            let puts = ks.clone();
+            r.sequence(
+                &owned,
+                move |r, c| vec![Op::Put(puts[c].clone(), r.unique_value(0))],
+                5_000,
+                "Puts to group 1's keys",
+            )?;
+            r.crash_group(0);
+            r.leave(&[0]);
+            r.wait(1_000)?;
+            let ops = ks.clone();
+            r.sequence(
+                &owned,
+                move |r, c| {
+                    let k = ops[c].clone();
+                    vec![
+                        Op::Get(k.clone()),
+                        Op::Put(k.clone(), r.unique_value(0)),
+                        Op::Get(k),
+                    ]
+                },
+                5_000,
+                "Challenge 2: Get/Put/Get on the keys group 1 owned, while group 0 is down",
+            )
+        },
+    )
 }
 
 /// TestChallenge2Partial: groups 0, 1, 2 join at once; group 0 dies; 0 and 2 leave at once.
 /// Group 1 must serve the shards it received from group 2 although group 0's cannot arrive.
 fn challenge2_partial(seed: u64, bugs: Bugs) -> Outcome<Summary> {
-    run_scenario("challenge2_partial", seed, bugs, shape(3, 10, Some(100)), |r| {
-        r.set_reliable(false);
-        let ks = keys(10);
-        r.join(&[0, 1, 2]);
-        r.wait(1_000)?;
-        put_all(r, 0, &ks, 0)?;
-        let from2: Vec<usize> = (0..10).filter(|&c| r.owner_of(&ks[c]) == Some(2)).collect();
-        r.crash_group(0);
-        r.leave(&[0, 2]);
-        r.wait(1_000)?;
-        let ops = ks.clone();
-        r.sequence(
-            &from2,
-            move |r, c| {
-                let k = ops[c].clone();
-                vec![
-                    Op::Get(k.clone()),
-                    Op::Put(k.clone(), r.unique_value(0)),
-                    Op::Get(k),
-                ]
-            },
-            5_000,
-            "Challenge 2: Get/Put/Get on group 2's former keys, while group 0 is down",
-        )
-    })
+    run_scenario(
+        "challenge2_partial",
+        seed,
+        bugs,
+        shape(3, 10, Some(100)),
+        |r| {
+            r.set_reliable(false);
+            let ks = keys(10);
+            r.join(&[0, 1, 2]);
+            r.wait(1_000)?;
+            put_all(r, 0, &ks, 0)?;
+            let from2: Vec<usize> = (0..10).filter(|&c| r.owner_of(&ks[c]) == Some(2)).collect();
+            r.crash_group(0);
+            r.leave(&[0, 2]);
+            r.wait(1_000)?;
+            let ops = ks.clone();
+            r.sequence(
+                &from2,
+                move |r, c| {
+                    let k = ops[c].clone();
+                    vec![
+                        Op::Get(k.clone()),
+                        Op::Put(k.clone(), r.unique_value(0)),
+                        Op::Get(k),
+                    ]
+                },
+                5_000,
+                "Challenge 2: Get/Put/Get on group 2's former keys, while group 0 is down",
+            )
+        },
+    )
 }
 
 /// shardkv1 TestManyJoinLeaveUnreliable5A: the first group serves everything; 8 more join one
 /// by one (200 ms apart), then the first is shut down and keys on the others must be served
 /// (checkShutdownSharding: some Gets must block, the rest finish); then all 8 leave.
 fn many_join_leave_unreliable_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
-    run_scenario("many_join_leave_unreliable_5a", seed, bugs, shape(9, 10, None), |r| {
-        r.set_reliable(false);
-        let ks = keys(10);
-        r.join(&[0]);
-        r.wait(500)?;
-        put_all(r, 0, &ks, 0)?;
-        for g in 1..9 {
-            r.join(&[g]);
-            r.wait(200)?;
-        }
-        r.wait(2_000)?;
-        shutdown_sharding(r, &ks, 0)?;
-        for g in 1..9 {
-            r.leave(&[g]);
-            r.wait(200)?;
-        }
-        r.wait(1_000)?;
-        get_all(r, 0, &ks, 10_000)
-    })
+    run_scenario(
+        "many_join_leave_unreliable_5a",
+        seed,
+        bugs,
+        shape(9, 10, None),
+        |r| {
+            r.set_reliable(false);
+            let ks = keys(10);
+            r.join(&[0]);
+            r.wait(500)?;
+            put_all(r, 0, &ks, 0)?;
+            for g in 1..9 {
+                r.join(&[g]);
+                r.wait(200)?;
+            }
+            r.wait(2_000)?;
+            shutdown_sharding(r, &ks, 0)?;
+            for g in 1..9 {
+                r.leave(&[g]);
+                r.wait(200)?;
+            }
+            r.wait(1_000)?;
+            get_all(r, 0, &ks, 10_000)
+        },
+    )
 }
 
 /// shardkv1 TestJoinLeaveBasic5A: group 1 joins; both really hold shards; the first group
@@ -368,33 +392,39 @@ fn join_leave_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 /// shardkv1 TestProgressShutdown5A: four groups join the first; two of them are shut down;
 /// Gets of the keys on the two live joined groups finish within 2 s.
 fn progress_shutdown_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
-    run_scenario("progress_shutdown_5a", seed, bugs, shape(5, 10, None), |r| {
-        let ks = keys(10);
-        r.join(&[0]);
-        r.wait(500)?;
-        put_all(r, 0, &ks, 0)?;
-        for g in 1..5 {
-            r.join(&[g]);
-            r.wait(200)?;
-        }
-        r.wait(2_000)?;
-        r.crash_group(1);
-        r.crash_group(2);
-        let live: Vec<usize> = (0..10)
-            .filter(|&c| matches!(r.owner_of(&ks[c]), Some(3 | 4)))
-            .collect();
-        if live.is_empty() {
-            return Err("groups 3 and 4 own no key: the configuration is not balanced".into());
-        }
-        for &c in &live {
-            r.call(c, Op::Get(ks[c].clone()));
-        }
-        r.expect_done(
-            &live,
-            2_000,
-            "Gets of keys on live groups with two groups down",
-        )
-    })
+    run_scenario(
+        "progress_shutdown_5a",
+        seed,
+        bugs,
+        shape(5, 10, None),
+        |r| {
+            let ks = keys(10);
+            r.join(&[0]);
+            r.wait(500)?;
+            put_all(r, 0, &ks, 0)?;
+            for g in 1..5 {
+                r.join(&[g]);
+                r.wait(200)?;
+            }
+            r.wait(2_000)?;
+            r.crash_group(1);
+            r.crash_group(2);
+            let live: Vec<usize> = (0..10)
+                .filter(|&c| matches!(r.owner_of(&ks[c]), Some(3 | 4)))
+                .collect();
+            if live.is_empty() {
+                return Err("groups 3 and 4 own no key: the configuration is not balanced".into());
+            }
+            for &c in &live {
+                r.call(c, Op::Get(ks[c].clone()));
+            }
+            r.expect_done(
+                &live,
+                2_000,
+                "Gets of keys on live groups with two groups down",
+            )
+        },
+    )
 }
 
 /// checkShutdownSharding: with group `down` shut down, Gets of every key from fresh clerks;
@@ -597,16 +627,22 @@ fn unreliable2_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 /// shardkv1 TestStaticOneShardGroup5A: one group serves 60 keys; its Raft leader is shut
 /// down; every Get still returns the right value (the group fails over).
 fn static_one_shard_group_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
-    run_scenario("static_one_shard_group_5a", seed, bugs, shape(1, 1, None), |r| {
-        let ks = keys(60);
-        r.join(&[0]);
-        r.wait(500)?;
-        put_all(r, 0, &ks, 20)?;
-        get_all(r, 0, &ks, 10_000)?;
-        let leader = r.leader(0).ok_or("group 0 has no leader after the Puts")?;
-        r.crash_server(0, leader);
-        get_all(r, 0, &ks, 10_000)
-    })
+    run_scenario(
+        "static_one_shard_group_5a",
+        seed,
+        bugs,
+        shape(1, 1, None),
+        |r| {
+            let ks = keys(60);
+            r.join(&[0]);
+            r.wait(500)?;
+            put_all(r, 0, &ks, 20)?;
+            get_all(r, 0, &ks, 10_000)?;
+            let leader = r.leader(0).ok_or("group 0 has no leader after the Puts")?;
+            r.crash_server(0, leader);
+            get_all(r, 0, &ks, 10_000)
+        },
+    )
 }
 
 /// shardkv1 TestJoinBasic5A: 60 keys on the first group; a second joins (the configuration
@@ -639,41 +675,47 @@ fn join_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 /// Gets (five, or more until every server has snapshotted since the move); then the two groups' largest snapshots together are at most `sz + 10000`: the
 /// source deleted what it handed over.
 fn delete_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
-    run_scenario("delete_basic_5a", seed, bugs, shape(2, 1, Some(10_000)), |r| {
-        let ks = keys(60);
-        r.join(&[0]);
-        r.wait(500)?;
-        put_all(r, 0, &ks, 1000)?;
-        get_all(r, 0, &ks, 10_000)?;
-        let sz = r.largest_snapshot(0);
-        r.join(&[1]);
-        r.wait(1_000)?;
-        // The lab's five rounds of Gets are there so that every server snapshots after the
-        // move. Here 50 rounds of Gets alone left every disk's snapshot where it was (seeds 1
-        // and 2), so each round also rewrites every key with a fresh value of the same size
-        // (the data stays 60 kB); the rounds go on until every server has snapshotted (at
-        // most 50).
-        let before = r.snapshot_indices();
-        for round in 0.. {
+    run_scenario(
+        "delete_basic_5a",
+        seed,
+        bugs,
+        shape(2, 1, Some(10_000)),
+        |r| {
+            let ks = keys(60);
+            r.join(&[0]);
+            r.wait(500)?;
             put_all(r, 0, &ks, 1000)?;
             get_all(r, 0, &ks, 10_000)?;
-            let now = r.snapshot_indices();
-            if round >= 4 && now.iter().zip(&before).all(|(a, b)| a > b) {
-                break;
+            let sz = r.largest_snapshot(0);
+            r.join(&[1]);
+            r.wait(1_000)?;
+            // The lab's five rounds of Gets are there so that every server snapshots after the
+            // move. Here 50 rounds of Gets alone left every disk's snapshot where it was (seeds 1
+            // and 2), so each round also rewrites every key with a fresh value of the same size
+            // (the data stays 60 kB); the rounds go on until every server has snapshotted (at
+            // most 50).
+            let before = r.snapshot_indices();
+            for round in 0.. {
+                put_all(r, 0, &ks, 1000)?;
+                get_all(r, 0, &ks, 10_000)?;
+                let now = r.snapshot_indices();
+                if round >= 4 && now.iter().zip(&before).all(|(a, b)| a > b) {
+                    break;
+                }
+                if round == 50 {
+                    return Err(format!("servers did not snapshot after the move: {now:?}"));
+                }
             }
-            if round == 50 {
-                return Err(format!("servers did not snapshot after the move: {now:?}"));
-            }
-        }
-        let (sz1, sz2) = (r.largest_snapshot(0), r.largest_snapshot(1));
-        if sz1 + sz2 > sz + 10_000 {
-            return Err(format!(
-                "snapshots of {sz1} + {sz2} bytes after the move, more than {sz} + 10000: the \
+            let (sz1, sz2) = (r.largest_snapshot(0), r.largest_snapshot(1));
+            if sz1 + sz2 > sz + 10_000 {
+                return Err(format!(
+                    "snapshots of {sz1} + {sz2} bytes after the move, more than {sz} + 10000: the \
                  source did not delete the shards it handed over"
-            ));
-        }
-        Ok(())
-    })
+                ));
+            }
+            Ok(())
+        },
+    )
 }
 
 /// shardkv1 TestShutdown5A: three groups; checkShutdownSharding; every group shut down and
@@ -705,35 +747,41 @@ fn shutdown_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 /// still hears clerks and other groups, and answers from its stale state until it learns of
 /// the new term); maxraftstate 1000.
 fn partition_leaders(seed: u64, bugs: Bugs) -> Outcome<Summary> {
-    run_scenario("partition_leaders", seed, bugs, shape(3, 10, Some(1000)), |r| {
-        r.join(&[0]);
-        appenders(r, 10, (10, 30));
-        let moves: [(bool, usize); 6] = [
-            (true, 1),
-            (true, 2),
-            (false, 0),
-            (true, 0),
-            (false, 1),
-            (true, 1),
-        ];
-        for (join, g) in moves {
-            if join {
-                r.join(&[g]);
-            } else {
-                r.leave(&[g]);
+    run_scenario(
+        "partition_leaders",
+        seed,
+        bugs,
+        shape(3, 10, Some(1000)),
+        |r| {
+            r.join(&[0]);
+            appenders(r, 10, (10, 30));
+            let moves: [(bool, usize); 6] = [
+                (true, 1),
+                (true, 2),
+                (false, 0),
+                (true, 0),
+                (false, 1),
+                (true, 1),
+            ];
+            for (join, g) in moves {
+                if join {
+                    r.join(&[g]);
+                } else {
+                    r.leave(&[g]);
+                }
+                let pause = r.sim.rng().random_range(400..=800);
+                r.wait(pause)?;
+                let g = r.sim.rng().random_range(0..3);
+                if let Some(leader) = r.leader(g) {
+                    r.isolate_server(g, leader);
+                }
+                let cut = r.sim.rng().random_range(300..=900);
+                r.wait(cut)?;
+                r.connect_all();
             }
-            let pause = r.sim.rng().random_range(400..=800);
-            r.wait(pause)?;
-            let g = r.sim.rng().random_range(0..3);
-            if let Some(leader) = r.leader(g) {
-                r.isolate_server(g, leader);
-            }
-            let cut = r.sim.rng().random_range(300..=900);
-            r.wait(cut)?;
-            r.connect_all();
-        }
-        r.wait(1_000)
-    })
+            r.wait(1_000)
+        },
+    )
 }
 
 /// Every ported test, in lab order, then ours.

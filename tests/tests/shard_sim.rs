@@ -72,4 +72,3 @@ fn sim_catches_configs_out_of_order() {
         "every operation returns",
     );
 }
-

@@ -1,7 +1,7 @@
 //! `aver sim shard`: the sharded KV's simulated suites (`aver_tests::shard`) over seeds.
 //!
 //! Each failure prints as it happens with its seed and the command that replays it; at the
-//! end a table (test, runs, failures, operations, virtual time, events, largest group state,
+//! end a table (test, runs, failures, operations, virtual time, events, largest stored state,
 //! wall time). `--json` prints a summary on stdout instead (the table and live failures go to
 //! stderr); `--events-max N` sets every run's event budget (default each scenario's own,
 //! ten times the most a 200-seed soak needed). Exit code 1 on any failure, 2 on bad arguments.
@@ -100,8 +100,8 @@ pub fn run(
         );
     }
     println!(
-        "(ops, virtual s, events: mean per passing run; state B: largest total of the groups' \
-         encoded state seen by a storage check)\n{} failures, wall {:.2} s",
+        "(ops, virtual s, events: mean per passing run; state B: largest Raft state + snapshot \
+         summed over every group server, seen by a storage check)\n{} failures, wall {:.2} s",
         failed,
         t.elapsed().as_secs_f64()
     );

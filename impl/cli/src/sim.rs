@@ -422,9 +422,13 @@ fn summary_json(
 pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     let suites = match args.suite {
         Some(s) => vec![s],
-        None => vec![Suite::Raft, Suite::Kv],
+        None => vec![Suite::Raft, Suite::Kv, Suite::Shard],
     };
     for suite in suites {
+        if let Suite::Shard = suite {
+            crate::sim_shard::bench(args.seeds.max(1))?;
+            continue;
+        }
         bench_suite(suite, args.seeds.max(1))?;
     }
     Ok(0)

@@ -1,10 +1,10 @@
 //! `aver sim shard`: the sharded KV's simulated suites (`aver_tests::shard`) over seeds.
 //!
 //! Each failure prints as it happens with its seed and the command that replays it; at the
-//! end a table (test, runs, failures, operations, virtual time, events, largest group state,
+//! end a table (test, runs, failures, operations, virtual time, events, largest stored state,
 //! wall time). `--json` prints a summary on stdout instead (the table and live failures go to
-//! stderr); `--events-max N` sets every run's event budget (default the simulator's,
-//! `aver_sim::sim::EVENTS_MAX_DEFAULT`). Exit code 1 on any failure, 2 on bad arguments.
+//! stderr); `--events-max N` sets every run's event budget (default each scenario's own,
+//! ten times the most a 200-seed soak needed). Exit code 1 on any failure, 2 on bad arguments.
 
 use aver_core::shardkv::{Bug, Bugs};
 use aver_tests::shard::{SHARD, ShardScenario, find};
@@ -59,10 +59,7 @@ pub fn run(
         for seed in seeds.clone() {
             runs += 1;
             let t_run = Instant::now();
-            if let Some(n) = opts.events_max {
-                aver_sim::sim::budget_next_run(n);
-            }
-            let outcome = run_one(s, seed, bugs);
+            let outcome = run_one(s, seed, bugs, opts.events_max);
             records.push(crate::sim::RunRecord {
                 test: s.name,
                 seed,
@@ -103,8 +100,8 @@ pub fn run(
         );
     }
     println!(
-        "(ops, virtual s, events: mean per passing run; state B: largest total of the groups' \
-         encoded state seen by a storage check)\n{} failures, wall {:.2} s",
+        "(ops, virtual s, events: mean per passing run; state B: largest Raft state + snapshot \
+         summed over every group server, seen by a storage check)\n{} failures, wall {:.2} s",
         failed,
         t.elapsed().as_secs_f64()
     );
@@ -129,8 +126,9 @@ fn run_one(
     s: &ShardScenario,
     seed: u64,
     bugs: Bugs,
+    events_max: Option<u64>,
 ) -> Result<aver_tests::shard::Summary, aver_sim::Failure> {
-    match catch_unwind(AssertUnwindSafe(|| (s.run)(seed, bugs))) {
+    match catch_unwind(AssertUnwindSafe(|| s.run_seed(seed, bugs, events_max))) {
         Ok(outcome) => outcome,
         Err(panic) => {
             let message = panic
@@ -153,4 +151,39 @@ fn run_one(
             ))
         }
     }
+}
+
+/// `aver bench sim --suite shard`: the shard suite's wall time per seed (every scenario once
+/// per seed, seeds `1..=seeds`), per scenario, and simulated events per second.
+pub fn bench(seeds: u64) -> anyhow::Result<()> {
+    let mut best = f64::MAX;
+    let (mut wall, mut events) = (0.0, 0);
+    let mut per_test = vec![0.0; SHARD.len()];
+    for seed in 1..=seeds {
+        let t = Instant::now();
+        for (s, total) in SHARD.iter().zip(per_test.iter_mut()) {
+            let ts = Instant::now();
+            let summary = run_one(s, seed, Bugs::NONE, None)
+                .map_err(|f| anyhow::anyhow!("the shard suite failed: {f}"))?;
+            events += summary.events;
+            *total += ts.elapsed().as_secs_f64();
+        }
+        let elapsed = t.elapsed().as_secs_f64();
+        best = best.min(elapsed);
+        wall += elapsed;
+    }
+    println!(
+        "shard suite ({} tests, release, this machine): wall best {best:.3} s, mean {:.3} s per \
+         seed over {seeds} seeds",
+        SHARD.len(),
+        wall / seeds as f64
+    );
+    for (s, total) in SHARD.iter().zip(&per_test) {
+        println!("  {:<34} {:>9.3} s per seed", s.name, total / seeds as f64);
+    }
+    println!(
+        "simulated events: {events} in {wall:.3} s = {:.0} events/s",
+        events as f64 / wall
+    );
+    Ok(())
 }

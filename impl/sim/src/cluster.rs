@@ -141,6 +141,14 @@ impl<K: RaftHost> ClusterCheck<K> {
         }
     }
 
+    /// A checker for the Raft cluster made of nodes `servers` only (one of several Raft
+    /// groups in one simulation: each group is its own cluster, with its own quorum).
+    pub fn of_servers(sim: &Sim<K>, servers: Vec<usize>) -> ClusterCheck<K> {
+        let mut check = ClusterCheck::new(sim);
+        check.servers = servers;
+        check
+    }
+
     /// Servers re-checked so far (one per changed server per event).
     pub fn rechecks(&self) -> u64 {
         self.rechecks

@@ -5,13 +5,15 @@
 //! Every run records every clerk operation (call, return) and checks the history for
 //! linearizability with `aver-checker`'s `kv` model (appended values are unique, so the check
 //! also catches a lost or duplicated Append); every operation must return by the end of the
-//! run; SHARD-1 Single Owner is checked over every group's state after every event; and each
-//! scenario adds the lab's own bound (operations that must finish while a group is down, the
-//! storage bound of Challenge 1). The lab's test bugs are not copied (see
-//! `specs/shardkv.md` §sim).
+//! run; Raft's cluster invariants are checked per group and SHARD-1 Single Owner over the
+//! groups after every event of a group server; and each scenario adds the lab's own bound
+//! (operations that must finish while a group is down, `checklogs`, the storage bounds of
+//! Challenge 1 and DeleteBasic). The lab's test bugs are not copied (see `specs/shardkv.md`
+//! §sim).
 //!
-//! Groups here are single atomic replicas and the controller one replica: the Raft-replicated
-//! groups of the lab (`maxraftstate`, Raft-leader failover) are not simulated by this suite.
+//! Each group is three Raft servers (`GroupReplica`, the core the real runtime runs) with the
+//! lab's `maxraftstate` per test, crashes of single servers or whole groups, leader failover
+//! and partitions inside a group; the controller is one replica.
 
 pub mod node;
 mod run;
@@ -32,6 +34,16 @@ pub struct ShardScenario {
     pub lab_name: &'static str,
     /// Runs it on one seed with the given bugs seeded into every group.
     pub run: fn(u64, Bugs) -> Outcome<run::Summary>,
+    /// Its event budget: ten times the most any run of a 200-seed soak needed.
+    pub events_max: u64,
+}
+
+impl ShardScenario {
+    /// Runs it on `seed` with `bugs`, within its event budget (or `events_max` if given).
+    pub fn run_seed(&self, seed: u64, bugs: Bugs, events_max: Option<u64>) -> Outcome<Summary> {
+        aver_sim::sim::budget_next_run(events_max.unwrap_or(self.events_max));
+        (self.run)(seed, bugs)
+    }
 }
 
 /// The scenario called `name` (ours or the lab's).

@@ -1,11 +1,15 @@
 //! The harness of the shard suites: the administrator, background clerks, probes with
-//! deadlines, crashes, and the checks every run ends with.
+//! deadlines, crashes of whole groups and of single servers, partitions inside a group, and
+//! the checks every run ends with.
 
 use super::node::ShardKind;
 use aver_checker::models::Kv;
 use aver_core::NodeId;
+use aver_core::raft::LogIndex;
+use aver_core::rsm::raft_state_size;
 use aver_core::shardctrler::{CtrlOp, Gid, ShardId};
 use aver_core::shardkv::{Bugs, Completed, Op, OpReply, ShardKv, invariants};
+use aver_sim::cluster::ClusterCheck;
 use aver_sim::history::{Call, History};
 use aver_sim::sim::{MS, Micros, Processed, Sim};
 use aver_sim::{Failure, Outcome};
@@ -22,8 +26,11 @@ pub struct Summary {
     pub events: u64,
     /// Operations recorded.
     pub ops: usize,
-    /// Largest total of the groups' encoded state machines seen at a check (bytes).
+    /// Largest total over every group server of its persisted Raft state and snapshot, seen
+    /// at a storage check (bytes).
     pub state_bytes: usize,
+    /// Largest persisted Raft state of any group server seen at a log check (bytes).
+    pub log_bytes: usize,
 }
 
 /// What a background clerk does.
@@ -48,6 +55,11 @@ struct Worker {
 pub struct Run {
     /// The simulation.
     pub sim: Sim<ShardKind>,
+    /// Raft's cluster invariants, one checker per group.
+    checks: Vec<ClusterCheck<ShardKind>>,
+    /// Per group, the most advanced applied state any of its servers had when it crashed: a
+    /// whole group that restarts has committed more than its servers have applied again.
+    committed: Vec<Option<(LogIndex, ShardKv)>>,
     history: History,
     test: &'static str,
     seed: u64,
@@ -66,15 +78,29 @@ pub struct Run {
     summary: Summary,
 }
 
+/// A scenario's cluster: groups, clerks, and the groups' `maxraftstate` (`None`: -1).
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Shard groups (gids 100, 101, …).
+    pub groups: usize,
+    /// Clerks.
+    pub clerks: usize,
+    /// The groups' `maxraftstate` in bytes (`None`: never snapshot, as the lab's -1).
+    pub max_raft_state: Option<usize>,
+}
+
+/// Servers per group (the lab's 3).
+pub const REPLICAS: usize = 3;
+
 /// Runs `body` as scenario `test`: builds the cluster, runs it, then the final checks.
 pub fn run_scenario(
     test: &'static str,
     seed: u64,
     bugs: Bugs,
-    (groups, clerks): (usize, usize),
+    shape: Shape,
     body: impl FnOnce(&mut Run) -> Result<(), String>,
 ) -> Outcome<Summary> {
-    let mut run = Run::new(test, seed, bugs, groups, clerks);
+    let mut run = Run::new(test, seed, bugs, shape);
     if let Err(msg) = body(&mut run) {
         // Say what the user lost if that is known: heal everything and look for the
         // acknowledged writes.
@@ -91,21 +117,33 @@ pub fn run_scenario(
 }
 
 impl Run {
-    fn new(test: &'static str, seed: u64, bugs: Bugs, groups: usize, clerks: usize) -> Run {
+    fn new(test: &'static str, seed: u64, bugs: Bugs, shape: Shape) -> Run {
+        let Shape {
+            groups,
+            clerks,
+            max_raft_state,
+        } = shape;
         let kind = ShardKind {
             shards: 10,
             gids: (0..groups).map(|g| Gid(100 + g as u32)).collect(),
+            replicas: REPLICAS,
+            max_raft_state,
             bugs,
         };
-        let n = 1 + groups + clerks;
+        let n = kind.first_clerk() + clerks;
         let mut sim = Sim::new(kind, n, seed);
         for a in 0..n {
             for b in 0..n {
                 sim.net_mut().enabled[a][b] = a != b;
             }
         }
+        let checks = (0..groups)
+            .map(|g| ClusterCheck::of_servers(&sim, sim.kind().group_nodes(g).collect()))
+            .collect();
         Run {
             sim,
+            checks,
+            committed: vec![None; groups],
             history: History::new(),
             test,
             seed,
@@ -149,7 +187,10 @@ impl Run {
     pub fn join(&mut self, gs: &[usize]) {
         let map = gs
             .iter()
-            .map(|&g| (self.gid(g), vec![NodeId(g as u32 + 1)]))
+            .map(|&g| {
+                let servers = self.sim.kind().group_nodes(g);
+                (self.gid(g), servers.map(|i| NodeId(i as u32)).collect())
+            })
             .collect();
         self.sim.input(0, |n| n.admin(CtrlOp::Join(map)));
     }
@@ -172,17 +213,100 @@ impl Run {
         self.sim.kind().gids.iter().position(|g| *g == gid)
     }
 
-    /// Crashes group `g`'s server.
+    /// The controller's latest configuration number.
+    pub fn config_num(&self) -> u64 {
+        let sm = self.sim.node(0).and_then(|n| n.ctrl());
+        sm.expect("the controller is up").latest().num.0
+    }
+
+    /// The largest snapshot on the disk of any server of group `g` (bytes).
+    pub fn largest_snapshot(&self, g: usize) -> usize {
+        let nodes = self.sim.kind().group_nodes(g);
+        nodes
+            .filter_map(|i| self.sim.disk(i).synced.raft.durable().snapshot.as_ref())
+            .map(|s| s.data.len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The index of the snapshot on each group server's disk (0: none), by node.
+    pub fn snapshot_indices(&self) -> Vec<u64> {
+        (1..self.sim.kind().first_clerk())
+            .map(|i| {
+                let durable = self.sim.disk(i).synced.raft.durable();
+                durable.snapshot.as_ref().map_or(0, |s| s.meta.index.0)
+            })
+            .collect()
+    }
+
+    /// Crashes every server of group `g` (the lab's `ShutdownGroup`).
     pub fn crash_group(&mut self, g: usize) {
-        let node = self.sim.kind().group_node(g);
+        for r in 0..REPLICAS {
+            self.crash_server(g, r);
+        }
+    }
+
+    /// Restarts every crashed server of group `g` from its disk (`StartGroup`).
+    pub fn restart_group(&mut self, g: usize) {
+        for r in 0..REPLICAS {
+            self.restart_server(g, r);
+        }
+    }
+
+    /// Crashes server `r` of group `g` (if up).
+    pub fn crash_server(&mut self, g: usize, r: usize) {
+        let node = self.sim.kind().group_nodes(g).start + r;
+        let Some(replica) = self.sim.node(node).and_then(|n| n.replica()) else {
+            return;
+        };
+        let index = replica.rsm().applied_index();
+        if self.committed[g].as_ref().is_none_or(|(i, _)| *i < index) {
+            self.committed[g] = Some((index, replica.rsm().machine().clone()));
+        }
         self.sim.crash(node);
     }
 
-    /// Restarts group `g`'s server from its disk.
-    pub fn restart_group(&mut self, g: usize) {
-        let node = self.sim.kind().group_node(g);
+    /// Restarts server `r` of group `g` from its disk (if down).
+    pub fn restart_server(&mut self, g: usize, r: usize) {
+        let node = self.sim.kind().group_nodes(g).start + r;
         if !self.sim.is_up(node) {
             self.sim.start(node);
+        }
+    }
+
+    /// The server (by position in its group) that leads group `g` in the highest term, if
+    /// one is up and believes it leads.
+    pub fn leader(&self, g: usize) -> Option<usize> {
+        let nodes = self.sim.kind().group_nodes(g);
+        let first = nodes.start;
+        nodes
+            .filter_map(|i| {
+                let raft = self.sim.node(i)?.replica()?.raft();
+                raft.is_leader().then_some((raft.term(), i - first))
+            })
+            .max()
+            .map(|(_, r)| r)
+    }
+
+    /// Cuts server `r` of group `g` off from the other servers of its group (both ways); it
+    /// still reaches clerks, the controller and other groups, so a deposed leader keeps
+    /// answering them from its stale state.
+    pub fn isolate_server(&mut self, g: usize, r: usize) {
+        let nodes = self.sim.kind().group_nodes(g);
+        let node = nodes.start + r;
+        for peer in nodes.filter(|&p| p != node) {
+            self.sim.net_mut().enabled[node][peer] = false;
+            self.sim.net_mut().enabled[peer][node] = false;
+        }
+    }
+
+    /// Reconnects every link (ends every partition).
+    pub fn connect_all(&mut self) {
+        let n = self.sim.n();
+        for a in 0..n {
+            for b in 0..n {
+                self.sim.net_mut().enabled[a][b] = a != b;
+            }
         }
     }
 
@@ -297,9 +421,11 @@ impl Run {
             }
             self.collect();
             if let Processed::Node(n) = p
-                && n >= 1
-                && n < self.sim.kind().first_clerk()
+                && let Some(g) = self.sim.kind().group_of(n)
             {
+                self.checks[g]
+                    .after_event(&self.sim)
+                    .map_err(|v| format!("{v} (group {})", self.gid(g)))?;
                 self.single_owner()?;
             }
         }
@@ -333,9 +459,21 @@ impl Run {
         }
     }
 
+    /// Each group's state as SHARD-1..4 take it: the most advanced applied state of any of
+    /// its servers, now or when it last crashed (what the group has committed: a command
+    /// takes effect when it is applied, so a server that restarts behind serves nothing
+    /// before it has applied again what it had).
     fn groups(&self) -> Vec<&ShardKv> {
-        (1..self.sim.kind().first_clerk())
-            .filter_map(|i| self.sim.node_or_frozen(i).and_then(|n| n.group()))
+        let kind = self.sim.kind();
+        (0..kind.gids.len())
+            .filter_map(|g| {
+                let live = kind.group_nodes(g).filter_map(|i| {
+                    let r = self.sim.node(i).and_then(|n| n.replica())?;
+                    Some((r.rsm().applied_index(), r.rsm().machine()))
+                });
+                let memory = self.committed[g].as_ref().map(|(i, sm)| (*i, sm));
+                live.chain(memory).max_by_key(|(i, _)| *i).map(|(_, sm)| sm)
+            })
             .collect()
     }
 
@@ -401,12 +539,49 @@ impl Run {
         }
     }
 
-    /// Total bytes of every group's encoded state machine (what its snapshot would hold).
+    /// Total over every group server of its persisted Raft state plus its snapshot (the
+    /// lab's `RaftStateSize() + SnapshotSize()` summed over all servers).
     pub fn state_bytes(&mut self) -> usize {
-        use aver_core::rsm::StateMachine as _;
-        let total = self.groups().iter().map(|g| g.snapshot().len()).sum();
+        let kind = self.sim.kind();
+        let total = (1..kind.first_clerk())
+            .map(|i| {
+                let durable = self.sim.disk(i).synced.raft.durable();
+                let snapshot = durable.snapshot.as_ref().map_or(0, |s| s.data.len());
+                raft_state_size(durable) + snapshot
+            })
+            .sum();
         self.summary.state_bytes = self.summary.state_bytes.max(total);
         total
+    }
+
+    /// The lab's `checklogs`: every group server's persisted Raft state within
+    /// `8 × maxraftstate`, and no snapshot at all without `maxraftstate`.
+    pub fn check_logs(&mut self) -> Result<(), String> {
+        let kind = self.sim.kind();
+        let max = kind.max_raft_state;
+        for i in 1..kind.first_clerk() {
+            let durable = self.sim.disk(i).synced.raft.durable();
+            let size = raft_state_size(durable);
+            self.summary.log_bytes = self.summary.log_bytes.max(size);
+            match max {
+                Some(m) if size > 8 * m => {
+                    return Err(format!(
+                        "logs were not trimmed: server n{i} persists {size} bytes of Raft \
+                         state > 8 × maxraftstate = {}",
+                        8 * m
+                    ));
+                }
+                None if durable
+                    .snapshot
+                    .as_ref()
+                    .is_some_and(|s| !s.data.is_empty()) =>
+                {
+                    return Err(format!("server n{i} snapshotted with maxraftstate -1"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// True if clerk `c` has an operation in flight.
@@ -424,6 +599,7 @@ impl Run {
     fn heal(&mut self) {
         self.stop_workers();
         self.set_reliable(true);
+        self.connect_all();
         for g in 0..self.sim.kind().gids.len() {
             self.restart_group(g);
         }
@@ -439,6 +615,15 @@ impl Run {
             return Err(self.failure(v.to_string()));
         }
         if let Err(m) = done {
+            return Err(self.failure(m));
+        }
+        for g in 0..self.checks.len() {
+            if let Err(v) = self.checks[g].full(&self.sim) {
+                let m = format!("{v} (group {})", self.gid(g));
+                return Err(self.failure(m));
+            }
+        }
+        if let Err(m) = self.check_logs() {
             return Err(self.failure(m));
         }
         self.summary.virtual_us = self.sim.now();

@@ -1,7 +1,10 @@
 //! The sharded KV's client, as a pure core: it routes each operation key → shard → group by
 //! its cached configuration, retries on a timer, tries another server of the group on
 //! `WrongLeader` or silence, and refreshes the configuration from the controller on
-//! `WrongGroup` (and on every retry, as the lab's clerk does).
+//! `WrongGroup` (and on every retry, as the lab's clerk does). Once every server of the group
+//! has answered `WrongLeader` (an election is under way), it waits for its retry timer
+//! before trying again, as the lab's clerk sleeps 100 ms after a round of the group: resending
+//! at once would loop as fast as the network carries messages.
 //!
 //! One operation at a time, numbered `1, 2, …` under the clerk's [`ClientId`]; a retry keeps
 //! the number, so the groups' session tables (which move with the shards) execute it at most
@@ -66,6 +69,8 @@ pub struct Clerk {
     /// Per group, the position of the server to try first (the last one that answered);
     /// absent means 0.
     leaders: BTreeMap<Gid, usize>,
+    /// `WrongLeader` answers since the last retry timer, new operation or new target group.
+    wrong_leaders: usize,
     ready: ClerkReady,
 }
 
@@ -80,6 +85,7 @@ impl Clerk {
             seq: Seq(0),
             pending: None,
             leaders: BTreeMap::new(),
+            wrong_leaders: 0,
             ready: ClerkReady::default(),
         }
     }
@@ -116,6 +122,7 @@ impl Clerk {
         );
         self.seq = Seq(self.seq.0 + 1);
         self.pending = Some(Pending { seq: self.seq, op });
+        self.wrong_leaders = 0;
         self.send_request();
         self.ready.timers.push(TimerCmd::Set(ClerkTimer::Retry));
         self.seq
@@ -127,6 +134,7 @@ impl Clerk {
         if self.pending.is_none() {
             return;
         }
+        self.wrong_leaders = 0;
         if let Some(gid) = self.target() {
             self.next_server(gid);
         }
@@ -146,6 +154,7 @@ impl Clerk {
                 let before = self.target();
                 self.config = Some(config);
                 if self.pending.is_some() && self.target() != before {
+                    self.wrong_leaders = 0;
                     self.send_request();
                 }
             }
@@ -178,7 +187,10 @@ impl Clerk {
             OpReply::WrongLeader => {
                 if let Some(gid) = self.target() {
                     self.next_server(gid);
-                    self.send_request();
+                    self.wrong_leaders += 1;
+                    if self.wrong_leaders < self.servers(gid).len() {
+                        self.send_request();
+                    }
                 }
             }
             reply => {

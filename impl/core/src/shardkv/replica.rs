@@ -1,7 +1,7 @@
 //! The sharded deployment's servers as Raft-replicated cores: a shard group's server
 //! ([`GroupReplica`]: [`ShardServer`] over [`ShardKv`] on the rsm on Raft) and a controller
 //! server ([`CtrlReplica`]: [`ShardCtrler`] on the rsm on Raft). The real runtime runs one of
-//! them per process; the simulator's single-replica groups apply proposals at once instead.
+//! them per process; the simulator (`aver sim shard`) runs the same group servers.
 //!
 //! Both speak [`NetMsg`] to everyone outside their own Raft group (clerks, the controller,
 //! other groups, administrators) and Raft's messages to their own group ([`ReplicaMsg`]).
@@ -140,9 +140,21 @@ impl GroupReplica {
         config: &ReplicaConfig,
         raft: raft::Config,
         durable: Durable<GroupEntry>,
-        (gid, shards, ctrl): (Gid, usize, Vec<NodeId>),
+        who: (Gid, usize, Vec<NodeId>),
     ) -> GroupReplica {
-        let machine = ShardKv::new(gid, shards, Bugs::NONE);
+        GroupReplica::with_bugs(config, raft, durable, who, Bugs::NONE)
+    }
+
+    /// [`GroupReplica::new`] with `bugs` seeded into its state machine (the simulator's
+    /// seeded-bug runs).
+    pub fn with_bugs(
+        config: &ReplicaConfig,
+        raft: raft::Config,
+        durable: Durable<GroupEntry>,
+        (gid, shards, ctrl): (Gid, usize, Vec<NodeId>),
+        bugs: Bugs,
+    ) -> GroupReplica {
+        let machine = ShardKv::new(gid, shards, bugs);
         let rsm = Rsm::new(config.rsm(), Raft::new(raft, durable), machine);
         let mut r = GroupReplica {
             rsm,

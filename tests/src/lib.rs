@@ -164,9 +164,9 @@ scenarios! {
     /// The older shardctrler tests (`src/shardctrler/test_test.go`, 2024), in the lab's order,
     /// on a Raft-replicated controller.
     SHARDCTRLER in "shardctrler":
-    shardctrler::ctrl_basic = "TestBasic", 1_000_000;
-    shardctrler::ctrl_multi = "TestMulti", 1_000_000;
-    shardctrler::ctrl_minimal_again = "TestMinimalAgain", 1_000_000;
+    shardctrler::ctrl_basic = "TestBasic", 13_000;
+    shardctrler::ctrl_multi = "TestMulti", 10_000;
+    shardctrler::ctrl_minimal_again = "TestMinimalAgain", 10_000;
 }
 
 /// The controller on an unreliable network with partitions, crashes and snapshots.

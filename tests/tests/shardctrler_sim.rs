@@ -48,5 +48,8 @@ fn rebalance_differs_is_caught_by_the_history() {
         failure.message.contains("not linearizable"),
         "caught, but not by the history: {failure}"
     );
-    assert!(failure.replay.contains("--bug rebalance-differs"), "{failure}");
+    assert!(
+        failure.replay.contains("--bug rebalance-differs"),
+        "{failure}"
+    );
 }

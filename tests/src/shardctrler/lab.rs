@@ -73,7 +73,12 @@ fn call_of(op: &CtrlOp) -> Call {
         CtrlOp::Join(groups) => {
             let map: Map<String, Value> = groups
                 .iter()
-                .map(|(g, s)| (g.0.to_string(), json!(s.iter().map(|n| n.0).collect::<Vec<_>>())))
+                .map(|(g, s)| {
+                    (
+                        g.0.to_string(),
+                        json!(s.iter().map(|n| n.0).collect::<Vec<_>>()),
+                    )
+                })
                 .collect();
             Call::new("join").value(Value::Object(map))
         }
@@ -95,7 +100,12 @@ fn output_of(reply: &CtrlReply) -> Value {
             let groups: Map<String, Value> = c
                 .groups
                 .iter()
-                .map(|(g, s)| (g.0.to_string(), json!(s.iter().map(|n| n.0).collect::<Vec<_>>())))
+                .map(|(g, s)| {
+                    (
+                        g.0.to_string(),
+                        json!(s.iter().map(|n| n.0).collect::<Vec<_>>()),
+                    )
+                })
                 .collect();
             let shards: Vec<u32> = c.shards.iter().map(|g| g.0).collect();
             json!({"num": c.num.0, "shards": shards, "groups": groups})
@@ -475,7 +485,9 @@ impl CtrlLab {
             && !want.is_empty()
             && *max > min + 1
         {
-            return self.fail(format!("max {max} too much larger than min {min}: {load:?}"));
+            return self.fail(format!(
+                "max {max} too much larger than min {min}: {load:?}"
+            ));
         }
         Ok(config)
     }

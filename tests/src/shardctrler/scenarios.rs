@@ -55,7 +55,10 @@ fn concurrently(lab: &mut CtrlLab, scripts: Vec<Vec<CtrlOp>>) -> Outcome<()> {
             if let Some(reply) = lab.take_reply(c)
                 && !matches!(reply, aver_core::shardctrler::CtrlReply::Done(_))
             {
-                return lab.fail(format!("clerk {c}'s {:?} returned {reply:?}", script[next[c] - 1]));
+                return lab.fail(format!(
+                    "clerk {c}'s {:?} returned {reply:?}",
+                    script[next[c] - 1]
+                ));
             }
             if next[c] < script.len() {
                 next[c] += 1;
@@ -174,7 +177,10 @@ fn basic_move(lab: &mut CtrlLab) -> Outcome<()> {
     let cf2 = lab.query(0, None)?;
     for s in 0..NSHARDS {
         if cf2.shards[s] != Gid(target(s)) {
-            return lab.fail(format!("shard {s} wrong group {} after Move", cf2.shards[s]));
+            return lab.fail(format!(
+                "shard {s} wrong group {} after Move",
+                cf2.shards[s]
+            ));
         }
     }
     lab.leave(0, &[503])?;
@@ -234,7 +240,12 @@ pub fn ctrl_multi(seed: u64) -> Outcome<Report> {
     let gids: Vec<u32> = (1000..1010).collect();
     let scripts = gids
         .iter()
-        .map(|&g| vec![join_op(&[g, g + 1000, g + 2000]), leave_op(&[g + 1000, g + 2000])])
+        .map(|&g| {
+            vec![
+                join_op(&[g, g + 1000, g + 2000]),
+                leave_op(&[g + 1000, g + 2000]),
+            ]
+        })
         .collect();
     concurrently(&mut lab, scripts)?;
     lab.check_groups(0, &gids)?;
@@ -272,7 +283,13 @@ pub fn ctrl_multi(seed: u64) -> Outcome<Report> {
 /// (`maxraftstate` 2000 B). Every answer must fit one controller (the history check).
 pub fn ctrl_unreliable_chaos(seed: u64) -> Outcome<Report> {
     let clerks = 5;
-    let mut lab = CtrlLab::new("ctrl_unreliable_chaos", seed, (3, clerks), false, Some(2_000));
+    let mut lab = CtrlLab::new(
+        "ctrl_unreliable_chaos",
+        seed,
+        (3, clerks),
+        false,
+        Some(2_000),
+    );
     lab.start_partitioner();
     let end = lab.now() + 12_000 * MS;
     let mut next_crash = lab.now() + 2_000 * MS;

@@ -280,16 +280,10 @@ pub fn ctrl_multi(seed: u64) -> Outcome<Report> {
 /// Beyond the lab: 5 clerks run random Join, Leave, Move and Query (latest and historical)
 /// for 12 s on an unreliable network (delays, 10% of requests and replies lost) while the
 /// servers are partitioned at random and crashed and restarted, with snapshots
-/// (`maxraftstate` 2000 B). Every answer must fit one controller (the history check).
+/// (`maxraftstate` 400 B). Every answer must fit one controller (the history check).
 pub fn ctrl_unreliable_chaos(seed: u64) -> Outcome<Report> {
     let clerks = 5;
-    let mut lab = CtrlLab::new(
-        "ctrl_unreliable_chaos",
-        seed,
-        (3, clerks),
-        false,
-        Some(2_000),
-    );
+    let mut lab = CtrlLab::new("ctrl_unreliable_chaos", seed, (3, clerks), false, Some(400));
     lab.start_partitioner();
     let end = lab.now() + 12_000 * MS;
     let mut next_crash = lab.now() + 2_000 * MS;

@@ -24,6 +24,7 @@ pub mod raft_3ab;
 pub mod raft_3cd;
 pub mod rsm;
 pub mod shard;
+pub mod shardctrler;
 
 pub use aver_sim::{Failure, Outcome, Report};
 
@@ -159,6 +160,24 @@ scenarios! {
         "TestSnapshotUnreliableRecoverConcurrentPartitionLinearizable4C", 220_000;
 }
 
+scenarios! {
+    /// The older shardctrler tests (`src/shardctrler/test_test.go`, 2024), in the lab's order,
+    /// on a Raft-replicated controller.
+    SHARDCTRLER in "shardctrler":
+    shardctrler::ctrl_basic = "TestBasic", 13_000;
+    shardctrler::ctrl_multi = "TestMulti", 10_000;
+    shardctrler::ctrl_minimal_again = "TestMinimalAgain", 10_000;
+}
+
+/// The controller on an unreliable network with partitions, crashes and snapshots.
+pub const CTRL_CHAOS: Scenario = Scenario {
+    name: "ctrl_unreliable_chaos",
+    suite: "shardctrler",
+    lab_name: "(none: 5 clerks, random Join/Leave/Move/Query, unreliable, partitions, crashes)",
+    run: shardctrler::ctrl_unreliable_chaos,
+    events_max: 1_000_000,
+};
+
 /// The groups of the `kv` suite (`aver sim kv`), in order. A KV service adds its group here.
 pub const KV: &[&[Scenario]] = &[KVSRV1, LOCK, RSM, KVRAFT1];
 
@@ -194,6 +213,11 @@ pub const SUITES: &[Suite] = &[
         groups: &[KVRAFT1],
         extra: &[KVRAFT_CHAOS],
     },
+    Suite {
+        name: "shardctrler",
+        groups: &[SHARDCTRLER],
+        extra: &[CTRL_CHAOS],
+    },
 ];
 
 impl Suite {
@@ -218,6 +242,7 @@ pub fn bug_flags(suite: &str) -> String {
             kv_lab::bug_flags(kv_lab::seeded_bugs())
                 + &kvraft_lab::bug_flags(kvraft_lab::seeded_bugs())
         }
+        "shardctrler" => shardctrler::lab::bug_flags(shardctrler::lab::seeded_bugs()),
         _ => String::new(),
     }
 }

@@ -10,7 +10,9 @@
 use anyhow::Context;
 use aver_checker::counterexample::{self, Counterexample};
 use aver_checker::formats::{self, Decode, Format, Record};
-use aver_checker::models::{CasRegister, Initial, Kv, MultiRegister, Register, VersionedKv};
+use aver_checker::models::{
+    CasRegister, Initial, Kv, MultiRegister, Register, ShardCtrl, VersionedKv,
+};
 use aver_checker::{
     Analysis, CheckOptions, CheckResult, Model, Operation, PowerSet, check_operations_with,
 };
@@ -80,6 +82,8 @@ enum ModelArg {
     Cas,
     VersionedKv,
     MultiRegister,
+    /// The shard controller (join, leave, move, query; 10 shards).
+    Shardctrler,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -134,6 +138,10 @@ pub fn run(args: LinArgs) -> anyhow::Result<u8> {
         (ModelArg::Kv | ModelArg::VersionedKv, Some(_)) => Ok(bad_input(
             "--init applies to the register, cas and multi-register models",
         )),
+        (ModelArg::Shardctrler, Some(_)) => Ok(bad_input(
+            "--init applies to the register, cas and multi-register models",
+        )),
+        (ModelArg::Shardctrler, None) => run.with(&ShardCtrl::default()),
         (ModelArg::Kv, None) => run.with(&Kv),
         (ModelArg::VersionedKv, None) => run.with(&PowerSet(VersionedKv)),
         (ModelArg::Register, None) => run.with(&Register),
@@ -180,6 +188,7 @@ fn implied_model(format: Format, records: &[Record]) -> ModelArg {
         Format::Jsonl if records.iter().any(|r| r.args.contains_key("version")) => {
             ModelArg::VersionedKv
         }
+        Format::Jsonl if has("join") || has("query") => ModelArg::Shardctrler,
         Format::Jsonl if has("get") || has("put") || has("append") => ModelArg::Kv,
         Format::Jsonl if has("cas") => ModelArg::Cas,
         Format::Jsonl => ModelArg::Register,

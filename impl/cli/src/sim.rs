@@ -1,7 +1,7 @@
 //! `aver sim` and `aver bench sim`: the simulated 6.5840 suites over many seeds, and their
 //! throughput.
 //!
-//! `aver sim SUITE` (`raft`, `kv`) runs every scenario of the suite (or `--test NAME`) on seeds `--first-seed ..
+//! `aver sim SUITE` (`raft`, `kv`, `shardctrler`, …) runs every scenario of the suite (or `--test NAME`) on seeds `--first-seed ..
 //! --first-seed + --seeds` (or exactly `--seed S`). Each failure prints as it happens, with its
 //! seed and the command that replays it; at the end a table (test, runs, failures, virtual
 //! time, events, wall time) and the failures again. `--json` prints a machine-readable
@@ -29,6 +29,9 @@ pub enum Suite {
     Rsm,
     /// Lab 4's kvraft1 tests alone (also part of `kv`).
     Kvraft,
+    /// The older shardctrler tests on a Raft-replicated controller (TestBasic, TestMulti,
+    /// TestMinimalAgain; `--extra`: unreliable with partitions and crashes).
+    Shardctrler,
 }
 
 impl Suite {
@@ -39,6 +42,7 @@ impl Suite {
             Suite::Shard => "shard",
             Suite::Rsm => "rsm",
             Suite::Kvraft => "kvraft",
+            Suite::Shardctrler => "shardctrler",
         }
     }
 
@@ -72,6 +76,13 @@ impl Suite {
             }
             // The shard suite takes its bug names per run (`sim_shard::run`).
             Suite::Shard => {}
+            Suite::Shardctrler => {
+                let mut bugs = aver_core::shardkv::Bugs::NONE;
+                for n in names {
+                    bugs = bugs.with(n.parse().map_err(anyhow::Error::msg)?);
+                }
+                aver_tests::shardctrler::lab::seed_bugs(bugs);
+            }
         }
         Ok(())
     }
@@ -422,7 +433,7 @@ fn summary_json(
 pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     let suites = match args.suite {
         Some(s) => vec![s],
-        None => vec![Suite::Raft, Suite::Kv, Suite::Shard],
+        None => vec![Suite::Raft, Suite::Kv, Suite::Shardctrler, Suite::Shard],
     };
     for suite in suites {
         if let Suite::Shard = suite {

@@ -58,6 +58,7 @@ pub mod lab;
 pub mod pair;
 pub mod raft;
 pub mod run;
+pub mod shardctrler;
 pub mod sim;
 
 pub use lab::Report;

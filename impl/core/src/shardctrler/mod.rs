@@ -26,6 +26,7 @@
 //! Invariants (`specs/invariants.md`): SHARD-5 Config Agreement ([`invariants::config_agreement`])
 //! and SHARD-6 Balanced Configs ([`invariants::balanced`]).
 
+pub mod clerk;
 pub(crate) mod codec;
 pub mod invariants;
 pub mod rebalance;

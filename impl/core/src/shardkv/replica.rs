@@ -16,16 +16,18 @@
 //!   proposals would be refused anyway. Any replica answers `Pull` from its applied state
 //!   ([`ShardServer`]: an offered shard is frozen, so every replica in configuration `n`
 //!   answers the same).
-//! * A controller replica answers `Query` from its applied state: configurations never change
-//!   once made, so a lagging replica answers with an older configuration, never a wrong one
-//!   (the asker takes the newest answer). `Join`, `Leave` and `Move` go through the log with
+//! * A controller replica answers a group's `Query` from its applied state: configurations
+//!   never change once made, so a lagging replica answers with an older configuration, never
+//!   a wrong one (the asker takes the newest answer). An administrator's `Query` must be
+//!   linearizable (it must see every completed `Join`): a configuration applied here is
+//!   answered at once, the latest one is read by ReadIndex on the leader. `Join`, `Leave` and `Move` go through the log with
 //!   the administrator's session and sequence number, deduplicated by the controller's
 //!   session table, and are answered only from their own entry (the rsm checks its term).
-//! * Both rsms use ReadIndex mode for its leader no-op only (no reads are issued): a new
-//!   leader commits an entry of its term at once, so entries of earlier terms commit without
-//!   waiting for the next request.
+//! * Both rsms use ReadIndex mode: a new leader commits an entry of its term at once, so
+//!   entries of earlier terms commit without waiting for the next request; the controller
+//!   also serves administrators' latest-configuration queries by ReadIndex.
 
-use super::bugs::Bugs;
+use super::bugs::{Bug, Bugs};
 use super::server::{ShardServer, Timer};
 use super::state::{Command, ShardKv};
 use super::types::{Msg, OpReply};
@@ -33,7 +35,7 @@ use crate::contract::{self, NodeId, Ready, TimerCmd, Violation};
 use crate::kvraft::{ClientId, Seq};
 use crate::raft::{self, Durable, LogIndex, PersistOp, Raft};
 use crate::rsm::{ReadMode, Rsm, RsmConfig, RsmEntry, RsmOutput};
-use crate::shardctrler::{CtrlCommand, CtrlOp, CtrlReply, Gid, ShardCtrler};
+use crate::shardctrler::{ConfigNum, CtrlCommand, CtrlOp, CtrlReply, Gid, ShardCtrler};
 use serde::{Deserialize, Serialize};
 
 /// What travels between a server and anyone outside its Raft group.
@@ -337,11 +339,33 @@ impl CtrlReplica {
         durable: Durable<CtrlEntry>,
         shards: usize,
     ) -> CtrlReplica {
-        let rsm = Rsm::new(
-            config.rsm(),
-            Raft::new(raft, durable),
-            ShardCtrler::new(shards),
-        );
+        CtrlReplica::with_machine(config, raft, durable, ShardCtrler::new(shards))
+    }
+
+    /// [`CtrlReplica::new`] with seeded bugs: with `rebalance-differs`, this replica breaks
+    /// rebalancing ties in an order of its own (its node id picks it), so replicas applying
+    /// the same log hold different configurations.
+    pub fn with_bugs(
+        config: &ReplicaConfig,
+        raft: raft::Config,
+        durable: Durable<CtrlEntry>,
+        (shards, bugs): (usize, Bugs),
+    ) -> CtrlReplica {
+        let machine = if bugs.has(Bug::RebalanceDiffers) {
+            ShardCtrler::with_divergent_rebalance(shards, raft.id.0)
+        } else {
+            ShardCtrler::new(shards)
+        };
+        CtrlReplica::with_machine(config, raft, durable, machine)
+    }
+
+    fn with_machine(
+        config: &ReplicaConfig,
+        raft: raft::Config,
+        durable: Durable<CtrlEntry>,
+        machine: ShardCtrler,
+    ) -> CtrlReplica {
+        let rsm = Rsm::new(config.rsm(), Raft::new(raft, durable), machine);
         let mut r = CtrlReplica {
             rsm,
             ready: Ready::default(),
@@ -381,9 +405,7 @@ impl CtrlReplica {
             NetMsg::Admin { client, seq, op } => {
                 let tag = CtrlTag { from, client, seq };
                 if let CtrlOp::Query(num) = op {
-                    // Reads are not logged: the applied configurations answer (see above).
-                    let config = self.rsm.machine().query(num).clone();
-                    return self.answer(tag, Ok(CtrlReply::Config(config)));
+                    return self.admin_query(tag, num);
                 }
                 let command = CtrlCommand { client, seq, op };
                 if self.rsm.submit(tag, command).is_err() {
@@ -392,6 +414,23 @@ impl CtrlReplica {
                 }
             }
             NetMsg::Shard(_) | NetMsg::AdminReply { .. } => {}
+        }
+    }
+
+    /// An administrator's `Query`: a configuration this replica has applied is answered at
+    /// once (configurations never change once made, and one that was applied was committed,
+    /// so the answer is the one a linearizable controller gives); the latest configuration,
+    /// or one not applied here yet, is read by ReadIndex on the leader, so that it reflects
+    /// every `Join`, `Leave` and `Move` that completed before the query began.
+    fn admin_query(&mut self, tag: CtrlTag, num: Option<ConfigNum>) {
+        let configs = self.rsm.machine().configs();
+        if let Some(config) = num.and_then(|n| configs.get(n.0 as usize)) {
+            let reply = CtrlReply::Config(config.clone());
+            return self.answer(tag, Ok(reply));
+        }
+        if self.rsm.read(tag, num).is_err() {
+            let hint = self.rsm.engine().leader_hint();
+            self.answer(tag, Err(hint));
         }
     }
 

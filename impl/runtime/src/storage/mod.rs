@@ -23,7 +23,13 @@
 //! deleted once the new generation is durable. A segment also rolls over (without a
 //! checkpoint) when it exceeds [`StorageOptions::segment_bytes_max`].
 //!
-//! Recovery truncates a torn tail of the newest segment. Anything else that fails its checks
+//! The newest segment is **preallocated**: zeros are written ahead of its last batch (as
+//! many as it holds, at most [`StorageOptions::preallocate_bytes`]), so that a commit
+//! overwrites zeros and its `fdatasync` need not record a new file size (on ext4: no journal
+//! commit, which on this project's machine made a sync 20 times cheaper). A rolled segment is
+//! cut to its data first, so only the newest one ends in zeros.
+//!
+//! Recovery truncates a torn tail, and the preallocated zeros, of the newest segment. Anything else that fails its checks
 //! — a damaged batch followed by an intact one, a damaged batch in an older segment, a
 //! missing segment or snapshot, a damaged hard state — stops the node with
 //! [`StorageError::Corrupt`], naming the file and the byte offset. Acknowledged data is never
@@ -94,9 +100,20 @@ fn sync_err(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
 pub struct StorageOptions {
     /// A segment that has grown past this starts a new one at the next batch.
     pub segment_bytes_max: u64,
-    /// Zeros written ahead of the log's end in its newest segment, so that most commits
-    /// overwrite zeros instead of growing the file (see `Storage::preallocate`).
+    /// At most this many zeros are written ahead of the log's end in its newest segment, so
+    /// that most commits overwrite zeros instead of growing the file (see
+    /// `Storage::preallocate`).
     pub preallocate_bytes: u64,
+}
+
+impl StorageOptions {
+    /// Where to preallocate up to when the data reaches `end`: as many zeros again as the
+    /// segment holds, between 64 KiB and [`StorageOptions::preallocate_bytes`]. A segment
+    /// grows geometrically (few syncs record a size), and zeros never outweigh the data of
+    /// a large segment, while the short segments of frequent snapshots stay short.
+    pub fn preallocation_end(&self, end: u64) -> u64 {
+        end + end.max(64 << 10).min(self.preallocate_bytes)
+    }
 }
 
 impl Default for StorageOptions {
@@ -361,7 +378,7 @@ impl<C: aver_core::raft::Command + Serialize + DeserializeOwned> Storage<C> {
         let path = self.wal_dir.join(wal::segment_name(no));
         let mut file = self.fs.create(&path).map_err(io_err(&path))?;
         file.write_all(bytes).map_err(io_err(&path))?;
-        let alloc = bytes.len() as u64 + self.opts.preallocate_bytes;
+        let alloc = self.opts.preallocation_end(bytes.len() as u64);
         file.preallocate(alloc).map_err(io_err(&path))?;
         file.sync_data().map_err(sync_err(&path))?;
         self.fs
@@ -385,7 +402,7 @@ impl<C: aver_core::raft::Command + Serialize + DeserializeOwned> Storage<C> {
         if end <= self.segment_alloc {
             return Ok(());
         }
-        let alloc = end + self.opts.preallocate_bytes;
+        let alloc = self.opts.preallocation_end(end);
         self.segment.preallocate(alloc)?;
         self.segment_alloc = alloc;
         Ok(())

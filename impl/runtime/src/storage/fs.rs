@@ -81,7 +81,7 @@ impl RealFile {
 }
 
 /// Zeros written per `pwrite` when preallocating.
-const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 impl FsFile for RealFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {

@@ -243,7 +243,8 @@ impl<N: Net> Client<N> {
         let stream = tokio::time::timeout(self.opts.connect_timeout, dial(&self.net, addr, &hello))
             .await
             .map_err(|_| format!("{node} at {addr}: connect timed out"))??;
-        let (mut reader, writer) = tokio::io::split(stream);
+        let (reader, writer) = tokio::io::split(stream);
+        let mut reader = tokio::io::BufReader::with_capacity(crate::net::READ_BUFFER, reader);
         self.generation += 1;
         let generation = self.generation;
         let tx = self.incoming_tx.clone();

@@ -190,6 +190,8 @@ fn run(seed: u64) -> Vec<String> {
                 o.lock_data_dir = false;
                 o.seed = seed ^ (i as u64) << 20;
                 o.snapshot_log_bytes = 3000;
+                // Small runs of preallocated zeros: the in-memory disk copies them.
+                o.storage.preallocate_bytes = 4096;
                 o.trace = Some(trace_dir);
                 let n = node::start(o, SimNet).await?;
                 n.wait().await?;

@@ -108,7 +108,8 @@ where
     /// queue and are written in batches. A malformed request is answered with an error
     /// naming what was wrong, counted, and closes the session.
     async fn client_session(self, stream: N::Stream) {
-        let (mut reader, writer) = tokio::io::split(stream);
+        let (reader, writer) = tokio::io::split(stream);
+        let mut reader = tokio::io::BufReader::with_capacity(net::READ_BUFFER, reader);
         let (tx, rx) = mpsc::channel::<Reply<R>>(SESSION_REPLIES_MAX);
         let from = self.session;
         let open = Input::Open {

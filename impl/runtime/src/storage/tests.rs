@@ -14,6 +14,14 @@ fn dir() -> PathBuf {
     PathBuf::from("/node")
 }
 
+/// Default options, with fewer preallocated zeros (the in-memory file system copies them).
+fn opts() -> StorageOptions {
+    StorageOptions {
+        preallocate_bytes: 4096,
+        ..StorageOptions::default()
+    }
+}
+
 fn open(fs: &FaultFs, opts: StorageOptions) -> Result<(Storage<Cmd>, Durable<Cmd>), StorageError> {
     Storage::open(Arc::new(fs.clone()), &dir(), opts).map(|(s, d, _)| (s, d))
 }
@@ -132,6 +140,7 @@ fn committed_groups_survive_every_kind_of_crash() {
         let fs = FaultFs::new();
         let opts = StorageOptions {
             segment_bytes_max: rng.random_range(200..2000),
+            preallocate_bytes: rng.random_range(0..3000),
         };
         let (mut st, mut model) = open(&fs, opts).unwrap();
         for step in 0..60 {
@@ -198,22 +207,82 @@ fn segment_path(no: u64) -> PathBuf {
     dir().join("wal").join(wal::segment_name(no))
 }
 
+/// Where the log's batches end in segment `no` (preallocated zeros follow).
+fn log_end(fs: &FaultFs, no: u64) -> usize {
+    let bytes = fs.read(&segment_path(no)).unwrap();
+    let last = *wal::scan(&bytes).batches.last().expect("a batch");
+    last.offset + wal::BATCH_HEADER_LEN + last.body.len()
+}
+
 #[test]
 fn torn_tail_is_truncated_and_reported() {
     let fs = FaultFs::new();
-    let (mut st, _) = open(&fs, StorageOptions::default()).unwrap();
+    let (mut st, _) = open(&fs, opts()).unwrap();
     commit_appends(&mut st, 3);
-    let len = fs.len(&segment_path(1)).unwrap();
-    // A write that never synced: half a batch.
+    let len = log_end(&fs, 1);
+    // A write that never synced, over the preallocated zeros: half a batch.
     let mut f = fs.open_append(&segment_path(1)).unwrap();
+    f.set_len(len as u64).unwrap();
     f.write_all(&[b'A', b'V', b'W', b'B', 1, 2, 3]).unwrap();
+    f.preallocate(len as u64 + 4096).unwrap();
     fs.crash(Crash::Process);
-    let (st, d, report) =
-        Storage::<Cmd>::open(Arc::new(fs.clone()), &dir(), StorageOptions::default()).unwrap();
-    assert_eq!(report.torn_bytes, 7);
+    let (st, d, report) = Storage::<Cmd>::open(Arc::new(fs.clone()), &dir(), opts()).unwrap();
+    assert_eq!(
+        report.torn_bytes, 4096,
+        "the half batch and the zeros after it"
+    );
     assert_eq!(d.log.last_index(), LogIndex(6));
     assert_eq!(fs.len(&segment_path(1)), Some(len), "the tail was cut");
     drop(st);
+}
+
+/// Commits overwrite zeros written ahead of the log (so that their fsyncs record no file
+/// size); those zeros are not a torn tail, and the log continues where the data ends, across
+/// power losses that keep any piece of an unsynced write.
+#[test]
+fn preallocated_zeros_are_cut_on_recovery_and_not_called_torn() {
+    let fs = FaultFs::new();
+    let (mut st, _) = open(&fs, opts()).unwrap();
+    commit_appends(&mut st, 3);
+    let end = log_end(&fs, 1);
+    assert!(
+        fs.len(&segment_path(1)).unwrap() > end,
+        "zeros follow the log"
+    );
+    drop(st);
+    fs.crash(Crash::LoseUnsynced);
+    let (mut st, d, report) = Storage::<Cmd>::open(Arc::new(fs.clone()), &dir(), opts()).unwrap();
+    assert_eq!((report.torn_bytes, d.log.last_index()), (0, LogIndex(6)));
+    assert_eq!(fs.len(&segment_path(1)), Some(end), "the zeros were cut");
+    let mut last = d.log.last_index().0;
+    for seed in 0..20 {
+        let first = last + 1;
+        st.commit(&[PersistOp::Append {
+            first: LogIndex(first),
+            entries: vec![entry(1, first), entry(1, first + 1)],
+        }])
+        .unwrap();
+        // An unsynced write of the next batch, then power loss keeping any piece of it.
+        let mut bytes = Vec::new();
+        let records = [WalRecordRef::Append {
+            first: LogIndex(first + 2),
+            entries: &[entry(1, 7)][..],
+        }];
+        wal::encode_batch(st.next_seq, &records, &mut bytes).unwrap();
+        let mut f = fs.open_append(&segment_path(1)).unwrap();
+        f.set_len(log_end(&fs, 1) as u64).unwrap();
+        f.write_all(&bytes).unwrap();
+        f.preallocate(log_end(&fs, 1) as u64 + 1000).unwrap();
+        drop(st);
+        fs.crash(Crash::Torn(seed));
+        let (again, d, _) = Storage::<Cmd>::open(Arc::new(fs.clone()), &dir(), opts()).unwrap();
+        last = d.log.last_index().0;
+        assert!(
+            [first + 1, first + 2].contains(&last),
+            "seed {seed}: {last}"
+        );
+        st = again;
+    }
 }
 
 /// A flipped bit in a synced batch that is followed by intact data is corruption of
@@ -221,14 +290,14 @@ fn torn_tail_is_truncated_and_reported() {
 #[test]
 fn flipped_bit_in_synced_prefix_stops_recovery_with_file_and_offset() {
     let fs = FaultFs::new();
-    let (mut st, _) = open(&fs, StorageOptions::default()).unwrap();
+    let (mut st, _) = open(&fs, opts()).unwrap();
     commit_appends(&mut st, 4);
     let bytes = fs.read(&segment_path(1)).unwrap();
     let batches = wal::scan(&bytes).batches;
     let victim = batches[2].offset;
     fs.flip_bit(&segment_path(1), victim + wal::BATCH_HEADER_LEN + 1, 3);
     fs.crash(Crash::LoseUnsynced);
-    let err = open(&fs, StorageOptions::default()).unwrap_err();
+    let err = open(&fs, opts()).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, StorageError::Corrupt { offset, .. } if offset == victim as u64));
     assert!(text.contains("00000000000000000001.wal"), "{text}");
@@ -239,11 +308,11 @@ fn flipped_bit_in_synced_prefix_stops_recovery_with_file_and_offset() {
 #[test]
 fn flipped_bit_in_last_batch_is_cut_like_a_torn_write() {
     let fs = FaultFs::new();
-    let (mut st, _) = open(&fs, StorageOptions::default()).unwrap();
+    let (mut st, _) = open(&fs, opts()).unwrap();
     commit_appends(&mut st, 2);
-    let len = fs.len(&segment_path(1)).unwrap();
+    let len = log_end(&fs, 1);
     fs.flip_bit(&segment_path(1), len - 1, 0);
-    let (_, d) = open(&fs, StorageOptions::default()).unwrap();
+    let (_, d) = open(&fs, opts()).unwrap();
     assert_eq!(d.log.last_index(), LogIndex(2));
 }
 
@@ -252,6 +321,7 @@ fn damage_in_an_older_segment_is_corruption() {
     let fs = FaultFs::new();
     let opts = StorageOptions {
         segment_bytes_max: 100,
+        ..opts()
     };
     let (mut st, _) = open(&fs, opts).unwrap();
     commit_appends(&mut st, 8);
@@ -266,12 +336,12 @@ fn damage_in_an_older_segment_is_corruption() {
 #[test]
 fn damaged_hard_state_and_missing_snapshot_are_named() {
     let fs = FaultFs::new();
-    let (mut st, _) = open(&fs, StorageOptions::default()).unwrap();
+    let (mut st, _) = open(&fs, opts()).unwrap();
     commit_appends(&mut st, 2);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     st.commit(&[snapshot(&mut rng, LogIndex(3), Term(1))])
         .unwrap();
-    let (_, d) = open(&fs, StorageOptions::default()).unwrap();
+    let (_, d) = open(&fs, opts()).unwrap();
     assert_eq!(d.log.base().index, LogIndex(3));
     assert_eq!(
         d.log.last_index(),
@@ -285,19 +355,13 @@ fn damaged_hard_state_and_missing_snapshot_are_named() {
     );
     let snap = dir().join("snap").join(files::snapshot_name(d.log.base()));
     fs.flip_bit(&snap, 40, 0);
-    let err = open(&fs, StorageOptions::default())
-        .unwrap_err()
-        .to_string();
+    let err = open(&fs, opts()).unwrap_err().to_string();
     assert!(err.contains(".snap at byte"), "{err}");
     fs.remove(&snap).unwrap();
-    let err = open(&fs, StorageOptions::default())
-        .unwrap_err()
-        .to_string();
+    let err = open(&fs, opts()).unwrap_err().to_string();
     assert!(err.contains("cannot be read"), "{err}");
     fs.flip_bit(&dir().join("hardstate"), 5, 0);
-    let err = open(&fs, StorageOptions::default())
-        .unwrap_err()
-        .to_string();
+    let err = open(&fs, opts()).unwrap_err().to_string();
     assert!(err.contains("hardstate at byte 0"), "{err}");
 }
 
@@ -305,7 +369,7 @@ fn damaged_hard_state_and_missing_snapshot_are_named() {
 #[test]
 fn failed_fsync_is_an_error() {
     let fs = FaultFs::new();
-    let (mut st, _) = open(&fs, StorageOptions::default()).unwrap();
+    let (mut st, _) = open(&fs, opts()).unwrap();
     fs.fail_sync_after(0);
     let err = st
         .commit(&[PersistOp::Append {

@@ -11,7 +11,10 @@
 //! a crash, and **an intact batch anywhere after a damaged one proves the damaged one had been
 //! synced**: that is corruption of acknowledged data, never a torn tail. [`scan`] applies this
 //! rule: a damaged batch followed by nothing intact is a torn tail (truncated on recovery); a
-//! damaged batch followed by an intact one is reported with its offset.
+//! damaged batch followed by an intact one is reported with its offset. Segments are
+//! preallocated with zeros (see the storage module); a batch starts with its magic, never a
+//! zero byte, so the scan stops at the zeros, and recovery cuts a tail of nothing but zeros
+//! without reporting it as torn.
 //!
 //! Limit: a bit flip in the very last synced batch is indistinguishable from a torn write of
 //! it, and is truncated like one. Raft re-replicates entries a follower lost this way, but a

@@ -13,6 +13,7 @@
 //! The charge counts the tables and each state at its inline size plus a fixed estimate of
 //! the heap it owns ([`STATE_HEAP_BYTES`]).
 
+use super::interner::Interner;
 use crate::hash::{FxBuild, IdentityBuild, mix};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -58,7 +59,7 @@ impl Budget {
     }
 
     /// Takes `bytes` from the budget, or refuses.
-    fn charge(&self, bytes: usize) -> bool {
+    pub(crate) fn charge(&self, bytes: usize) -> bool {
         let before = self.used.fetch_add(bytes, Ordering::Relaxed);
         if before + bytes > self.max {
             self.used.fetch_sub(bytes, Ordering::Relaxed);
@@ -67,7 +68,7 @@ impl Budget {
         true
     }
 
-    fn release(&self, bytes: usize) {
+    pub(crate) fn release(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::Relaxed);
     }
 
@@ -282,7 +283,7 @@ pub(crate) trait Tables<S> {
 
 /// Tables of a search that runs on one thread: no locks.
 pub(crate) struct Local<'b, S> {
-    ids: HashMap<S, u32, FxBuild>,
+    ids: Interner<S>,
     memo: Memo,
     budget: &'b Budget,
 }
@@ -290,7 +291,7 @@ pub(crate) struct Local<'b, S> {
 impl<'b, S> Local<'b, S> {
     pub(crate) fn new(budget: &'b Budget) -> Self {
         Local {
-            ids: HashMap::default(),
+            ids: Interner::new(),
             memo: Memo::new(),
             budget,
         }
@@ -303,7 +304,7 @@ impl<S: Clone + Eq + Hash> Local<'_, S> {
     pub(crate) fn into_shared(self, budget: Budget) -> Option<Shared<S>> {
         let mut shared = Shared::new(budget);
         *shared.next_id.get_mut() = self.ids.len() as u32;
-        for (state, id) in self.ids {
+        for (id, state) in (0u32..).zip(self.ids.into_states()) {
             let shard = FxBuild::default().hash_one(&state) as usize % SHARDS;
             let ids = shared.ids[shard]
                 .get_mut()
@@ -325,8 +326,7 @@ impl<S: Clone + Eq + Hash> Local<'_, S> {
     }
 
     fn id(&mut self, state: &S) -> Option<u32> {
-        let next = self.ids.len() as u32;
-        intern(&mut self.ids, state, self.budget, || next)
+        self.ids.id(state, self.budget)
     }
 }
 

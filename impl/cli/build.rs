@@ -2,7 +2,7 @@
 //! is large (every subsystem's code), and as a position-independent executable it carries
 //! about 20,000 relative relocations that the dynamic loader would otherwise read from a
 //! half-megabyte table at every start, touching some 200 pages. Packed, they take a few
-//! kilobytes, which roughly halves the start-up of a short `aver lin` run. Set
+//! kilobytes, which cuts about a third of the start-up of a short `aver lin` run. Set
 //! `AVER_NO_RELR=1` when building on a system whose linker or C library predates them.
 
 fn main() {

@@ -64,33 +64,6 @@ impl Hasher for FxHasher {
 /// Builds [`FxHasher`]s.
 pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
 
-/// For keys that are already well-mixed 64-bit hashes.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdentityHasher {
-    hash: u64,
-}
-
-impl Hasher for IdentityHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.hash = (self.hash << 8) ^ b as u64;
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.hash = i;
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-/// Builds [`IdentityHasher`]s.
-pub(crate) type IdentityBuild = BuildHasherDefault<IdentityHasher>;
-
 /// SplitMix64: the per-operation random words of the Zobrist hash of a linearized set, so
 /// that adding or removing an operation updates the set's hash in O(1).
 pub(crate) fn zobrist_words(n: usize) -> Vec<u64> {

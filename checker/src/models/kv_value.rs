@@ -109,7 +109,7 @@ impl PartialEq for KvValue {
         if self.0.len != other.0.len || self.0.hash != other.0.hash {
             return false;
         }
-        same_bytes_rev(self.chunks_rev(), other.chunks_rev())
+        same_bytes_rev(&self.0, &other.0)
     }
 }
 
@@ -121,32 +121,48 @@ impl Hash for KvValue {
     }
 }
 
-/// Compares two byte sequences given as chunks from the end, of equal total length.
-fn same_bytes_rev<'a>(
-    mut a: impl Iterator<Item = &'a str>,
-    mut b: impl Iterator<Item = &'a str>,
-) -> bool {
+/// Compares two values of equal length from the end, chunk by chunk. Where both sides stand
+/// at a chunk boundary on the same node, what is left is one value: equal without reading
+/// it (values the search builds usually share their beginnings). Chunks that are one string
+/// (the same append's argument) are equal without reading them either.
+fn same_bytes_rev(a: &Node, b: &Node) -> bool {
+    let (mut na, mut nb) = (Some(a), Some(b));
     let (mut x, mut y): (&[u8], &[u8]) = (&[], &[]);
     loop {
-        while x.is_empty() {
-            match a.next() {
-                Some(c) => x = c.as_bytes(),
-                None => return y.is_empty() && b.all(str::is_empty),
+        if x.is_empty() && y.is_empty() {
+            match (na, nb) {
+                (Some(p), Some(q)) if std::ptr::eq(p, q) => return true,
+                (None, None) => return true,
+                _ => {}
             }
+        }
+        while x.is_empty() {
+            let Some(n) = na else {
+                return y.is_empty() && nb.is_none_or(all_empty);
+            };
+            x = n.chunk.as_bytes();
+            na = n.parent.as_deref();
         }
         while y.is_empty() {
-            match b.next() {
-                Some(c) => y = c.as_bytes(),
-                None => return false,
-            }
+            let Some(n) = nb else {
+                return false;
+            };
+            y = n.chunk.as_bytes();
+            nb = n.parent.as_deref();
         }
-        let n = x.len().min(y.len());
-        if x[x.len() - n..] != y[y.len() - n..] {
+        let k = x.len().min(y.len());
+        let (xs, ys) = (&x[x.len() - k..], &y[y.len() - k..]);
+        if !std::ptr::eq(xs, ys) && xs != ys {
             return false;
         }
-        x = &x[..x.len() - n];
-        y = &y[..y.len() - n];
+        x = &x[..x.len() - k];
+        y = &y[..y.len() - k];
     }
+}
+
+/// Whether the value of `node` is empty.
+fn all_empty(node: &Node) -> bool {
+    node.len == 0
 }
 
 impl Drop for Node {
@@ -194,6 +210,26 @@ mod tests {
         assert_ne!(value(&["ab", "c"]), value(&["xb", "c"]));
         assert_ne!(value(&["ab", "c"]), value(&["abc", "d"]));
         assert_ne!(value(&[""]), value(&["", "x"]));
+    }
+
+    #[test]
+    fn values_built_apart_on_a_shared_beginning_compare_by_their_ends() {
+        let base = value(&["abc", "def"]);
+        let (x, y): (Arc<str>, Arc<str>) = (Arc::from("gh"), Arc::from("gh"));
+        // Same shared node, same or equal suffix strings: equal.
+        assert_eq!(base.append(&x), base.append(&x));
+        assert_eq!(base.append(&x), base.append(&y));
+        // Same shared node, different suffixes of one length: unequal.
+        assert_ne!(base.append(&x), base.append(&Arc::from("gi")));
+        // Equal bytes, chunked differently on top of the shared node.
+        assert_eq!(
+            base.append(&Arc::from("g")).append(&Arc::from("h")),
+            base.append(&x)
+        );
+        // The shared node reached at different offsets on the two sides.
+        let other = value(&["abcd", "ef"]).append(&x);
+        assert_eq!(other, base.append(&x));
+        assert_ne!(value(&["abce", "ef"]).append(&x), base.append(&x));
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //!
 //! Memory: see `tables.rs`; the memo is packed, interned and capped.
 
+mod interner;
 mod parallel;
 mod tables;
 

@@ -13,7 +13,8 @@
 //! The charge counts the tables and each state at its inline size plus a fixed estimate of
 //! the heap it owns ([`STATE_HEAP_BYTES`]).
 
-use crate::hash::{FxBuild, IdentityBuild, mix};
+use super::interner::Interner;
+use crate::hash::{FxBuild, mix};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
@@ -58,7 +59,7 @@ impl Budget {
     }
 
     /// Takes `bytes` from the budget, or refuses.
-    fn charge(&self, bytes: usize) -> bool {
+    pub(crate) fn charge(&self, bytes: usize) -> bool {
         let before = self.used.fetch_add(bytes, Ordering::Relaxed);
         if before + bytes > self.max {
             self.used.fetch_sub(bytes, Ordering::Relaxed);
@@ -67,7 +68,7 @@ impl Budget {
         true
     }
 
-    fn release(&self, bytes: usize) {
+    pub(crate) fn release(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::Relaxed);
     }
 
@@ -109,16 +110,79 @@ pub(crate) fn packed(bits: &[u64]) -> (u32, &[u64]) {
     (lead as u32, &bits[lead..end.max(lead)])
 }
 
+/// The first entry of each memo key's chain: an open-addressed table (linear probing, at
+/// most half full) of (key, entry address) slots, `NONE` marking an empty one. The keys are
+/// well-mixed hashes, so their top bits place them. One probe finds a key or where it goes,
+/// and growing moves slots without hashing anything.
+struct Heads {
+    slots: Vec<(u64, u32)>,
+    len: usize,
+}
+
+impl Heads {
+    const FIRST_SLOTS: usize = 16;
+
+    /// The slot holding `key`, or the empty one where it would go (the table is not empty).
+    fn slot(&self, key: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = (key >> (64 - mask.count_ones())) as usize;
+        while self.slots[i].1 != NONE && self.slots[i].0 != key {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    fn get(&self, key: u64) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        Some(self.slots[self.slot(key)].1).filter(|&at| at != NONE)
+    }
+
+    /// Makes room for one more key (charged to `budget`); false when over budget.
+    fn reserve_one(&mut self, budget: &Budget) -> bool {
+        if 2 * (self.len + 1) <= self.slots.len() {
+            return true;
+        }
+        let size = (self.slots.len() * 2).max(Self::FIRST_SLOTS);
+        let entry = std::mem::size_of::<(u64, u32)>();
+        if !budget.charge(size * entry) {
+            return false;
+        }
+        budget.release(self.slots.len() * entry);
+        let old = std::mem::replace(&mut self.slots, vec![(0, NONE); size]);
+        for (key, at) in old.into_iter().filter(|&(_, at)| at != NONE) {
+            let i = self.slot(key);
+            self.slots[i] = (key, at);
+        }
+        true
+    }
+
+    /// Sets the chain head of `key` (room reserved before).
+    fn set(&mut self, key: u64, at: u32) {
+        let i = self.slot(key);
+        self.len += (self.slots[i].1 == NONE) as usize;
+        self.slots[i] = (key, at);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.slots.iter().copied().filter(|&(_, at)| at != NONE)
+    }
+}
+
 /// The visited configurations: (packed set, state id), chained by hash.
 pub(crate) struct Memo {
-    heads: HashMap<u64, u32, IdentityBuild>,
+    heads: Heads,
     chunks: Vec<Vec<u64>>,
 }
 
 impl Memo {
     pub(crate) fn new() -> Memo {
         Memo {
-            heads: HashMap::default(),
+            heads: Heads {
+                slots: Vec::new(),
+                len: 0,
+            },
             chunks: Vec::new(),
         }
     }
@@ -140,7 +204,7 @@ impl Memo {
 
     /// The entry of (set, state, tag), if recorded; `key` is the hash of the three.
     fn find(&self, key: u64, state: u32, tag: u32, lead: u32, words: &[u64]) -> Option<u32> {
-        let mut at = *self.heads.get(&key)?;
+        let mut at = self.heads.get(key)?;
         while at != NONE {
             if self.matches(at, state, tag, lead, words) {
                 return Some(at);
@@ -188,8 +252,8 @@ impl Memo {
         words: &[u64],
         budget: &Budget,
     ) -> bool {
-        let head = self.heads.get(&key).copied().unwrap_or(NONE);
-        if !reserve_one(&mut self.heads, budget, 0) {
+        let head = self.heads.get(key).unwrap_or(NONE);
+        if !self.heads.reserve_one(budget) {
             return false;
         }
         let need = 3 + words.len();
@@ -212,13 +276,13 @@ impl Memo {
         chunk.push(shape_word(tag, lead, words.len()));
         chunk.push(tag as u64);
         chunk.extend_from_slice(words);
-        self.heads.insert(key, at);
+        self.heads.set(key, at);
         true
     }
 
     /// Every entry: (key, state, tag, lead, packed words).
     fn entries(&self) -> impl Iterator<Item = (u64, u32, u32, u32, &[u64])> + '_ {
-        self.heads.iter().flat_map(move |(&key, &head)| {
+        self.heads.iter().flat_map(move |(key, head)| {
             std::iter::successors(Some(head), move |&at| {
                 Some((self.word(at) >> 32) as u32).filter(|&n| n != NONE)
             })
@@ -282,7 +346,7 @@ pub(crate) trait Tables<S> {
 
 /// Tables of a search that runs on one thread: no locks.
 pub(crate) struct Local<'b, S> {
-    ids: HashMap<S, u32, FxBuild>,
+    ids: Interner<S>,
     memo: Memo,
     budget: &'b Budget,
 }
@@ -290,7 +354,7 @@ pub(crate) struct Local<'b, S> {
 impl<'b, S> Local<'b, S> {
     pub(crate) fn new(budget: &'b Budget) -> Self {
         Local {
-            ids: HashMap::default(),
+            ids: Interner::new(),
             memo: Memo::new(),
             budget,
         }
@@ -303,7 +367,7 @@ impl<S: Clone + Eq + Hash> Local<'_, S> {
     pub(crate) fn into_shared(self, budget: Budget) -> Option<Shared<S>> {
         let mut shared = Shared::new(budget);
         *shared.next_id.get_mut() = self.ids.len() as u32;
-        for (state, id) in self.ids {
+        for (id, state) in (0u32..).zip(self.ids.into_states()) {
             let shard = FxBuild::default().hash_one(&state) as usize % SHARDS;
             let ids = shared.ids[shard]
                 .get_mut()
@@ -325,8 +389,7 @@ impl<S: Clone + Eq + Hash> Local<'_, S> {
     }
 
     fn id(&mut self, state: &S) -> Option<u32> {
-        let next = self.ids.len() as u32;
-        intern(&mut self.ids, state, self.budget, || next)
+        self.ids.id(state, self.budget)
     }
 }
 

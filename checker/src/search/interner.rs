@@ -1,0 +1,153 @@
+//! Interned states: each distinct state stored once, in creation order, named by its index.
+//!
+//! The states live in one vector (an arena: dropped front to back in one go at the end,
+//! in the order they were allocated), and an open-addressed index of `u64` slots finds
+//! them: a slot holds 32 bits of the state's hash and its id plus one (0: empty). Growing
+//! the index re-places slots by their stored hash bits alone, without touching a state, and
+//! one hash and one probe sequence serve both the lookup and the insertion. Every hit is
+//! confirmed by comparing states.
+
+use super::tables::{Budget, STATE_HEAP_BYTES};
+use crate::hash::FxBuild;
+use std::hash::{BuildHasher, Hash};
+
+/// Slots of the first index (the many tiny searches of shrinking stay tiny).
+const FIRST_SLOTS: usize = 16;
+
+/// The states of one search, interned.
+pub(crate) struct Interner<S> {
+    states: Vec<S>,
+    /// Power-of-two open-addressed table (linear probing, at most half full).
+    slots: Vec<u64>,
+}
+
+impl<S> Interner<S> {
+    pub(crate) fn new() -> Self {
+        Interner {
+            states: Vec::new(),
+            slots: Vec::new(),
+        }
+    }
+
+    /// Number of states.
+    pub(crate) fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// The states, by id.
+    pub(crate) fn into_states(self) -> Vec<S> {
+        self.states
+    }
+
+    /// Where the probe sequence of a 32-bit hash starts (Fibonacci hashing: the top bits
+    /// of the product depend on every bit of the hash).
+    fn home(tag: u32, mask: usize) -> usize {
+        let bits = mask.count_ones();
+        ((tag as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits.max(1))) as usize & mask
+    }
+
+    /// Doubles the index (charged to `budget`); false when over budget.
+    fn grow(&mut self, budget: &Budget) -> bool {
+        let size = (self.slots.len() * 2).max(FIRST_SLOTS);
+        if !budget.charge(size * 8) {
+            return false;
+        }
+        budget.release(self.slots.len() * 8);
+        let old = std::mem::replace(&mut self.slots, vec![0; size]);
+        let mask = size - 1;
+        for slot in old.into_iter().filter(|&s| s != 0) {
+            let mut i = Self::home((slot >> 32) as u32, mask);
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = slot;
+        }
+        true
+    }
+}
+
+impl<S: Clone + Eq + Hash> Interner<S> {
+    /// The id of `state`, interning a copy when new; `None` when over budget.
+    pub(crate) fn id(&mut self, state: &S, budget: &Budget) -> Option<u32> {
+        let tag = (FxBuild::default().hash_one(state) >> 32) as u32;
+        if self.slots.is_empty() && !self.grow(budget) {
+            return None;
+        }
+        let mut mask = self.slots.len() - 1;
+        let mut i = Self::home(tag, mask);
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                break;
+            }
+            if (slot >> 32) as u32 == tag {
+                let id = slot as u32 - 1;
+                if self.states[id as usize] == *state {
+                    return Some(id);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        if 2 * (self.states.len() + 1) > self.slots.len() {
+            if !self.grow(budget) {
+                return None;
+            }
+            mask = self.slots.len() - 1;
+            i = Self::home(tag, mask);
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+        }
+        self.push(state, budget)?;
+        let id = self.states.len() as u32;
+        self.slots[i] = (tag as u64) << 32 | id as u64;
+        Some(id - 1)
+    }
+
+    /// Appends a copy of `state`, charging its size and the vector's growth.
+    fn push(&mut self, state: &S, budget: &Budget) -> Option<()> {
+        let size = std::mem::size_of::<S>();
+        if self.states.len() == self.states.capacity() {
+            let more = self.states.capacity().max(FIRST_SLOTS);
+            if !budget.charge(more * size) {
+                return None;
+            }
+            self.states.reserve_exact(more);
+        }
+        if !budget.charge(STATE_HEAP_BYTES) {
+            return None;
+        }
+        self.states.push(state.clone());
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_states_get_one_id_and_ids_follow_creation() {
+        let budget = Budget::new(1 << 20);
+        let mut interner = Interner::new();
+        let ids: Vec<u32> = (0..1000u64)
+            .chain(0..1000)
+            .map(|s| interner.id(&(s * 7919 % 1000), &budget).unwrap())
+            .collect();
+        assert_eq!(interner.len(), 1000);
+        assert_eq!(ids[..1000], ids[1000..]);
+        assert_eq!(ids[0], 0);
+        let states = interner.into_states();
+        for (k, &id) in ids[..1000].iter().enumerate() {
+            assert_eq!(states[id as usize], k as u64 * 7919 % 1000);
+        }
+    }
+
+    #[test]
+    fn a_small_budget_refuses_instead_of_growing() {
+        let budget = Budget::new(512);
+        let mut interner = Interner::new();
+        let last = (0..1000u64).map_while(|s| interner.id(&s, &budget)).count();
+        assert!(last < 1000 && budget.used() <= 512);
+    }
+}

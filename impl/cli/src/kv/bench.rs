@@ -30,8 +30,8 @@ pub enum Against {
 /// Arguments of `aver bench kv`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Concurrent clients; a list runs one measurement per entry.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16, 64])]
+    /// Concurrent clients; a list (`1,16,64` or `1 16 64`) runs one measurement per entry.
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_values_t = vec![1, 16, 64])]
     clients: Vec<usize>,
     /// Bytes per value.
     #[arg(long, default_value_t = 256)]

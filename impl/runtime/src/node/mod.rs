@@ -130,7 +130,7 @@ impl NodeOptions {
             heartbeat: Duration::from_millis(50),
             election: (Duration::from_millis(300), Duration::from_millis(600)),
             seed: id.0 as u64,
-            snapshot_log_bytes: 256 << 10,
+            snapshot_log_bytes: 4 << 20,
             trace: None,
             frame_body_max: crate::frame::FRAME_BODY_MAX_DEFAULT,
             client_frame_max: 1 << 20,

@@ -47,8 +47,8 @@ fn without_step_checks_the_consequence_fails_with_exit_1() {
 
 /// `--config` picks a named kv-dedup configuration: a seeded service bug searched
 /// exhaustively at the two-clerk bounds fails KV-1 with exit 1 (and the Explorer command
-/// names the configuration); an unknown name, or `--config` for a model that takes its
-/// bounds as flags, is a clear error with exit 2.
+/// names the configuration); an unknown name, `--config` for a model that takes its bounds
+/// as flags, or a flag `aver check mr` does not take, is a clear error with exit 2.
 #[test]
 fn config_picks_a_named_kv_configuration() {
     let run = |args: &[&str]| {
@@ -81,4 +81,9 @@ fn config_picks_a_named_kv_configuration() {
         out.contains("--config names a configuration of kv-dedup or kv-raft"),
         "{out}"
     );
+    // A flag the MapReduce model does not take is refused, never silently ignored.
+    let (code, out) = run(&["mr", "--bug", "skip-reduce"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("takes no --bug skip-reduce"), "{out}");
+    assert!(out.contains("aver mr check --bug NAME"), "{out}");
 }

@@ -96,7 +96,21 @@ pub fn run(a: CheckArgs) -> anyhow::Result<u8> {
 /// The registry entry of `aver check`: every CI configuration of the MapReduce model (the
 /// MapReduce bounds are `aver mr check`'s flags; `aver check` honours only `--bfs` and
 /// `--out`).
-pub fn check(args: &crate::check::CheckArgs, _scope: Scope) -> anyhow::Result<Vec<Outcome>> {
+pub fn check(args: &crate::check::CheckArgs, scope: Scope) -> anyhow::Result<Vec<Outcome>> {
+    if scope == Scope::Named {
+        let mut given = args.bounds.flags();
+        if let Some(runs) = args.simulate {
+            given.push_str(&format!(" --simulate {runs}"));
+        }
+        if let Some(config) = &args.config {
+            given.push_str(&format!(" --config {config}"));
+        }
+        anyhow::ensure!(
+            given.is_empty(),
+            "`aver check mr` runs the MapReduce model's CI configurations and takes no{given}; \
+             its bounds and seeded bugs are `aver mr check`'s flags (e.g. `aver mr check --bug NAME`)"
+        );
+    }
     let a = CheckArgs {
         files: None,
         reduce: None,

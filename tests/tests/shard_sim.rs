@@ -1,14 +1,16 @@
-//! The sharded KV's simulated suites (`aver_tests::shard`, groups of three Raft servers):
+//! The sharded KV's simulated suites (`aver_tests::shard`, groups of three Raft servers, a
+//! controller of three Raft servers):
 //! every scenario on two seeds, and the seeded bugs the simulator catches, each by what a user
 //! loses. The 200-seed soak is `cargo run --release -- sim shard --seeds 200`.
 
 use aver_core::shardkv::{Bug, Bugs};
 use aver_tests::shard::{SHARD, find};
 
-/// Every scenario (the older shardkv tests, the 2025 shardkv1 ones that fit this design, and
-/// `partition_leaders`) passes on seeds 1 and 2: histories linearizable, every operation
-/// returned, Raft's cluster invariants per group and SHARD-1 after every event, `checklogs`,
-/// each test's own bound.
+/// Every scenario (the older shardkv tests, the 2025 shardkv1 ones, analogues of the 2025
+/// controller-failure tests, and `partition_leaders`) passes on seeds 1 and 2: histories
+/// linearizable (the clerks' and the administrator's), every operation returned, Raft's
+/// cluster invariants per group and per controller and SHARD-1 after every event,
+/// `checklogs`, SHARD-5 and SHARD-6 over the controller's servers, each test's own bound.
 #[test]
 fn shard_suite_passes() {
     for s in SHARD {
@@ -36,7 +38,7 @@ fn caught(test: &str, seed: u64, bug: Bug, consequence: &str) {
 fn sim_catches_serve_before_arrival() {
     caught(
         "join_leave_5b",
-        1,
+        3,
         Bug::ServeBeforeArrival,
         "SHARD-1 violated",
     );
@@ -55,7 +57,7 @@ fn sim_catches_drop_dedup() {
 fn sim_catches_delete_before_confirm() {
     caught(
         "unreliable3_5b",
-        3,
+        1,
         Bug::DeleteBeforeConfirm,
         "SHARD-2 violated",
     );
@@ -70,5 +72,17 @@ fn sim_catches_configs_out_of_order() {
         1,
         Bug::ConfigsOutOfOrder,
         "every operation returns",
+    );
+}
+
+/// Controller replicas that rebalance differently: groups that ask different replicas take
+/// different assignments for one configuration number, and two groups serve one shard.
+#[test]
+fn sim_catches_rebalance_differs() {
+    caught(
+        "static_shards_5a",
+        1,
+        Bug::RebalanceDiffers,
+        "SHARD-1 violated",
     );
 }

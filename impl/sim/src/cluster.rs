@@ -45,7 +45,12 @@ use aver_core::raft::{Command, Log, LogIndex, Raft};
 /// A node kind whose servers run Raft — Raft itself ([`RaftKind`]) or a service core that
 /// wraps it — so that [`ClusterCheck`] finds each server's Raft core and Raft disk. Nodes
 /// for which both return `None` (clerks) are not part of the Raft cluster.
-pub trait RaftHost: NodeKind {
+///
+/// A kind whose nodes run Raft clusters of different command types (a shard controller's
+/// servers and shard groups' servers in one simulation) implements it once per command
+/// type, each tagged by a marker type `Of` of its own; `ClusterCheck<K, Of>` checks that
+/// cluster. A kind with one cluster uses the default tag `()`.
+pub trait RaftHost<Of = ()>: NodeKind {
     /// The command type of the Raft log.
     type Command: Command;
     /// The Raft server inside node `node`'s core, if it runs one.
@@ -97,7 +102,7 @@ struct Fingerprint {
 }
 
 /// The incremental cluster checker of the Raft servers of one simulation.
-pub struct ClusterCheck<K: RaftHost> {
+pub struct ClusterCheck<K: RaftHost<Of>, Of = ()> {
     /// The nodes that run Raft.
     servers: Vec<usize>,
     seen: Vec<Option<Fingerprint>>,
@@ -109,6 +114,7 @@ pub struct ClusterCheck<K: RaftHost> {
     rechecks: u64,
     /// Also run the catalogue functions on every pair and fail on any disagreement.
     exact: bool,
+    of: std::marker::PhantomData<Of>,
 }
 
 thread_local! {
@@ -122,10 +128,10 @@ pub fn cross_check(on: bool) {
     EXACT.with(|e| e.set(on));
 }
 
-impl<K: RaftHost> ClusterCheck<K> {
+impl<K: RaftHost<Of>, Of> ClusterCheck<K, Of> {
     /// A checker for the nodes of `sim` that run Raft; the first
     /// [`ClusterCheck::after_event`] checks them all.
-    pub fn new(sim: &Sim<K>) -> ClusterCheck<K> {
+    pub fn new(sim: &Sim<K>) -> ClusterCheck<K, Of> {
         let n = sim.n();
         let kind = sim.kind();
         let servers = (0..n)
@@ -138,12 +144,13 @@ impl<K: RaftHost> ClusterCheck<K> {
             commit_max: None,
             rechecks: 0,
             exact: EXACT.with(|e| e.get()),
+            of: std::marker::PhantomData,
         }
     }
 
     /// A checker for the Raft cluster made of nodes `servers` only (one of several Raft
     /// groups in one simulation: each group is its own cluster, with its own quorum).
-    pub fn of_servers(sim: &Sim<K>, servers: Vec<usize>) -> ClusterCheck<K> {
+    pub fn of_servers(sim: &Sim<K>, servers: Vec<usize>) -> ClusterCheck<K, Of> {
         let mut check = ClusterCheck::new(sim);
         check.servers = servers;
         check
@@ -158,7 +165,7 @@ impl<K: RaftHost> ClusterCheck<K> {
     pub fn after_event(&mut self, sim: &Sim<K>) -> Result<(), Violation> {
         let mut changed = Vec::new();
         for &i in &self.servers {
-            let now = Some(fingerprint(sim, i));
+            let now = Some(fingerprint::<K, Of>(sim, i));
             if self.seen[i] != now {
                 self.seen[i] = now;
                 changed.push(i);
@@ -199,7 +206,7 @@ impl<K: RaftHost> ClusterCheck<K> {
     }
 
     /// Server `i` as the invariants see it: running core, or crashed server's disk.
-    fn view<'a>(&'a self, sim: &'a Sim<K>, i: usize) -> &'a Raft<K::Command> {
+    fn view<'a>(&'a self, sim: &'a Sim<K>, i: usize) -> &'a Raft<<K as RaftHost<Of>>::Command> {
         let core = match sim.node(i) {
             Some(core) => core,
             None => &self.disk_views[i].as_ref().expect("refreshed").1,
@@ -207,7 +214,7 @@ impl<K: RaftHost> ClusterCheck<K> {
         sim.kind().raft(i, core).expect("a Raft server")
     }
 
-    fn disk<'a>(&self, sim: &'a Sim<K>, i: usize) -> &'a RaftDisk<K::Command> {
+    fn disk<'a>(&self, sim: &'a Sim<K>, i: usize) -> &'a RaftDisk<<K as RaftHost<Of>>::Command> {
         let disk = &sim.disk(i).synced;
         sim.kind().raft_disk(i, disk).expect("a Raft server")
     }
@@ -344,7 +351,7 @@ fn pair_suspect<C: Command>(a: &Raft<C>, da: &RaftDisk<C>, b: &Raft<C>, db: &Raf
     incomplete(a, b) || incomplete(b, a)
 }
 
-fn fingerprint<K: RaftHost>(sim: &Sim<K>, i: usize) -> Fingerprint {
+fn fingerprint<K: RaftHost<Of>, Of>(sim: &Sim<K>, i: usize) -> Fingerprint {
     Fingerprint {
         incarnation: sim.incarnation(i),
         syncs: sim.disk(i).syncs,

@@ -124,15 +124,24 @@ pub struct CtrlServerKind {
     pub bugs: Bugs,
 }
 
+impl CtrlServerKind {
+    /// Server `node` of a controller whose servers are nodes `first..first + n`, started (or
+    /// restarted) from `disk`. A simulation that runs the controller beside other nodes (the
+    /// shard suites) boots its controller servers with this.
+    pub fn boot_at(&self, first: usize, node: usize, disk: &RaftDisk<CtrlEntry>) -> CtrlReplica {
+        let voters = (first..first + self.n).map(|i| NodeId(i as u32)).collect();
+        let raft = raft::Config::new(NodeId(node as u32), voters);
+        let durable = disk.durable().clone();
+        CtrlReplica::with_bugs(&self.config, raft, durable, (self.shards, self.bugs))
+    }
+}
+
 impl NodeKind for CtrlServerKind {
     type Core = CtrlReplica;
     type Disk = RaftDisk<CtrlEntry>;
 
     fn boot(&self, node: usize, disk: &Self::Disk) -> CtrlReplica {
-        let voters = (0..self.n as u32).map(NodeId).collect();
-        let raft = raft::Config::new(NodeId(node as u32), voters);
-        let durable = disk.durable().clone();
-        CtrlReplica::with_bugs(&self.config, raft, durable, (self.shards, self.bugs))
+        self.boot_at(0, node, disk)
     }
 
     fn write(&self, disk: &mut Self::Disk, op: &raft::PersistOp<CtrlEntry>) {

@@ -5,15 +5,19 @@
 //! Every run records every clerk operation (call, return) and checks the history for
 //! linearizability with `aver-checker`'s `kv` model (appended values are unique, so the check
 //! also catches a lost or duplicated Append); every operation must return by the end of the
-//! run; Raft's cluster invariants are checked per group and SHARD-1 Single Owner over the
-//! groups after every event of a group server; and each scenario adds the lab's own bound
+//! run; Raft's cluster invariants are checked per group and per controller, and SHARD-1
+//! Single Owner over the groups, after every event of a server; and each scenario adds the lab's own bound
 //! (operations that must finish while a group is down, `checklogs`, the storage bounds of
 //! Challenge 1 and DeleteBasic). The lab's test bugs are not copied (see `specs/shardkv.md`
 //! §sim).
 //!
 //! Each group is three Raft servers (`GroupReplica`, the core the real runtime runs) with the
 //! lab's `maxraftstate` per test, crashes of single servers or whole groups, leader failover
-//! and partitions inside a group; the controller is one replica.
+//! and partitions inside a group. The controller is three Raft servers too (`CtrlReplica`, as
+//! in `aver sim shardctrler`), driven by an administrator (the controller clerk core); its
+//! leader can crash or be cut off in the middle of a Join, and at the end its Raft
+//! invariants, the administrator's history (`shardctrler` model), SHARD-5 and SHARD-6 are
+//! checked.
 
 pub mod node;
 mod run;

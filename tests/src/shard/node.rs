@@ -1,40 +1,53 @@
-//! The sharded KV's cores as simulated nodes: node 0 is the shard controller, then each shard
-//! group's `replicas` servers (group `g`'s replica `r` is node `1 + g · replicas + r`), then
-//! the clerks.
+//! The sharded KV's cores as simulated nodes: first the shard controller's servers (each
+//! controller service three of them; a second service only where a scenario asks for a stale
+//! one), then each shard group's `replicas` servers, then the clerks, then one administrator
+//! per controller service.
 //!
 //! Every role is a pure core from `aver_core`; this file only carries out what they ask. A
 //! group server is [`GroupReplica`] — the group's service on the rsm on Raft, the very core
 //! `aver serve shardkv` runs — with its Raft state and snapshots on its disk ([`RaftDisk`]),
 //! so a crash loses what was not synced and a restart replays the rest; Raft's messages stay
-//! inside the group ([`Wm::Group`]) and everything else travels as the service's messages
-//! ([`Wm::Net`]). The controller is a single replica (the 2025 lab's configuration store is
-//! one kvsrv); the harness applies the administrator's Join/Leave/Move to it and it answers
-//! configuration queries.
+//! inside the group ([`Wm::Group`]). A controller server is [`CtrlReplica`] — the
+//! `ShardCtrler` on the rsm on Raft, as `aver serve shardctrler` and `aver sim shardctrler`
+//! run it (booted and timed by [`CtrlServerKind`], shared with that suite) — whose Raft
+//! messages and administrators' requests travel as [`Wm::Ctrl`]; an administrator is the
+//! controller clerk core ([`CtrlClerk`]). Everything else travels as the service's messages
+//! ([`Wm::Net`]): queries go to every server of a controller and any replica answers from its
+//! applied configurations.
 
 use aver_core::contract::{Core, NodeId, Ready, TimerCmd, Violation};
-use aver_core::kvraft::{ClientId, Seq};
-use aver_core::raft::{self, LogIndex, PersistOp, Raft};
-use aver_core::shardctrler::{CtrlCommand, CtrlOp, Gid, ShardCtrler};
+use aver_core::kvraft::ClientId;
+use aver_core::raft::{self, PersistOp, Raft};
+use aver_core::shardctrler::clerk::{CtrlClerk, CtrlClerkTimer, CtrlDone};
+use aver_core::shardctrler::{Gid, ShardCtrler};
 use aver_core::shardkv::replica::{
-    GroupEntry, GroupReplica, NetMsg, ReplicaConfig, ReplicaMsg, ReplicaTimer,
+    CtrlEntry, CtrlReplica, GroupEntry, GroupReplica, NetMsg, ReplicaConfig, ReplicaMsg,
+    ReplicaTimer,
 };
 use aver_core::shardkv::{Bugs, Clerk, ClerkTimer, Completed, Msg, Op, ShardKv, Timer};
 use aver_sim::cluster::RaftHost;
 use aver_sim::raft::{ELECTION_MS_MAX, ELECTION_MS_MIN, HEARTBEAT_MS, RaftDisk};
+use aver_sim::shardctrler::{CTRL_CLERK_RETRY, CtrlNet, CtrlServerKind};
 use aver_sim::sim::{MS, Micros, NodeKind, TraceHash, Wire, postcard_size};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::ops::Range;
 
+/// Servers per controller service (the lab's 3).
+pub const CTRL_REPLICAS: usize = 3;
+
 /// A message on the simulated network: the service's (clerk ↔ group, anyone ↔ controller,
-/// group ↔ group), or Raft's between the servers of one group.
+/// group ↔ group), Raft's between the servers of one group, or the controller's own (Raft
+/// between its servers, administrators' requests and replies).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Wm {
     /// The sharded KV's messages.
     Net(Msg),
     /// Raft's messages inside one group.
     Group(raft::Message<GroupEntry>),
+    /// Raft's messages inside a controller service, and administration.
+    Ctrl(CtrlNet),
 }
 
 impl Wire for Wm {
@@ -45,6 +58,7 @@ impl Wire for Wm {
                 Msg::Request { .. } | Msg::Query { .. } | Msg::Pull { .. } | Msg::Delete { .. }
             ),
             Wm::Group(m) => m.is_request(),
+            Wm::Ctrl(m) => m.is_request(),
         }
     }
     fn size(&self) -> u64 {
@@ -71,6 +85,10 @@ impl Wire for Wm {
                 };
                 (kind, m.term().0)
             }
+            Wm::Ctrl(m) => {
+                hash.word(14);
+                return m.fingerprint(hash);
+            }
         };
         hash.word((word << 4) | kind);
     }
@@ -85,6 +103,7 @@ impl Wire for Wm {
             Wm::Net(Msg::Delete { .. }) => "Delete",
             Wm::Net(Msg::DeleteReply { .. }) => "DeleteReply",
             Wm::Group(m) => m.kind(),
+            Wm::Ctrl(m) => m.label(),
         }
     }
     fn describe(&self) -> String {
@@ -95,7 +114,10 @@ impl Wire for Wm {
                 "PullReply {{ shard: {shard:?}, num: {num:?}, keys: {} }}",
                 data.len()
             ),
-            Wm::Net(Msg::QueryReply { config }) => format!("QueryReply {{ {:?} }}", config.shards),
+            Wm::Net(Msg::QueryReply { config }) => format!(
+                "QueryReply {{ num: {}, {:?} }}",
+                config.num.0, config.shards
+            ),
             Wm::Net(m) => format!("{m:?}"),
             Wm::Group(raft::Message::AppendEntries(m)) => format!(
                 "AppendEntries {} prev={}/{} n={} commit={}",
@@ -112,6 +134,7 @@ impl Wire for Wm {
                 m.snapshot.data.len()
             ),
             Wm::Group(m) => m.kind().to_string(),
+            Wm::Ctrl(m) => format!("ctrl {}", m.describe()),
         }
     }
 }
@@ -119,44 +142,53 @@ impl Wire for Wm {
 /// A node's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeTimer {
-    /// A group server's timer (Raft's, or the service's configuration poll and migration).
+    /// A group or controller server's timer (Raft's, or a group's configuration poll and
+    /// migration).
     Server(ReplicaTimer),
     /// A clerk's retry timer.
     Clerk(ClerkTimer),
+    /// An administrator's retry timer.
+    Admin(CtrlClerkTimer),
 }
 
 /// What a node writes to its disk.
 #[derive(Clone, Debug)]
 pub enum Persisted {
-    /// The controller's configurations and sessions (its whole state).
-    Ctrl(ShardCtrler),
+    /// A controller server's Raft write (hard state, log, snapshot).
+    Ctrl(PersistOp<CtrlEntry>),
     /// A group server's Raft write (hard state, log, snapshot).
     Group(PersistOp<GroupEntry>),
 }
 
-/// A node's disk: the controller's state, or a group server's Raft state and snapshot.
+/// A node's disk: a controller server's or a group server's Raft state and snapshot.
 #[derive(Clone, Debug, Default)]
 pub struct ShardDisk {
-    /// The controller's state (node 0 only).
-    pub ctrl: Option<ShardCtrler>,
+    /// A controller server's Raft disk (empty on other nodes).
+    pub ctrl: RaftDisk<CtrlEntry>,
     /// A group server's Raft disk (empty on other nodes).
     pub raft: RaftDisk<GroupEntry>,
+}
+
+/// What a node reports: a clerk's finished operation or an administrator's.
+#[derive(Clone, Debug)]
+pub enum Done {
+    /// A clerk's operation.
+    Op(Completed),
+    /// An administrator's Join, Leave, Move or Query.
+    Admin(CtrlDone),
 }
 
 /// One node's role and state.
 #[derive(Debug)]
 pub enum Role {
-    /// The controller; `admin` counts the administrator's requests.
-    Ctrl {
-        /// Its state machine.
-        sm: ShardCtrler,
-        /// Requests applied so far (the administrator's sequence numbers).
-        admin: u64,
-    },
+    /// A controller server on Raft.
+    Ctrl(Box<CtrlReplica>),
     /// A shard group's server on Raft.
     Group(Box<GroupReplica>),
     /// A clerk.
     Clerk(Clerk),
+    /// An administrator (a controller clerk).
+    Admin(CtrlClerk),
 }
 
 /// A simulated node of the sharded KV.
@@ -164,25 +196,10 @@ pub enum Role {
 pub struct Node {
     /// Its role.
     pub role: Role,
-    ready: Ready<Persisted, Wm, Completed, NodeTimer>,
+    ready: Ready<Persisted, Wm, Done, NodeTimer>,
 }
 
 impl Node {
-    /// The administrator's request `op`, applied by the controller (node 0).
-    pub fn admin(&mut self, op: CtrlOp) {
-        let Role::Ctrl { sm, admin } = &mut self.role else {
-            panic!("administrative requests go to the controller");
-        };
-        *admin += 1;
-        let cmd = CtrlCommand {
-            client: ClientId(0),
-            seq: Seq(*admin),
-            op,
-        };
-        sm.apply(LogIndex(*admin), &cmd);
-        self.ready.persist.push(Persisted::Ctrl(sm.clone()));
-    }
-
     /// A clerk starts `op`.
     pub fn invoke(&mut self, op: Op) {
         let Role::Clerk(c) = &mut self.role else {
@@ -190,6 +207,16 @@ impl Node {
         };
         c.invoke(op);
         self.drain_clerk();
+    }
+
+    /// An administrator starts `op`; false if it has one in flight.
+    pub fn admin(&mut self, op: aver_core::shardctrler::CtrlOp) -> bool {
+        let Role::Admin(a) = &mut self.role else {
+            panic!("administration goes to administrators");
+        };
+        let started = a.invoke(op).is_ok();
+        self.drain_admin();
+        started
     }
 
     /// The group server, if this is one.
@@ -205,36 +232,57 @@ impl Node {
         self.replica().map(|r| r.rsm().machine())
     }
 
-    /// The controller's state, if this is the controller.
-    pub fn ctrl(&self) -> Option<&ShardCtrler> {
+    /// The controller server, if this is one.
+    pub fn ctrl_replica(&self) -> Option<&CtrlReplica> {
         match &self.role {
-            Role::Ctrl { sm, .. } => Some(sm),
+            Role::Ctrl(r) => Some(r),
             _ => None,
         }
     }
 
-    /// Moves the group server's outputs into ours, in the simulator's message type.
+    /// The controller server's applied state, if this is a controller server.
+    pub fn ctrl(&self) -> Option<&ShardCtrler> {
+        self.ctrl_replica().map(|r| r.rsm().machine())
+    }
+
+    /// Moves a server's outputs into ours, in the simulator's message type.
     fn drain_server(&mut self) {
-        let Role::Group(r) = &mut self.role else {
-            return;
-        };
-        let out = r.take_ready();
-        self.ready
-            .persist
-            .extend(out.persist.into_iter().map(Persisted::Group));
-        let sends = out.messages.into_iter().filter_map(|(to, m)| match m {
-            ReplicaMsg::Peer(m) => Some((to, Wm::Group(m))),
-            ReplicaMsg::Net(NetMsg::Shard(m)) => Some((to, Wm::Net(m))),
-            // A group server speaks no administration.
-            ReplicaMsg::Net(_) => None,
-        });
-        self.ready.messages.extend(sends);
-        let timers = out
-            .timers
-            .into_iter()
-            .map(|t| map_timer(t, NodeTimer::Server));
-        self.ready.timers.extend(timers);
-        // `out.apply` only reports snapshot restores, which the harness does not need.
+        match &mut self.role {
+            Role::Group(r) => {
+                let out = r.take_ready();
+                self.ready
+                    .persist
+                    .extend(out.persist.into_iter().map(Persisted::Group));
+                let sends = out.messages.into_iter().filter_map(|(to, m)| match m {
+                    ReplicaMsg::Peer(m) => Some((to, Wm::Group(m))),
+                    ReplicaMsg::Net(NetMsg::Shard(m)) => Some((to, Wm::Net(m))),
+                    // A group server speaks no administration.
+                    ReplicaMsg::Net(_) => None,
+                });
+                self.ready.messages.extend(sends);
+                let timers = out.timers.into_iter();
+                self.ready
+                    .timers
+                    .extend(timers.map(|t| map_timer(t, NodeTimer::Server)));
+                // `out.apply` only reports snapshot restores, which the harness does not need.
+            }
+            Role::Ctrl(r) => {
+                let out = r.take_ready();
+                self.ready
+                    .persist
+                    .extend(out.persist.into_iter().map(Persisted::Ctrl));
+                let sends = out.messages.into_iter().map(|(to, m)| match m {
+                    ReplicaMsg::Net(NetMsg::Shard(m)) => (to, Wm::Net(m)),
+                    m => (to, Wm::Ctrl(m)),
+                });
+                self.ready.messages.extend(sends);
+                let timers = out.timers.into_iter();
+                self.ready
+                    .timers
+                    .extend(timers.map(|t| map_timer(t, NodeTimer::Server)));
+            }
+            _ => {}
+        }
     }
 
     fn drain_clerk(&mut self) {
@@ -244,8 +292,26 @@ impl Node {
         let r = c.take_ready();
         let sends = r.messages.into_iter().map(|(to, m)| (to, Wm::Net(m)));
         self.ready.messages.extend(sends);
-        self.ready.apply.extend(r.completed);
+        self.ready
+            .apply
+            .extend(r.completed.into_iter().map(Done::Op));
         let timers = r.timers.into_iter().map(|t| map_timer(t, NodeTimer::Clerk));
+        self.ready.timers.extend(timers);
+    }
+
+    fn drain_admin(&mut self) {
+        let Role::Admin(a) = &mut self.role else {
+            return;
+        };
+        let r = a.take_ready();
+        let sends = r.messages.into_iter();
+        self.ready
+            .messages
+            .extend(sends.map(|(to, m)| (to, Wm::Ctrl(ReplicaMsg::Net(m)))));
+        self.ready
+            .apply
+            .extend(r.apply.into_iter().map(Done::Admin));
+        let timers = r.timers.into_iter().map(|t| map_timer(t, NodeTimer::Admin));
         self.ready.timers.extend(timers);
     }
 }
@@ -260,16 +326,18 @@ fn map_timer<T>(t: TimerCmd<T>, f: impl Fn(T) -> NodeTimer) -> TimerCmd<NodeTime
 impl Core for Node {
     type Persist = Persisted;
     type Msg = Wm;
-    type Apply = Completed;
+    type Apply = Done;
     type Timer = NodeTimer;
 
     fn on_message(&mut self, from: NodeId, msg: Wm) {
         match (&mut self.role, msg) {
-            (Role::Ctrl { sm, .. }, Wm::Net(Msg::Query { num })) => {
-                let config = sm.query(num).clone();
-                self.ready
-                    .messages
-                    .push((from, Wm::Net(Msg::QueryReply { config })));
+            (Role::Ctrl(r), Wm::Net(m)) => {
+                r.on_message(from, ReplicaMsg::Net(NetMsg::Shard(m)));
+                self.drain_server();
+            }
+            (Role::Ctrl(r), Wm::Ctrl(m)) => {
+                r.on_message(from, m);
+                self.drain_server();
             }
             (Role::Group(r), Wm::Group(m)) => {
                 r.on_message(from, ReplicaMsg::Peer(m));
@@ -283,6 +351,10 @@ impl Core for Node {
                 c.on_message(from, m);
                 self.drain_clerk();
             }
+            (Role::Admin(a), Wm::Ctrl(ReplicaMsg::Net(m))) => {
+                a.on_message(from, m);
+                self.drain_admin();
+            }
             _ => {}
         }
     }
@@ -293,28 +365,38 @@ impl Core for Node {
                 r.on_timeout(t);
                 self.drain_server();
             }
+            (Role::Ctrl(r), NodeTimer::Server(t)) => {
+                r.on_timeout(t);
+                self.drain_server();
+            }
             (Role::Clerk(c), NodeTimer::Clerk(t)) => {
                 c.on_timeout(t);
                 self.drain_clerk();
+            }
+            (Role::Admin(a), NodeTimer::Admin(t)) => {
+                a.on_timeout(t);
+                self.drain_admin();
             }
             _ => {}
         }
     }
 
-    fn take_ready(&mut self) -> Ready<Persisted, Wm, Completed, NodeTimer> {
+    fn take_ready(&mut self) -> Ready<Persisted, Wm, Done, NodeTimer> {
         std::mem::take(&mut self.ready)
     }
 
     fn must_follow_writes(&self, msg: &Wm) -> bool {
         match (&self.role, msg) {
             (Role::Group(r), Wm::Group(m)) => r.raft().must_follow_writes(m),
+            (Role::Ctrl(r), Wm::Ctrl(ReplicaMsg::Peer(m))) => r.raft().must_follow_writes(m),
             _ => true,
         }
     }
 }
 
-/// The cluster's shape: the controller, `gids.len()` groups of `replicas` servers, then
-/// clerks.
+/// The cluster's shape: `ctrl.len()` controller services of [`CTRL_REPLICAS`] servers,
+/// `gids.len()` groups of `replicas` servers, `clerk_ctrl.len()` clerks, one administrator
+/// per controller service.
 #[derive(Clone, Debug)]
 pub struct ShardKind {
     /// Number of shards.
@@ -325,25 +407,62 @@ pub struct ShardKind {
     pub replicas: usize,
     /// The groups' `maxraftstate` (`None`: never snapshot).
     pub max_raft_state: Option<usize>,
-    /// Seeded bugs, in every group.
+    /// Seeded bugs, in every group and every controller server.
     pub bugs: Bugs,
+    /// The controller servers (the same for every service; service `s` is nodes
+    /// `s · CTRL_REPLICAS ..`). Groups ask service 0.
+    pub ctrl: CtrlServerKind,
+    /// Controller services.
+    pub ctrls: usize,
+    /// Clerk `c` asks controller service `clerk_ctrl[c]` for configurations.
+    pub clerk_ctrl: Vec<usize>,
 }
 
 impl ShardKind {
+    /// The nodes of controller service `s`'s servers.
+    pub fn ctrl_nodes(&self, s: usize) -> Range<usize> {
+        s * CTRL_REPLICAS..(s + 1) * CTRL_REPLICAS
+    }
+
+    /// The controller service node `node` serves in, if it is a controller server.
+    pub fn ctrl_of(&self, node: usize) -> Option<usize> {
+        (node < self.ctrls * CTRL_REPLICAS).then_some(node / CTRL_REPLICAS)
+    }
+
     /// The nodes of group `g`'s servers.
     pub fn group_nodes(&self, g: usize) -> Range<usize> {
-        let first = 1 + g * self.replicas;
+        let first = self.ctrls * CTRL_REPLICAS + g * self.replicas;
         first..first + self.replicas
     }
 
     /// The group (by index) node `node` serves in, if it is a group server.
     pub fn group_of(&self, node: usize) -> Option<usize> {
-        (node >= 1 && node < self.first_clerk()).then(|| (node - 1) / self.replicas)
+        let first = self.ctrls * CTRL_REPLICAS;
+        (node >= first && node < self.first_clerk()).then(|| (node - first) / self.replicas)
+    }
+
+    /// Every group server's node.
+    pub fn group_servers(&self) -> Range<usize> {
+        self.ctrls * CTRL_REPLICAS..self.first_clerk()
     }
 
     /// The first clerk's node.
     pub fn first_clerk(&self) -> usize {
-        1 + self.gids.len() * self.replicas
+        self.ctrls * CTRL_REPLICAS + self.gids.len() * self.replicas
+    }
+
+    /// Controller service `s`'s administrator's node.
+    pub fn admin_node(&self, s: usize) -> usize {
+        self.first_clerk() + self.clerk_ctrl.len() + s
+    }
+
+    /// Number of nodes.
+    pub fn nodes(&self) -> usize {
+        self.admin_node(self.ctrls)
+    }
+
+    fn ctrl_ids(&self, s: usize) -> Vec<NodeId> {
+        self.ctrl_nodes(s).map(|i| NodeId(i as u32)).collect()
     }
 
     fn replica_config(&self) -> ReplicaConfig {
@@ -358,7 +477,7 @@ impl ShardKind {
         let voters = self.group_nodes(g).map(|i| NodeId(i as u32)).collect();
         let raft = raft::Config::new(NodeId(node as u32), voters);
         let durable = disk.raft.durable().clone();
-        let who = (self.gids[g], self.shards, vec![NodeId(0)]);
+        let who = (self.gids[g], self.shards, self.ctrl_ids(0));
         GroupReplica::with_bugs(&self.replica_config(), raft, durable, who, self.bugs)
     }
 }
@@ -368,21 +487,16 @@ impl NodeKind for ShardKind {
     type Disk = ShardDisk;
 
     fn boot(&self, node: usize, disk: &ShardDisk) -> Node {
-        let role = if node == 0 {
-            match &disk.ctrl {
-                Some(sm) => Role::Ctrl {
-                    admin: sm.sessions().get(ClientId(0)).map_or(0, |s| s.seq.0),
-                    sm: sm.clone(),
-                },
-                None => Role::Ctrl {
-                    sm: ShardCtrler::new(self.shards),
-                    admin: 0,
-                },
-            }
+        let role = if let Some(s) = self.ctrl_of(node) {
+            let first = self.ctrl_nodes(s).start;
+            Role::Ctrl(Box::new(self.ctrl.boot_at(first, node, &disk.ctrl)))
         } else if node < self.first_clerk() {
             Role::Group(Box::new(self.boot_server(node, disk)))
+        } else if let Some(&s) = self.clerk_ctrl.get(node - self.first_clerk()) {
+            Role::Clerk(Clerk::new(ClientId(node as u64), self.ctrl_ids(s)))
         } else {
-            Role::Clerk(Clerk::new(ClientId(node as u64), vec![NodeId(0)]))
+            let s = node - self.admin_node(0);
+            Role::Admin(CtrlClerk::new(ClientId(node as u64), self.ctrl_ids(s)))
         };
         let mut n = Node {
             role,
@@ -394,7 +508,7 @@ impl NodeKind for ShardKind {
 
     fn write(&self, disk: &mut ShardDisk, op: &Persisted) {
         match op {
-            Persisted::Ctrl(sm) => disk.ctrl = Some(sm.clone()),
+            Persisted::Ctrl(op) => disk.ctrl.write(op),
             Persisted::Group(op) => disk.raft.write(op),
         }
     }
@@ -409,6 +523,7 @@ impl NodeKind for ShardKind {
             NodeTimer::Server(ReplicaTimer::Shard(Timer::PollConfig)) => rng.random_range(80..=120),
             NodeTimer::Server(ReplicaTimer::Shard(Timer::Migrate)) => rng.random_range(40..=60),
             NodeTimer::Clerk(ClerkTimer::Retry) => rng.random_range(80..=120),
+            NodeTimer::Admin(_) => return CTRL_CLERK_RETRY,
         };
         ms * MS
     }
@@ -420,13 +535,23 @@ impl NodeKind for ShardKind {
             NodeTimer::Clerk(ClerkTimer::Retry) => 2,
             NodeTimer::Server(ReplicaTimer::Raft(raft::Timer::Election)) => 3,
             NodeTimer::Server(ReplicaTimer::Raft(raft::Timer::Heartbeat)) => 4,
+            NodeTimer::Admin(_) => 5,
         }
     }
 
     fn violation<'a>(&self, core: &'a Node) -> Option<&'a Violation> {
-        core.replica().and_then(|r| r.violation())
+        match &core.role {
+            Role::Group(r) => r.violation(),
+            Role::Ctrl(r) => r.violation(),
+            _ => None,
+        }
     }
 }
+
+/// Selects the controller services' Raft clusters ([`RaftHost`] of [`CtrlEntry`]); the
+/// default selects the groups'.
+#[derive(Clone, Copy, Debug)]
+pub struct CtrlRaft;
 
 impl RaftHost for ShardKind {
     type Command = GroupEntry;
@@ -435,5 +560,15 @@ impl RaftHost for ShardKind {
     }
     fn raft_disk<'a>(&self, node: usize, disk: &'a ShardDisk) -> Option<&'a RaftDisk<GroupEntry>> {
         self.group_of(node).map(|_| &disk.raft)
+    }
+}
+
+impl RaftHost<CtrlRaft> for ShardKind {
+    type Command = CtrlEntry;
+    fn raft<'a>(&self, _node: usize, core: &'a Node) -> Option<&'a Raft<CtrlEntry>> {
+        core.ctrl_replica().map(|r| r.raft())
+    }
+    fn raft_disk<'a>(&self, node: usize, disk: &'a ShardDisk) -> Option<&'a RaftDisk<CtrlEntry>> {
+        self.ctrl_of(node).map(|_| &disk.ctrl)
     }
 }

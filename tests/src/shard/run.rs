@@ -1,16 +1,21 @@
-//! The harness of the shard suites: the administrator, background clerks, probes with
-//! deadlines, crashes of whole groups and of single servers, partitions inside a group, and
+//! The harness of the shard suites: the administrator (a controller clerk on the replicated
+//! controller), background clerks, probes with deadlines, crashes of whole groups, of single
+//! group servers and of controller servers, partitions inside a group or a controller, and
 //! the checks every run ends with.
 
-use super::node::ShardKind;
-use aver_checker::models::Kv;
+use super::node::{CTRL_REPLICAS, CtrlRaft, Done, ShardKind};
+use crate::shardctrler::lab::{call_of, output_of};
+use aver_checker::models::{Kv, ShardCtrl};
 use aver_core::NodeId;
 use aver_core::raft::LogIndex;
 use aver_core::rsm::raft_state_size;
-use aver_core::shardctrler::{CtrlOp, Gid, ShardId};
+use aver_core::shardctrler::invariants::{balanced, config_agreement};
+use aver_core::shardctrler::{Config, CtrlOp, CtrlReply, Gid, ShardCtrler, ShardId};
+use aver_core::shardkv::replica::ReplicaConfig;
 use aver_core::shardkv::{Bugs, Completed, Op, OpReply, ShardKv, invariants};
 use aver_sim::cluster::ClusterCheck;
 use aver_sim::history::{Call, History};
+use aver_sim::shardctrler::CtrlServerKind;
 use aver_sim::sim::{MS, Micros, Processed, Sim};
 use aver_sim::{Failure, Outcome};
 use rand::Rng;
@@ -57,6 +62,13 @@ pub struct Run {
     pub sim: Sim<ShardKind>,
     /// Raft's cluster invariants, one checker per group.
     checks: Vec<ClusterCheck<ShardKind>>,
+    /// Raft's cluster invariants, one checker per controller service.
+    ctrl_checks: Vec<ClusterCheck<ShardKind, CtrlRaft>>,
+    /// Per controller service, its administrator's operations (the `shardctrler` model's
+    /// history), whether one is in flight, and the last answer until taken.
+    ctrl_history: Vec<History>,
+    admin_busy: Vec<bool>,
+    admin_reply: Vec<Option<CtrlReply>>,
     /// Per group, the most advanced applied state any of its servers had when it crashed: a
     /// whole group that restarts has committed more than its servers have applied again.
     committed: Vec<Option<(LogIndex, ShardKv)>>,
@@ -70,6 +82,8 @@ pub struct Run {
     busy: BTreeSet<usize>,
     /// Operations issued so far (for unique values).
     issued: u64,
+    /// Clerk operations finished so far.
+    completed: u64,
     /// Appends acknowledged and certainly not overwritten by a Put since (SHARD-2's input).
     acked: Vec<(String, String)>,
     /// Per key, Puts in flight; per clerk, whether its Append in flight overlaps a Put.
@@ -87,6 +101,9 @@ pub struct Shape {
     pub clerks: usize,
     /// The groups' `maxraftstate` in bytes (`None`: never snapshot, as the lab's -1).
     pub max_raft_state: Option<usize>,
+    /// Clerks `0..stale_clerks` ask a second controller service, which only its own
+    /// administrator changes (TestRejection5A's `ctl1`); 0: there is one service.
+    pub stale_clerks: usize,
 }
 
 /// Servers per group (the lab's 3).
@@ -122,15 +139,29 @@ impl Run {
             groups,
             clerks,
             max_raft_state,
+            stale_clerks,
         } = shape;
+        let ctrls = if stale_clerks > 0 { 2 } else { 1 };
         let kind = ShardKind {
             shards: 10,
             gids: (0..groups).map(|g| Gid(100 + g as u32)).collect(),
             replicas: REPLICAS,
             max_raft_state,
             bugs,
+            ctrl: CtrlServerKind {
+                n: CTRL_REPLICAS,
+                shards: 10,
+                // The lab's controller never snapshots.
+                config: ReplicaConfig {
+                    max_raft_state: None,
+                    pending_max: 1_000,
+                },
+                bugs,
+            },
+            ctrls,
+            clerk_ctrl: (0..clerks).map(|c| usize::from(c < stale_clerks)).collect(),
         };
-        let n = kind.first_clerk() + clerks;
+        let n = kind.nodes();
         let mut sim = Sim::new(kind, n, seed);
         for a in 0..n {
             for b in 0..n {
@@ -140,9 +171,16 @@ impl Run {
         let checks = (0..groups)
             .map(|g| ClusterCheck::of_servers(&sim, sim.kind().group_nodes(g).collect()))
             .collect();
+        let ctrl_checks = (0..ctrls)
+            .map(|s| ClusterCheck::of_servers(&sim, sim.kind().ctrl_nodes(s).collect()))
+            .collect();
         Run {
             sim,
             checks,
+            ctrl_checks,
+            ctrl_history: (0..ctrls).map(|_| History::new()).collect(),
+            admin_busy: vec![false; ctrls],
+            admin_reply: vec![None; ctrls],
             committed: vec![None; groups],
             history: History::new(),
             test,
@@ -151,6 +189,7 @@ impl Run {
             workers: (0..clerks).map(|_| None).collect(),
             busy: BTreeSet::new(),
             issued: 0,
+            completed: 0,
             acked: Vec::new(),
             puts_pending: Default::default(),
             tainted: BTreeSet::new(),
@@ -183,40 +222,151 @@ impl Run {
         self.sim.kind().gids[g]
     }
 
-    /// Joins groups `gs` (by index) in one request.
-    pub fn join(&mut self, gs: &[usize]) {
-        let map = gs
-            .iter()
+    /// Group `gs`'s (by index) gids and servers, as a Join names them.
+    fn join_map(&self, gs: &[usize]) -> std::collections::BTreeMap<Gid, Vec<NodeId>> {
+        gs.iter()
             .map(|&g| {
                 let servers = self.sim.kind().group_nodes(g);
                 (self.gid(g), servers.map(|i| NodeId(i as u32)).collect())
             })
-            .collect();
-        self.sim.input(0, |n| n.admin(CtrlOp::Join(map)));
+            .collect()
     }
 
-    /// Groups `gs` leave in one request.
-    pub fn leave(&mut self, gs: &[usize]) {
-        let set = gs.iter().map(|&g| self.gid(g)).collect();
-        self.sim.input(0, |n| n.admin(CtrlOp::Leave(set)));
+    /// Controller service `s`'s administrator starts `op` (it must be idle); the call is
+    /// recorded in that service's history.
+    pub fn admin_start(&mut self, s: usize, op: CtrlOp) -> Result<(), String> {
+        if self.admin_busy[s] {
+            return Err(format!(
+                "administrator {s} already has an operation in flight"
+            ));
+        }
+        let node = self.sim.kind().admin_node(s);
+        self.ctrl_history[s].call(node as u64, self.sim.now(), call_of(&op));
+        if self.sim.input(node, |n| n.admin(op)) != Some(true) {
+            return Err(format!("administrator {s} refused an operation"));
+        }
+        self.admin_busy[s] = true;
+        Ok(())
+    }
+
+    /// True while controller service `s`'s administrator waits for an answer.
+    pub fn admin_is_busy(&self, s: usize) -> bool {
+        self.admin_busy[s]
+    }
+
+    /// Takes service `s`'s administrator's last answer, if it has one.
+    pub fn admin_take(&mut self, s: usize) -> Option<CtrlReply> {
+        self.admin_reply[s].take()
+    }
+
+    /// Clerk operations finished so far.
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+
+    /// Runs until service `s`'s administrator has its answer, failing after `within_ms`.
+    pub fn admin_wait(&mut self, s: usize, within_ms: u64) -> Result<CtrlReply, String> {
+        let deadline = self.sim.now() + within_ms * MS;
+        while self.admin_busy[s] {
+            if self.sim.now() >= deadline {
+                return Err(format!(
+                    "the controller did not answer administrator {s} within {within_ms} ms"
+                ));
+            }
+            let next = (self.sim.now() + 5 * MS).min(deadline);
+            self.run_until(next)?;
+        }
+        self.admin_reply[s]
+            .take()
+            .ok_or_else(|| format!("administrator {s} has no answer"))
+    }
+
+    /// Controller service `s`'s administrator runs `op` to completion (the lab's clerk calls
+    /// block too): within 10 s, time for elections and retries.
+    pub fn admin(&mut self, s: usize, op: CtrlOp) -> Result<CtrlReply, String> {
+        self.admin_start(s, op)?;
+        self.admin_wait(s, 10_000)
+    }
+
+    /// Service `s`'s administrator runs `op`, which must make a configuration; its number.
+    fn change(&mut self, s: usize, op: CtrlOp) -> Result<u64, String> {
+        let what = format!("{op:?}");
+        match self.admin(s, op)? {
+            CtrlReply::Done(n) => Ok(n.0),
+            other => Err(format!("{what} returned {other:?}")),
+        }
+    }
+
+    /// Joins groups `gs` (by index) in one request to the controller; the new
+    /// configuration's number.
+    pub fn join(&mut self, gs: &[usize]) -> Result<u64, String> {
+        self.join_on(0, gs)
+    }
+
+    /// Joins groups `gs` in one request to controller service `s`.
+    pub fn join_on(&mut self, s: usize, gs: &[usize]) -> Result<u64, String> {
+        let map = self.join_map(gs);
+        self.change(s, CtrlOp::Join(map))
+    }
+
+    /// Groups `gs` leave in one request; the new configuration's number.
+    pub fn leave(&mut self, gs: &[usize]) -> Result<u64, String> {
+        self.change(0, CtrlOp::Leave(self.leave_set(gs)))
+    }
+
+    fn leave_set(&self, gs: &[usize]) -> std::collections::BTreeSet<Gid> {
+        gs.iter().map(|&g| self.gid(g)).collect()
+    }
+
+    /// The operation that joins groups `gs` (for [`Run::admin_start`]).
+    pub fn join_op(&self, gs: &[usize]) -> CtrlOp {
+        CtrlOp::Join(self.join_map(gs))
+    }
+
+    /// The operation by which groups `gs` leave (for [`Run::admin_start`]).
+    pub fn leave_op(&self, gs: &[usize]) -> CtrlOp {
+        CtrlOp::Leave(self.leave_set(gs))
+    }
+
+    /// `Query(num)` (`None`: the latest, reflecting every finished Join and Leave) through
+    /// service `s`'s administrator.
+    pub fn query(&mut self, s: usize, num: Option<u64>) -> Result<Config, String> {
+        let op = CtrlOp::Query(num.map(aver_core::shardctrler::ConfigNum));
+        match self.admin(s, op)? {
+            CtrlReply::Config(c) => Ok(c),
+            other => Err(format!("Query({num:?}) returned {other:?}")),
+        }
+    }
+
+    /// The most advanced applied state of any running server of controller service 0 (the
+    /// harness's own view; operations the administrator finished are applied on the leader).
+    pub fn ctrl_state(&self) -> &ShardCtrler {
+        let nodes = self.sim.kind().ctrl_nodes(0);
+        nodes
+            .filter_map(|i| self.sim.node(i)?.ctrl())
+            .max_by_key(|c| c.latest().num)
+            .expect("a controller server is up")
     }
 
     /// The controller's latest owner of `key`'s shard (`None`: unassigned).
     pub fn owner_of(&self, key: &str) -> Option<usize> {
-        let sm = self
-            .sim
-            .node(0)
-            .and_then(|n| n.ctrl())
-            .expect("the controller is up");
         let shard = aver_core::shardkv::key2shard(key, 10);
-        let gid = sm.latest().owner(shard);
+        let gid = self.ctrl_state().latest().owner(shard);
         self.sim.kind().gids.iter().position(|g| *g == gid)
     }
 
     /// The controller's latest configuration number.
     pub fn config_num(&self) -> u64 {
-        let sm = self.sim.node(0).and_then(|n| n.ctrl());
-        sm.expect("the controller is up").latest().num.0
+        self.ctrl_state().latest().num.0
+    }
+
+    /// True if a running server of group `g` has applied configuration `num` and holds no
+    /// shard in migration (its part of reconfiguration `num` is done).
+    pub fn group_settled(&self, g: usize, num: u64) -> bool {
+        let nodes = self.sim.kind().group_nodes(g);
+        nodes
+            .filter_map(|i| self.sim.node(i)?.group())
+            .any(|k| k.num().0 == num && k.can_reconfigure())
     }
 
     /// The largest snapshot on the disk of any server of group `g` (bytes).
@@ -231,7 +381,7 @@ impl Run {
 
     /// The index of the snapshot on each group server's disk (0: none), by node.
     pub fn snapshot_indices(&self) -> Vec<u64> {
-        (1..self.sim.kind().first_clerk())
+        (self.sim.kind().group_servers())
             .map(|i| {
                 let durable = self.sim.disk(i).synced.raft.durable();
                 durable.snapshot.as_ref().map_or(0, |s| s.meta.index.0)
@@ -288,16 +438,56 @@ impl Run {
             .map(|(_, r)| r)
     }
 
-    /// Cuts server `r` of group `g` off from the other servers of its group (both ways); it
-    /// still reaches clerks, the controller and other groups, so a deposed leader keeps
-    /// answering them from its stale state.
-    pub fn isolate_server(&mut self, g: usize, r: usize) {
-        let nodes = self.sim.kind().group_nodes(g);
+    /// Crashes server `r` of controller service `s` (if up); its disk stays.
+    pub fn crash_ctrl(&mut self, s: usize, r: usize) {
+        let node = self.sim.kind().ctrl_nodes(s).start + r;
+        self.sim.crash(node);
+    }
+
+    /// Restarts server `r` of controller service `s` from its disk (if down).
+    pub fn restart_ctrl(&mut self, s: usize, r: usize) {
+        let node = self.sim.kind().ctrl_nodes(s).start + r;
+        if !self.sim.is_up(node) {
+            self.sim.start(node);
+        }
+    }
+
+    /// The server (by position) that leads controller service `s` in the highest term, if
+    /// one is up and believes it leads.
+    pub fn ctrl_leader(&self, s: usize) -> Option<usize> {
+        let nodes = self.sim.kind().ctrl_nodes(s);
+        let first = nodes.start;
+        nodes
+            .filter_map(|i| {
+                let raft = self.sim.node(i)?.ctrl_replica()?.raft();
+                raft.is_leader().then_some((raft.term(), i - first))
+            })
+            .max()
+            .map(|(_, r)| r)
+    }
+
+    /// Cuts server `r` of controller service `s` off from the service's other servers (both
+    /// ways); groups, clerks and the administrator still reach it, and it answers their
+    /// queries from its stale state.
+    pub fn isolate_ctrl(&mut self, s: usize, r: usize) {
+        let nodes = self.sim.kind().ctrl_nodes(s);
+        self.cut_off(nodes, r);
+    }
+
+    fn cut_off(&mut self, nodes: std::ops::Range<usize>, r: usize) {
         let node = nodes.start + r;
         for peer in nodes.filter(|&p| p != node) {
             self.sim.net_mut().enabled[node][peer] = false;
             self.sim.net_mut().enabled[peer][node] = false;
         }
+    }
+
+    /// Cuts server `r` of group `g` off from the other servers of its group (both ways); it
+    /// still reaches clerks, the controller and other groups, so a deposed leader keeps
+    /// answering them from its stale state.
+    pub fn isolate_server(&mut self, g: usize, r: usize) {
+        let nodes = self.sim.kind().group_nodes(g);
+        self.cut_off(nodes, r);
     }
 
     /// Reconnects every link (ends every partition).
@@ -420,13 +610,16 @@ impl Run {
                 continue;
             }
             self.collect();
-            if let Processed::Node(n) = p
-                && let Some(g) = self.sim.kind().group_of(n)
-            {
+            let Processed::Node(n) = p else { continue };
+            if let Some(g) = self.sim.kind().group_of(n) {
                 self.checks[g]
                     .after_event(&self.sim)
                     .map_err(|v| format!("{v} (group {})", self.gid(g)))?;
                 self.single_owner()?;
+            } else if let Some(s) = self.sim.kind().ctrl_of(n) {
+                self.ctrl_checks[s]
+                    .after_event(&self.sim)
+                    .map_err(|v| format!("{v} (controller service {s})"))?;
             }
         }
         match self.sim.halt() {
@@ -437,8 +630,19 @@ impl Run {
 
     fn collect(&mut self) {
         for a in self.sim.take_applied() {
-            let Completed { reply, op, .. } = a.apply;
+            let Completed { reply, op, .. } = match a.apply {
+                Done::Op(done) => done,
+                Done::Admin(done) => {
+                    let s = a.node - self.sim.kind().admin_node(0);
+                    let out = output_of(&done.reply);
+                    self.ctrl_history[s].ret(a.node as u64, self.sim.now(), out);
+                    self.admin_busy[s] = false;
+                    self.admin_reply[s] = Some(done.reply);
+                    continue;
+                }
+            };
             let c = a.node - self.sim.kind().first_clerk();
+            self.completed += 1;
             match op {
                 Op::Append(k, v) if !self.tainted.remove(&c) => self.acked.push((k, v)),
                 Op::Put(k, _) => *self.puts_pending.entry(k).or_default() -= 1,
@@ -543,7 +747,7 @@ impl Run {
     /// lab's `RaftStateSize() + SnapshotSize()` summed over all servers).
     pub fn state_bytes(&mut self) -> usize {
         let kind = self.sim.kind();
-        let total = (1..kind.first_clerk())
+        let total = (kind.group_servers())
             .map(|i| {
                 let durable = self.sim.disk(i).synced.raft.durable();
                 let snapshot = durable.snapshot.as_ref().map_or(0, |s| s.data.len());
@@ -559,7 +763,7 @@ impl Run {
     pub fn check_logs(&mut self) -> Result<(), String> {
         let kind = self.sim.kind();
         let max = kind.max_raft_state;
-        for i in 1..kind.first_clerk() {
+        for i in kind.group_servers() {
             let durable = self.sim.disk(i).synced.raft.durable();
             let size = raft_state_size(durable);
             self.summary.log_bytes = self.summary.log_bytes.max(size);
@@ -594,8 +798,9 @@ impl Run {
         aver_core::shardkv::key2shard(key, 10)
     }
 
-    /// The end of every run: background clerks stop, the network heals, every group
-    /// restarts; every operation must return within 20 s; the history must be linearizable.
+    /// The end of every run: background clerks stop, the network heals, every group and
+    /// controller server restarts; every operation must return within 20 s; the history must
+    /// be linearizable.
     fn heal(&mut self) {
         self.stop_workers();
         self.set_reliable(true);
@@ -603,6 +808,40 @@ impl Run {
         for g in 0..self.sim.kind().gids.len() {
             self.restart_group(g);
         }
+        for s in 0..self.sim.kind().ctrls {
+            for r in 0..CTRL_REPLICAS {
+                self.restart_ctrl(s, r);
+            }
+        }
+    }
+
+    /// The controller's own end checks, per service: Raft's invariants from scratch, the
+    /// administrator's history against the `shardctrler` model, SHARD-5 (replicas agree on
+    /// every configuration they both hold) and SHARD-6 (every configuration balanced, minimal
+    /// moves) over every server.
+    fn finish_ctrl(&mut self) -> Result<(), Failure> {
+        for s in 0..self.ctrl_checks.len() {
+            if let Err(v) = self.ctrl_checks[s].full(&self.sim) {
+                return Err(self.failure(format!("{v} (controller service {s})")));
+            }
+            let f = self.failure(String::new());
+            let model = ShardCtrl { shards: 10 };
+            self.ctrl_history[s].check_or_fail(
+                &model,
+                "shardctrler",
+                Duration::from_secs(30),
+                f,
+            )?;
+            let replicas: Vec<&ShardCtrler> = (self.sim.kind().ctrl_nodes(s))
+                .filter_map(|i| self.sim.node(i)?.ctrl())
+                .collect();
+            let agreed = config_agreement(&replicas)
+                .and_then(|()| replicas.iter().try_for_each(|r| balanced(r)));
+            if let Err(v) = agreed {
+                return Err(self.failure(format!("{v} (controller service {s})")));
+            }
+        }
+        Ok(())
     }
 
     fn finish(mut self) -> Outcome<Summary> {
@@ -626,6 +865,7 @@ impl Run {
         if let Err(m) = self.check_logs() {
             return Err(self.failure(m));
         }
+        self.finish_ctrl()?;
         self.summary.virtual_us = self.sim.now();
         self.summary.events = self.sim.events();
         self.summary.ops = self.history.len();

@@ -3,9 +3,14 @@
 
 use super::ShardScenario;
 use super::run::{Mix, Run, Shape, Summary, run_scenario};
+use aver_core::kvraft::{ClientId, Seq};
+use aver_core::raft::LogIndex;
+use aver_core::shardctrler::{Config, CtrlCommand, CtrlReply, Gid};
 use aver_core::shardkv::{Bugs, Op};
 use aver_sim::Outcome;
+use aver_sim::sim::MS;
 use rand::Rng;
+use std::collections::BTreeSet;
 
 /// `groups` groups of three servers with `maxraftstate` `max` (`None`: the lab's -1), and
 /// `clerks` clerks.
@@ -14,6 +19,7 @@ fn shape(groups: usize, clerks: usize, max: Option<usize>) -> Shape {
         groups,
         clerks,
         max_raft_state: max,
+        stale_clerks: 0,
     }
 }
 
@@ -78,7 +84,7 @@ fn get_all(r: &mut Run, clerk: usize, keys: &[String], within: u64) -> Result<()
 /// restarts, all do.
 fn static_shards_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("static_shards_5a", seed, bugs, shape(2, 11, None), |r| {
-        r.join(&[0, 1]);
+        r.join(&[0, 1])?;
         r.wait(1_000)?;
         let ks = keys(10);
         put_all(r, 10, &ks, 0)?;
@@ -108,12 +114,12 @@ fn static_shards_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 /// for good and every operation still finishes.
 fn join_leave_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("join_leave_5b", seed, bugs, shape(2, 10, None), |r| {
-        r.join(&[0]);
+        r.join(&[0])?;
         appenders(r, 10, (10, 30));
         r.wait(500)?;
-        r.join(&[1]);
+        r.join(&[1])?;
         r.wait(1_000)?;
-        r.leave(&[0]);
+        r.leave(&[0])?;
         r.wait(1_000)?;
         r.crash_group(0);
         r.wait(1_000)?;
@@ -129,30 +135,30 @@ fn join_leave_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 /// TestConcurrent1_5B: appends every 10 ms while groups join, leave, crash and restart.
 fn concurrent1_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("concurrent1_5b", seed, bugs, shape(3, 10, Some(100)), |r| {
-        r.join(&[0]);
+        r.join(&[0])?;
         appenders(r, 10, (10, 10));
         r.wait(200)?;
         for g in [1, 2] {
-            r.join(&[g]);
+            r.join(&[g])?;
             r.wait(100)?;
         }
-        r.leave(&[0]);
+        r.leave(&[0])?;
         for g in 0..3 {
             r.wait(100)?;
             r.crash_group(g);
         }
         r.wait(100)?;
-        r.leave(&[2]);
+        r.leave(&[2])?;
         r.wait(100)?;
         for g in 0..3 {
             r.restart_group(g);
         }
         r.wait(100)?;
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(100)?;
-        r.leave(&[1]);
+        r.leave(&[1])?;
         r.wait(500)?;
-        r.join(&[1]);
+        r.join(&[1])?;
         r.wait(1_000)
     })
 }
@@ -166,12 +172,12 @@ fn challenge1_concurrent(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         bugs,
         shape(3, 10, Some(300)),
         |r| {
-            r.join(&[0]);
+            r.join(&[0])?;
             appenders(r, 10, (1, 5));
             let end = r.sim.now() + 6_000 * aver_sim::sim::MS;
             while r.sim.now() < end {
-                r.join(&[2]);
-                r.join(&[1]);
+                r.join(&[2])?;
+                r.join(&[1])?;
                 let pause = r.sim.rng().random_range(0..900);
                 r.wait(pause)?;
                 for g in 0..3 {
@@ -182,8 +188,8 @@ fn challenge1_concurrent(seed: u64, bugs: Bugs) -> Outcome<Summary> {
                 }
                 let pause = r.sim.rng().random_range(0..900);
                 r.wait(pause)?;
-                r.leave(&[1]);
-                r.leave(&[2]);
+                r.leave(&[1])?;
+                r.leave(&[2])?;
                 let pause = r.sim.rng().random_range(0..900);
                 r.wait(pause)?;
             }
@@ -197,20 +203,20 @@ fn challenge1_concurrent(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 fn unreliable3_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("unreliable3_5b", seed, bugs, shape(3, 5, Some(100)), |r| {
         r.set_reliable(false);
-        r.join(&[0]);
+        r.join(&[0])?;
         random_ops(r, 5, (0, 20));
         r.wait(500)?;
-        r.join(&[1]);
+        r.join(&[1])?;
         r.wait(500)?;
-        r.join(&[2]);
+        r.join(&[2])?;
         r.wait(500)?;
-        r.leave(&[0]);
+        r.leave(&[0])?;
         r.wait(500)?;
-        r.leave(&[1]);
+        r.leave(&[1])?;
         r.wait(500)?;
-        r.join(&[1]);
+        r.join(&[1])?;
         r.wait(500)?;
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(2_000)
     })
 }
@@ -223,23 +229,23 @@ fn challenge1_delete(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     const BOUND: usize = 3 * ((30 - 3) * 1000 + 2 * 3 * 1000 + 6000);
     run_scenario("challenge1_delete", seed, bugs, shape(3, 1, Some(1)), |r| {
         let ks = keys(30);
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(500)?;
         put_all(r, 0, &ks, 1000)?;
         for _ in 0..2 {
-            r.join(&[1]);
-            r.leave(&[0]);
-            r.join(&[2]);
+            r.join(&[1])?;
+            r.leave(&[0])?;
+            r.join(&[2])?;
             r.wait(3_000)?;
             get_all(r, 0, &ks, 5_000)?;
-            r.leave(&[1]);
-            r.join(&[0]);
-            r.leave(&[2]);
+            r.leave(&[1])?;
+            r.join(&[0])?;
+            r.leave(&[2])?;
             r.wait(3_000)?;
             get_all(r, 0, &ks, 5_000)?;
         }
-        r.join(&[1]);
-        r.join(&[2]);
+        r.join(&[1])?;
+        r.join(&[2])?;
         r.wait(3_000)?;
         get_all(r, 0, &ks, 5_000)?;
         r.wait(1_000)?;
@@ -265,10 +271,10 @@ fn challenge2_unaffected(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         |r| {
             r.set_reliable(false);
             let ks = keys(10);
-            r.join(&[0]);
+            r.join(&[0])?;
             r.wait(500)?;
             put_all(r, 0, &ks, 0)?;
-            r.join(&[1]);
+            r.join(&[1])?;
             r.wait(1_000)?;
             let owned: Vec<usize> = (0..10).filter(|&c| r.owner_of(&ks[c]) == Some(1)).collect();
             let puts = ks.clone();
@@ -279,7 +285,7 @@ fn challenge2_unaffected(seed: u64, bugs: Bugs) -> Outcome<Summary> {
                 "Puts to group 1's keys",
             )?;
             r.crash_group(0);
-            r.leave(&[0]);
+            r.leave(&[0])?;
             r.wait(1_000)?;
             let ops = ks.clone();
             r.sequence(
@@ -310,12 +316,12 @@ fn challenge2_partial(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         |r| {
             r.set_reliable(false);
             let ks = keys(10);
-            r.join(&[0, 1, 2]);
+            r.join(&[0, 1, 2])?;
             r.wait(1_000)?;
             put_all(r, 0, &ks, 0)?;
             let from2: Vec<usize> = (0..10).filter(|&c| r.owner_of(&ks[c]) == Some(2)).collect();
             r.crash_group(0);
-            r.leave(&[0, 2]);
+            r.leave(&[0, 2])?;
             r.wait(1_000)?;
             let ops = ks.clone();
             r.sequence(
@@ -347,17 +353,17 @@ fn many_join_leave_unreliable_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         |r| {
             r.set_reliable(false);
             let ks = keys(10);
-            r.join(&[0]);
+            r.join(&[0])?;
             r.wait(500)?;
             put_all(r, 0, &ks, 0)?;
             for g in 1..9 {
-                r.join(&[g]);
+                r.join(&[g])?;
                 r.wait(200)?;
             }
             r.wait(2_000)?;
             shutdown_sharding(r, &ks, 0)?;
             for g in 1..9 {
-                r.leave(&[g]);
+                r.leave(&[g])?;
                 r.wait(200)?;
             }
             r.wait(1_000)?;
@@ -371,18 +377,18 @@ fn many_join_leave_unreliable_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 fn join_leave_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("join_leave_basic_5a", seed, bugs, shape(2, 10, None), |r| {
         let ks = keys(10);
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(500)?;
         put_all(r, 0, &ks, 0)?;
-        r.join(&[1]);
+        r.join(&[1])?;
         r.wait(1_000)?;
         shutdown_sharding(r, &ks, 0)?;
-        r.leave(&[0]);
+        r.leave(&[0])?;
         r.wait(1_000)?;
         r.crash_group(0);
         get_all(r, 0, &ks, 5_000)?;
         r.restart_group(0);
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(1_000)?;
         get_all(r, 0, &ks, 5_000)?;
         shutdown_sharding(r, &ks, 1)
@@ -399,11 +405,11 @@ fn progress_shutdown_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         shape(5, 10, None),
         |r| {
             let ks = keys(10);
-            r.join(&[0]);
+            r.join(&[0])?;
             r.wait(500)?;
             put_all(r, 0, &ks, 0)?;
             for g in 1..5 {
-                r.join(&[g]);
+                r.join(&[g])?;
                 r.wait(200)?;
             }
             r.wait(2_000)?;
@@ -479,16 +485,16 @@ fn check_append(r: &mut Run, clerk: usize, keys: &[String], within: u64) -> Resu
 fn snapshot_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("snapshot_5b", seed, bugs, shape(3, 1, Some(1000)), |r| {
         let ks = keys(30);
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(500)?;
         put_all(r, 0, &ks, 0)?;
         get_all(r, 0, &ks, 10_000)?;
-        r.join(&[1]);
-        r.join(&[2]);
-        r.leave(&[0]);
+        r.join(&[1])?;
+        r.join(&[2])?;
+        r.leave(&[0])?;
         check_append(r, 0, &ks, 20_000)?;
-        r.leave(&[1]);
-        r.join(&[0]);
+        r.leave(&[1])?;
+        r.join(&[0])?;
         check_append(r, 0, &ks, 20_000)?;
         r.wait(1_000)?;
         get_all(r, 0, &ks, 10_000)?;
@@ -510,20 +516,20 @@ fn snapshot_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 fn miss_change_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("miss_change_5b", seed, bugs, shape(3, 1, Some(1000)), |r| {
         let ks = keys(10);
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(500)?;
         put_all(r, 0, &ks, 0)?;
         get_all(r, 0, &ks, 10_000)?;
-        r.join(&[1]);
+        r.join(&[1])?;
         check_append(r, 0, &ks, 10_000)?;
         for g in 0..3 {
             r.crash_server(g, 0);
         }
-        r.join(&[2]);
-        r.leave(&[1]);
-        r.leave(&[0]);
+        r.join(&[2])?;
+        r.leave(&[1])?;
+        r.leave(&[0])?;
         check_append(r, 0, &ks, 10_000)?;
-        r.join(&[1]);
+        r.join(&[1])?;
         check_append(r, 0, &ks, 10_000)?;
         for g in 0..3 {
             r.restart_server(g, 0);
@@ -533,8 +539,8 @@ fn miss_change_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         for g in 0..3 {
             r.crash_server(g, 1);
         }
-        r.join(&[0]);
-        r.leave(&[2]);
+        r.join(&[0])?;
+        r.leave(&[2])?;
         check_append(r, 0, &ks, 10_000)?;
         for g in 0..3 {
             r.restart_server(g, 1);
@@ -548,20 +554,20 @@ fn miss_change_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 /// many sources).
 fn concurrent2_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("concurrent2_5b", seed, bugs, shape(3, 10, None), |r| {
-        r.join(&[1]);
-        r.join(&[0]);
-        r.join(&[2]);
+        r.join(&[1])?;
+        r.join(&[0])?;
+        r.join(&[2])?;
         appenders(r, 10, (50, 50));
-        r.leave(&[0]);
-        r.leave(&[2]);
+        r.leave(&[0])?;
+        r.leave(&[2])?;
         r.wait(3_000)?;
-        r.join(&[0]);
-        r.join(&[2]);
-        r.leave(&[1]);
+        r.join(&[0])?;
+        r.join(&[2])?;
+        r.leave(&[1])?;
         r.wait(3_000)?;
-        r.join(&[1]);
-        r.leave(&[0]);
-        r.leave(&[2]);
+        r.join(&[1])?;
+        r.leave(&[0])?;
+        r.leave(&[2])?;
         r.wait(3_000)?;
         r.crash_group(1);
         r.crash_group(2);
@@ -578,17 +584,17 @@ fn unreliable1_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("unreliable1_5b", seed, bugs, shape(3, 1, Some(100)), |r| {
         r.set_reliable(false);
         let ks = keys(10);
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(500)?;
         put_all(r, 0, &ks, 0)?;
-        r.join(&[1]);
-        r.join(&[2]);
-        r.leave(&[0]);
+        r.join(&[1])?;
+        r.join(&[2])?;
+        r.leave(&[0])?;
         for _ in 0..20 {
             check_append(r, 0, &ks, 20_000)?;
         }
-        r.join(&[0]);
-        r.leave(&[1]);
+        r.join(&[0])?;
+        r.leave(&[1])?;
         for _ in 0..20 {
             get_all(r, 0, &ks, 20_000)?;
         }
@@ -602,22 +608,22 @@ fn unreliable1_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 fn unreliable2_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("unreliable2_5b", seed, bugs, shape(3, 10, Some(100)), |r| {
         r.set_reliable(false);
-        r.join(&[0]);
+        r.join(&[0])?;
         // "Without a pause": 1–5 ms, as in challenge1_concurrent (with none, a clerk's next
         // operation follows its last reply in the same virtual instant).
         appenders(r, 10, (1, 5));
         r.wait(500)?;
-        r.join(&[1]);
+        r.join(&[1])?;
         r.wait(500)?;
-        r.join(&[2]);
+        r.join(&[2])?;
         r.wait(500)?;
-        r.leave(&[0]);
+        r.leave(&[0])?;
         r.wait(500)?;
-        r.leave(&[1]);
+        r.leave(&[1])?;
         r.wait(500)?;
-        r.join(&[1]);
+        r.join(&[1])?;
         r.wait(500)?;
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(2_000)?;
         r.set_reliable(true);
         r.wait(500)
@@ -634,7 +640,7 @@ fn static_one_shard_group_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         shape(1, 1, None),
         |r| {
             let ks = keys(60);
-            r.join(&[0]);
+            r.join(&[0])?;
             r.wait(500)?;
             put_all(r, 0, &ks, 20)?;
             get_all(r, 0, &ks, 10_000)?;
@@ -651,15 +657,14 @@ fn static_one_shard_group_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 fn join_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("join_basic_5a", seed, bugs, shape(2, 60, None), |r| {
         let ks = keys(60);
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(500)?;
         put_all(r, 0, &ks, 20)?;
         let before = r.config_num();
-        r.join(&[1]);
-        if r.config_num() != before + 1 {
+        let after = r.join(&[1])?;
+        if after != before + 1 {
             return Err(format!(
-                "the join took the configuration from {before} to {}, not one step",
-                r.config_num()
+                "the join took the configuration from {before} to {after}, not one step"
             ));
         }
         r.wait(1_000)?;
@@ -682,12 +687,12 @@ fn delete_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         shape(2, 1, Some(10_000)),
         |r| {
             let ks = keys(60);
-            r.join(&[0]);
+            r.join(&[0])?;
             r.wait(500)?;
             put_all(r, 0, &ks, 1000)?;
             get_all(r, 0, &ks, 10_000)?;
             let sz = r.largest_snapshot(0);
-            r.join(&[1]);
+            r.join(&[1])?;
             r.wait(1_000)?;
             // The lab's five rounds of Gets are there so that every server snapshots after the
             // move. Here 50 rounds of Gets alone left every disk's snapshot where it was (seeds 1
@@ -723,12 +728,12 @@ fn delete_basic_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 fn shutdown_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("shutdown_5a", seed, bugs, shape(3, 60, None), |r| {
         let ks = keys(60);
-        r.join(&[0]);
+        r.join(&[0])?;
         r.wait(500)?;
         put_all(r, 0, &ks, 20)?;
-        r.join(&[1]);
+        r.join(&[1])?;
         r.wait(200)?;
-        r.join(&[2]);
+        r.join(&[2])?;
         r.wait(1_000)?;
         shutdown_sharding(r, &ks, 0)?;
         get_all(r, 0, &ks, 10_000)?;
@@ -753,7 +758,7 @@ fn partition_leaders(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         bugs,
         shape(3, 10, Some(1000)),
         |r| {
-            r.join(&[0]);
+            r.join(&[0])?;
             appenders(r, 10, (10, 30));
             let moves: [(bool, usize); 6] = [
                 (true, 1),
@@ -765,9 +770,9 @@ fn partition_leaders(seed: u64, bugs: Bugs) -> Outcome<Summary> {
             ];
             for (join, g) in moves {
                 if join {
-                    r.join(&[g]);
+                    r.join(&[g])?;
                 } else {
-                    r.leave(&[g]);
+                    r.leave(&[g])?;
                 }
                 let pause = r.sim.rng().random_range(400..=800);
                 r.wait(pause)?;
@@ -784,134 +789,543 @@ fn partition_leaders(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     )
 }
 
+/// The lab's `CheckConfig(gids)` on `config`: exactly the groups `gids` (by index), every
+/// shard on one of them, at most one shard more on any group than on any other.
+fn check_config(r: &Run, config: &Config, gs: &[usize]) -> Result<(), String> {
+    let want: BTreeSet<Gid> = gs.iter().map(|&g| r.gid(g)).collect();
+    let have: BTreeSet<Gid> = config.groups.keys().copied().collect();
+    if have != want {
+        return Err(format!(
+            "configuration {}: groups {have:?}, wanted {want:?}",
+            config.num.0
+        ));
+    }
+    if let Some(s) = config.shards.iter().position(|g| !want.contains(g)) {
+        return Err(format!(
+            "configuration {}: shard {s} on gid {}, not a member",
+            config.num.0, config.shards[s].0
+        ));
+    }
+    let load: Vec<usize> = want
+        .iter()
+        .map(|g| config.shards.iter().filter(|s| *s == g).count())
+        .collect();
+    let (min, max) = (load.iter().min(), load.iter().max());
+    if let (Some(min), Some(max)) = (min, max)
+        && *max > min + 1
+    {
+        return Err(format!(
+            "configuration {}: unbalanced, {load:?} shards per group",
+            config.num.0
+        ));
+    }
+    Ok(())
+}
+
+/// shardkv1 TestInitQuery5A: the first Join makes configuration 1 with every shard on the
+/// joined group, and `Query` returns it (`Num == 1`, `Shards[0] == Gid1`, `CheckConfig`);
+/// configuration 0 still has every shard on no group. Here the configuration store is the
+/// replicated controller, so the Join and both Queries go through its Raft log or ReadIndex.
+fn init_query_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("init_query_5a", seed, bugs, shape(1, 0, None), |r| {
+        let num = r.join(&[0])?;
+        let config = r.query(0, None)?;
+        if num != 1 || config.num.0 != 1 {
+            return Err(format!(
+                "the first Join made configuration {num}, Query(-1) returned {}; both should be 1",
+                config.num.0
+            ));
+        }
+        if config.shards[0] != r.gid(0) {
+            return Err(format!(
+                "shard 0 on gid {}, not {}",
+                config.shards[0].0,
+                r.gid(0).0
+            ));
+        }
+        check_config(r, &config, &[0])?;
+        let first = r.query(0, Some(0))?;
+        if first.num.0 != 0
+            || !first.groups.is_empty()
+            || first.shards.iter().any(|g| *g != Gid::NONE)
+        {
+            return Err(format!(
+                "Query(0) returned {first:?}, not the empty configuration 0"
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// TestRejection5A (2024): groups 0 and 1 joined on the controller; a second, stale
+/// controller service where only group 0 has joined; ten clerks that ask the stale one Get
+/// every key, so every request goes to group 0. Within 2 s exactly half finish — exactly
+/// those of the keys group 0 owns in the real configuration: group 0 must not serve the
+/// others (it answers `WrongGroup`; a Get it served would finish, with the wrong value).
+/// Then group 1 joins the stale service too, which makes its configuration the real one, and
+/// every Get finishes with the right value.
+fn rejection_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    let shape = Shape {
+        groups: 2,
+        clerks: 11,
+        max_raft_state: None,
+        stale_clerks: 10,
+    };
+    run_scenario("rejection_5a", seed, bugs, shape, |r| {
+        r.join(&[0])?;
+        r.join(&[1])?;
+        r.join_on(1, &[0])?;
+        r.wait(1_000)?;
+        let ks = keys(10);
+        put_all(r, 10, &ks, 0)?;
+        for (c, k) in ks.iter().enumerate() {
+            r.call(c, Op::Get(k.clone()));
+        }
+        r.wait(2_000)?;
+        let on0: Vec<usize> = (0..10).filter(|&c| r.owner_of(&ks[c]) == Some(0)).collect();
+        let done: Vec<usize> = (0..10).filter(|&c| !r.is_busy(c)).collect();
+        if done != on0 || done.len() != 5 {
+            return Err(format!(
+                "through the stale controller, the Gets of clerks {done:?} finished; exactly \
+                 those of group 0's keys ({on0:?}, half of them) should: group 0 should have \
+                 rejected the others"
+            ));
+        }
+        r.join_on(1, &[1])?;
+        r.expect_done(
+            &(0..10).collect::<Vec<_>>(),
+            3_000,
+            "Gets once the stale controller knows group 1",
+        )
+    })
+}
+
+/// shardkv1 TestProgressJoin5A: four groups hold the keys; a fifth (the lab's gid 7) joins
+/// and leaves again and again, each change awaited until every group has finished its
+/// migration (the lab's `ChangeConfigTo` returns then), 200 ms apart. "Stable" shards are the
+/// ones no Join or Leave of the fifth group moves; "participating" groups are those that give
+/// or take a shard in them. For 4 s, ten clerks Get keys of stable shards on participating
+/// groups: at least 100 Gets must finish, every one within 8 s of the start — a group serves
+/// its unaffected shards while it migrates others.
+fn progress_join_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("progress_join_5a", seed, bugs, shape(5, 10, None), |r| {
+        let ks = keys(10);
+        r.join(&[0])?;
+        r.wait(500)?;
+        put_all(r, 0, &ks, 0)?;
+        for g in 1..4 {
+            r.join(&[g])?;
+            r.wait(200)?;
+        }
+        r.wait(1_000)?;
+        // The shards the toggling moves, by replaying it on a copy of the controller's state
+        // until an assignment repeats.
+        let mut ctrl = r.ctrl_state().clone();
+        let (join, leave) = (r.join_op(&[4]), r.leave_op(&[4]));
+        let mut moved = BTreeSet::new();
+        let mut participating = BTreeSet::new();
+        let mut seen = vec![ctrl.latest().shards.clone()];
+        for step in 0..40u64 {
+            let before = ctrl.latest().shards.clone();
+            let op = if step % 2 == 0 {
+                join.clone()
+            } else {
+                leave.clone()
+            };
+            let cmd = CtrlCommand {
+                client: ClientId(u64::MAX),
+                seq: Seq(step + 1),
+                op,
+            };
+            ctrl.apply(LogIndex(step + 1), &cmd);
+            let after = &ctrl.latest().shards;
+            for (s, (a, b)) in before.iter().zip(after).enumerate() {
+                if a != b {
+                    moved.insert(s);
+                    participating.extend([*a, *b]);
+                }
+            }
+            if step % 2 == 1 && seen.contains(after) {
+                break;
+            }
+            seen.push(after.clone());
+        }
+        let current = r.ctrl_state().latest().clone();
+        let probe: Vec<String> = ks
+            .iter()
+            .filter(|k| {
+                let s = Run::shard(k);
+                !moved.contains(&(s.0 as usize)) && participating.contains(&current.owner(s))
+            })
+            .cloned()
+            .collect();
+        if probe.is_empty() {
+            return Err(format!(
+                "no stable shard on a participating group (moved {moved:?}, groups \
+                 {participating:?}): the scenario tests nothing"
+            ));
+        }
+        for c in 0..10 {
+            let mix = Mix {
+                keys: probe.clone(),
+                append: 0.0,
+                put: 0.0,
+                think_ms: (5, 15),
+            };
+            r.start_worker(c, mix);
+        }
+        let start = r.sim.now();
+        let before = r.completed();
+        let mut joined = false;
+        let mut changes = 0;
+        let mut next_change = start;
+        while r.sim.now() < start + 4_000 * MS {
+            if !r.admin_is_busy(0) {
+                if let Some(reply) = r.admin_take(0)
+                    && !matches!(reply, CtrlReply::Done(_))
+                {
+                    return Err(format!("a Join or Leave of group 4 returned {reply:?}"));
+                }
+                let latest = r.config_num();
+                if (0..5).all(|g| r.group_settled(g, latest)) {
+                    if next_change == 0 {
+                        next_change = r.sim.now() + 200 * MS;
+                    } else if r.sim.now() >= next_change {
+                        let op = if joined { leave.clone() } else { join.clone() };
+                        r.admin_start(0, op)?;
+                        joined = !joined;
+                        changes += 1;
+                        next_change = 0;
+                    }
+                }
+            }
+            r.wait(5)?;
+        }
+        r.stop_workers();
+        let clerks: Vec<usize> = (0..10).collect();
+        let left = start + 8_000 * MS - r.sim.now();
+        r.expect_done(
+            &clerks,
+            left / MS,
+            "Gets of stable shards during reconfigurations",
+        )?;
+        let gets = r.completed() - before;
+        if changes < 2 {
+            return Err(format!(
+                "group 4 joined or left only {changes} times in 4 s: reconfiguration stalled"
+            ));
+        }
+        if gets < 100 {
+            return Err(format!(
+                "only {gets} Gets of stable shards finished while group 4 joined and left; \
+                 the lab wants at least 100"
+            ));
+        }
+        let last = if r.admin_is_busy(0) {
+            Some(r.admin_wait(0, 10_000)?)
+        } else {
+            r.admin_take(0)
+        };
+        if let Some(reply) = last
+            && !matches!(reply, CtrlReply::Done(_))
+        {
+            return Err(format!("a Join or Leave of group 4 returned {reply:?}"));
+        }
+        if joined {
+            r.leave(&[4])?;
+        }
+        r.wait(1_000)?;
+        get_all(r, 0, &ks, 10_000)
+    })
+}
+
+/// Waits up to 3 s for controller service 0 to have a leader; its position.
+fn await_ctrl_leader(r: &mut Run) -> Result<usize, String> {
+    for _ in 0..300 {
+        if let Some(l) = r.ctrl_leader(0) {
+            return Ok(l);
+        }
+        r.wait(10)?;
+    }
+    Err("the controller elected no leader within 3 s".into())
+}
+
+/// Checks what a Join or Leave of group `g` interrupted by a controller failure must leave
+/// behind: the administrator's reply names configuration `before + 1`, the latest
+/// configuration is that one (the operation took effect exactly once), and group `g` is a
+/// member iff it joined.
+fn check_change(
+    r: &mut Run,
+    reply: CtrlReply,
+    before: u64,
+    g: usize,
+    joined: bool,
+) -> Result<(), String> {
+    let want = before + 1;
+    if !matches!(reply, CtrlReply::Done(n) if n.0 == want) {
+        return Err(format!(
+            "the interrupted change returned {reply:?}, not configuration {want}"
+        ));
+    }
+    let latest = r.query(0, None)?;
+    if latest.num.0 != want {
+        return Err(format!(
+            "the latest configuration is {}, not {want}: the change took effect {} times",
+            latest.num.0,
+            latest.num.0 - before
+        ));
+    }
+    if latest.groups.contains_key(&r.gid(g)) != joined {
+        return Err(format!(
+            "gid {} is {}a member after it {}",
+            r.gid(g).0,
+            if joined { "not " } else { "" },
+            if joined { "joined" } else { "left" }
+        ));
+    }
+    Ok(())
+}
+
+/// An analogue of shardkv1 TestRecoverCtrler5B for this design. There the controller is a
+/// library that moves shards itself; a controller that dies midway leaves a half-done
+/// reconfiguration that a new controller must finish (`InitController`). Here the controller
+/// is a Raft group that only records configurations, and the groups move the shards; what
+/// can die midway is the controller's leader, with the administrator's Join or Leave before
+/// it received it, appended but not committed, committed but not answered, or answered (the
+/// crash comes 0–30 ms after the request). Five rounds, as the lab's five `partitionCtrler`
+/// calls: group 1 joins, then leaves, alternately; the leader crashes; the two others elect
+/// a leader and the administrator's retry completes the change exactly once (its session
+/// deduplicates a copy the old leader had replicated); the configuration number rises by
+/// one and group 1's membership matches; every Get is right once the groups have migrated.
+/// The crashed server then restarts (the lab keeps the old controller disconnected; here it
+/// must rejoin without harm, checked by Raft's invariants and SHARD-5 at the end).
+fn recover_ctrler_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario("recover_ctrler_5b", seed, bugs, shape(2, 1, None), |r| {
+        let ks = keys(10);
+        r.join(&[0])?;
+        r.wait(500)?;
+        put_all(r, 0, &ks, 0)?;
+        for round in 0..5 {
+            let joining = round % 2 == 0;
+            let before = r.config_num();
+            let op = if joining {
+                r.join_op(&[1])
+            } else {
+                r.leave_op(&[1])
+            };
+            r.admin_start(0, op)?;
+            let delay = r.sim.rng().random_range(0..=30);
+            r.wait(delay)?;
+            let leader = await_ctrl_leader(r)?;
+            r.crash_ctrl(0, leader);
+            let reply = r.admin_wait(0, 5_000)?;
+            check_change(r, reply, before, 1, joining)?;
+            get_all(r, 0, &ks, 10_000)?;
+            r.restart_ctrl(0, leader);
+            r.wait(500)?;
+        }
+        Ok(())
+    })
+}
+
+/// An analogue of shardkv1 TestPartitionControllerJoin5C for this design. There controller A
+/// joins a new group that is down, gets stuck, is disconnected; the group restarts; a new
+/// controller B recovers and must show the group as a member; A, reconnected, must do no
+/// harm. Here: the new group 1 is shut down and the administrator asks the controller to
+/// join it; 0–30 ms later the controller's leader A is cut off from the other controller
+/// servers (it still hears the groups, the clerk and the administrator, and answers their
+/// queries from its stale state), so the Join may sit uncommitted in A's log. After 1 s
+/// group 1 restarts. The other two servers elect a leader (the lab's B) and the
+/// administrator's retry commits the Join there exactly once: configuration number + 1,
+/// group 1 a member. A is reconnected; its uncommitted copy must not take effect (Raft's
+/// invariants after every event, SHARD-5 at the end); after 1 s every Get is right.
+fn partition_controller_join_5c(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    run_scenario(
+        "partition_controller_join_5c",
+        seed,
+        bugs,
+        shape(2, 1, None),
+        |r| {
+            let ks = keys(10);
+            r.join(&[0])?;
+            r.wait(500)?;
+            put_all(r, 0, &ks, 0)?;
+            r.crash_group(1);
+            let before = r.config_num();
+            r.admin_start(0, r.join_op(&[1]))?;
+            let delay = r.sim.rng().random_range(0..=30);
+            r.wait(delay)?;
+            let a = await_ctrl_leader(r)?;
+            r.isolate_ctrl(0, a);
+            r.wait(1_000)?;
+            r.restart_group(1);
+            let reply = r.admin_wait(0, 5_000)?;
+            check_change(r, reply, before, 1, true)?;
+            r.connect_all();
+            r.wait(1_000)?;
+            get_all(r, 0, &ks, 10_000)
+        },
+    )
+}
+
 /// Every ported test, in lab order, then ours. Event budgets: ten times the most events any
-/// run of seeds 1..=200 needed (the 200-seed soak: 4,000 runs, 0 failures), except
-/// `partition_leaders`, written after it: ten times the most of seeds 1..=3.
+/// run of seeds 1..=200 needed (the 200-seed soak with the replicated controller: 26
+/// scenarios, 5,200 runs, 0 failures).
 pub const SHARD: &[ShardScenario] = &[
+    ShardScenario {
+        name: "init_query_5a",
+        lab_name: "TestInitQuery5A",
+        run: init_query_5a,
+        events_max: 1_600,
+    },
     ShardScenario {
         name: "static_shards_5a",
         lab_name: "TestStaticShards5A",
         run: static_shards_5a,
-        events_max: 17_100,
+        events_max: 31_600,
+    },
+    ShardScenario {
+        name: "rejection_5a",
+        lab_name: "TestRejection5A",
+        run: rejection_5a,
+        events_max: 42_800,
     },
     ShardScenario {
         name: "join_leave_5b",
         lab_name: "TestJoinLeave5B",
         run: join_leave_5b,
-        events_max: 182_600,
+        events_max: 208_200,
     },
     ShardScenario {
         name: "concurrent1_5b",
         lab_name: "TestConcurrent1_5B",
         run: concurrent1_5b,
-        events_max: 116_100,
+        events_max: 198_500,
     },
     ShardScenario {
         name: "challenge1_concurrent",
         lab_name: "TestConcurrent3_5B",
         run: challenge1_concurrent,
-        events_max: 1_640_000,
+        events_max: 2_027_300,
     },
     ShardScenario {
         name: "unreliable3_5b",
         lab_name: "TestUnreliable3_5B",
         run: unreliable3_5b,
-        events_max: 78_900,
+        events_max: 115_700,
     },
     ShardScenario {
         name: "challenge1_delete",
         lab_name: "TestChallenge1Delete",
         run: challenge1_delete,
-        events_max: 141_300,
+        events_max: 182_500,
     },
     ShardScenario {
         name: "challenge2_unaffected",
         lab_name: "TestChallenge2Unaffected",
         run: challenge2_unaffected,
-        events_max: 20_100,
+        events_max: 30_500,
     },
     ShardScenario {
         name: "challenge2_partial",
         lab_name: "TestChallenge2Partial",
         run: challenge2_partial,
-        events_max: 21_500,
+        events_max: 34_000,
     },
     ShardScenario {
         name: "many_join_leave_unreliable_5a",
         lab_name: "TestManyJoinLeaveUnreliable5A",
         run: many_join_leave_unreliable_5a,
-        events_max: 184_700,
+        events_max: 261_800,
     },
     ShardScenario {
         name: "join_leave_basic_5a",
         lab_name: "TestJoinLeaveBasic5A",
         run: join_leave_basic_5a,
-        events_max: 34_900,
+        events_max: 50_900,
     },
     ShardScenario {
         name: "progress_shutdown_5a",
         lab_name: "TestProgressShutdown5A",
         run: progress_shutdown_5a,
-        events_max: 38_500,
+        events_max: 54_700,
+    },
+    ShardScenario {
+        name: "progress_join_5a",
+        lab_name: "TestProgressJoin5A",
+        run: progress_join_5a,
+        events_max: 557_600,
     },
     ShardScenario {
         name: "snapshot_5b",
         lab_name: "TestSnapshot5B",
         run: snapshot_5b,
-        events_max: 60_500,
+        events_max: 75_500,
     },
     ShardScenario {
         name: "miss_change_5b",
         lab_name: "TestMissChange5B",
         run: miss_change_5b,
-        events_max: 44_800,
+        events_max: 61_600,
     },
     ShardScenario {
         name: "concurrent2_5b",
         lab_name: "TestConcurrent2_5B",
         run: concurrent2_5b,
-        events_max: 276_300,
+        events_max: 324_000,
     },
     ShardScenario {
         name: "unreliable1_5b",
         lab_name: "TestUnreliable1_5B",
         run: unreliable1_5b,
-        events_max: 324_400,
+        events_max: 435_100,
     },
     ShardScenario {
         name: "unreliable2_5b",
         lab_name: "TestUnreliable2_5B",
         run: unreliable2_5b,
-        events_max: 281_300,
+        events_max: 331_300,
     },
     ShardScenario {
         name: "static_one_shard_group_5a",
         lab_name: "TestStaticOneShardGroup5A",
         run: static_one_shard_group_5a,
-        events_max: 19_100,
+        events_max: 23_000,
     },
     ShardScenario {
         name: "join_basic_5a",
         lab_name: "TestJoinBasic5A",
         run: join_basic_5a,
-        events_max: 71_200,
+        events_max: 112_700,
     },
     ShardScenario {
         name: "delete_basic_5a",
         lab_name: "TestDeleteBasic5A",
         run: delete_basic_5a,
-        events_max: 91_000,
+        events_max: 101_600,
     },
     ShardScenario {
         name: "shutdown_5a",
         lab_name: "TestShutdown5A",
         run: shutdown_5a,
-        events_max: 71_000,
+        events_max: 105_900,
+    },
+    ShardScenario {
+        name: "recover_ctrler_5b",
+        lab_name: "TestRecoverCtrler5B",
+        run: recover_ctrler_5b,
+        events_max: 52_600,
+    },
+    ShardScenario {
+        name: "partition_controller_join_5c",
+        lab_name: "TestPartitionControllerJoin5C",
+        run: partition_controller_join_5c,
+        events_max: 17_400,
     },
     ShardScenario {
         name: "partition_leaders",
         lab_name: "(none: a group's leader cut off from its group while shards move)",
         run: partition_leaders,
-        events_max: 439_000,
+        events_max: 566_300,
     },
 ];

@@ -68,7 +68,8 @@ pub fn servers_of(gid: u32) -> Vec<NodeId> {
     (0..3).map(|k| NodeId(gid * 10 + k)).collect()
 }
 
-fn call_of(op: &CtrlOp) -> Call {
+/// A controller operation as the `shardctrler` model's history records its call.
+pub fn call_of(op: &CtrlOp) -> Call {
     match op {
         CtrlOp::Join(groups) => {
             let map: Map<String, Value> = groups
@@ -92,7 +93,8 @@ fn call_of(op: &CtrlOp) -> Call {
     }
 }
 
-fn output_of(reply: &CtrlReply) -> Value {
+/// A controller reply as the `shardctrler` model's history records it.
+pub fn output_of(reply: &CtrlReply) -> Value {
     match reply {
         CtrlReply::Done(n) => json!({"num": n.0}),
         CtrlReply::Err(e) => json!({"err": e.to_string()}),

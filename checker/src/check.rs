@@ -2,7 +2,8 @@
 //!
 //! Partitions are ordered by key (a `BTreeMap`), so reports do not depend on hash order.
 //! Workers take the largest partitions first, which keeps both cores busy on skewed
-//! histories. When one partition is illegal the others are told to stop: the verdict cannot
+//! histories; one thread takes the smallest first, which finds a violation in a small
+//! partition before the large ones are searched. When one partition is illegal the others are told to stop: the verdict cannot
 //! change, and on big histories this is most of the win of partitioning.
 
 use crate::search::{Limits, Outcome, SearchStats, check_partition};
@@ -277,10 +278,23 @@ fn run_all<M: Model>(
         outcome
     };
     let workers = threads.min(groups.len());
-    if workers <= 1 {
-        return (0..groups.len()).map(run_one).collect();
-    }
     let mut order: Vec<usize> = (0..groups.len()).collect();
+    if workers <= 1 {
+        // Smallest first: one illegal partition decides the history and stops the rest, and
+        // small partitions are cheap to decide, so a violation in one of them is found
+        // before the big ones are searched (the verdict is the same in any order).
+        order.sort_by_key(|&g| (groups[g].1.len(), g));
+        let mut outcomes: Vec<Option<Outcome>> = (0..groups.len()).map(|_| None).collect();
+        for g in order {
+            outcomes[g] = Some(run_one(g));
+        }
+        return outcomes
+            .into_iter()
+            .map(|o| o.expect("every partition ran"))
+            .collect();
+    }
+    // Largest first on several threads: a big partition started last would leave the other
+    // cores idle while it runs.
     order.sort_by_key(|&g| (std::cmp::Reverse(groups[g].1.len()), g));
     let next = AtomicUsize::new(0);
     let slots: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..groups.len()).map(|_| None).collect());

@@ -15,8 +15,9 @@ use std::hash::Hash;
 /// follow from `input` in `state`. If your operation may have several outcomes from one
 /// state, implement [`NondeterministicModel`] instead and use [`PowerSet`].
 pub trait Model: Sync {
-    /// A state of the specified object (`Send`: the search may run on several threads).
-    type State: Clone + Eq + Hash + Send;
+    /// A state of the specified object (`Send` and `Sync`: the search may run on several
+    /// threads, which read the states interned before they started without a lock).
+    type State: Clone + Eq + Hash + Send + Sync;
     /// An operation's input (what was asked). Equal inputs must mean equal operations: the
     /// search treats never-returned operations with equal inputs as interchangeable.
     type Input: Sync + PartialEq;
@@ -74,7 +75,7 @@ pub trait Model: Sync {
 /// Checked through [`PowerSet`], which tracks the set of states the object could be in.
 pub trait NondeterministicModel: Sync {
     /// A state; `Ord` gives sets of states one canonical order.
-    type State: Clone + Eq + Hash + Ord + Send;
+    type State: Clone + Eq + Hash + Ord + Send + Sync;
     /// An operation's input (see [`Model::Input`]).
     type Input: Sync + PartialEq;
     /// An operation's output.

@@ -35,6 +35,7 @@ impl<S> Interner<S> {
     }
 
     /// The states, by id.
+    #[cfg(test)]
     pub(crate) fn into_states(self) -> Vec<S> {
         self.states
     }
@@ -67,6 +68,29 @@ impl<S> Interner<S> {
 }
 
 impl<S: Clone + Eq + Hash> Interner<S> {
+    /// The id of `state`, if interned (no change to the tables).
+    pub(crate) fn get(&self, state: &S) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let tag = (FxBuild::default().hash_one(state) >> 32) as u32;
+        let mask = self.slots.len() - 1;
+        let mut i = Self::home(tag, mask);
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                return None;
+            }
+            if (slot >> 32) as u32 == tag {
+                let id = slot as u32 - 1;
+                if self.states[id as usize] == *state {
+                    return Some(id);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// The id of `state`, interning a copy when new; `None` when over budget.
     pub(crate) fn id(&mut self, state: &S, budget: &Budget) -> Option<u32> {
         let tag = (FxBuild::default().hash_one(state) >> 32) as u32;

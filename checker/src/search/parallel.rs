@@ -97,8 +97,7 @@ impl<S> Control<S> {
 }
 
 /// Goes on with `seed`, the search of `p` so far on one thread, on `limits.threads` threads.
-/// Its tables move into shared ones (for that moment both exist: the one-thread search is
-/// short, so they are small).
+/// Its tables become the read-only layer of the shared ones.
 pub(super) fn run<'p, 'a, M: Model>(
     p: &'p Problem<'a, M>,
     limits: &Limits,

@@ -165,6 +165,7 @@ impl Heads {
         self.slots[i] = (key, at);
     }
 
+    #[cfg(test)]
     fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
         self.slots.iter().copied().filter(|&(_, at)| at != NONE)
     }
@@ -216,8 +217,13 @@ impl Memo {
 
     /// Whether (set, state) was recorded untagged.
     pub(crate) fn contains(&self, key: u64, state: u32, bits: &[u64]) -> bool {
+        self.has(key, state, NONE, bits)
+    }
+
+    /// Whether (set, state, tag) was recorded; `key` is the hash of the three.
+    fn has(&self, key: u64, state: u32, tag: u32, bits: &[u64]) -> bool {
         let (lead, words) = packed(bits);
-        self.find(key, state, NONE, lead, words).is_some()
+        self.find(key, state, tag, lead, words).is_some()
     }
 
     /// Records (set, state, tag); `key` is the hash of the three. The tag tells apart
@@ -281,6 +287,7 @@ impl Memo {
     }
 
     /// Every entry: (key, state, tag, lead, packed words).
+    #[cfg(test)]
     fn entries(&self) -> impl Iterator<Item = (u64, u32, u32, u32, &[u64])> + '_ {
         self.heads.iter().flat_map(move |(key, head)| {
             std::iter::successors(Some(head), move |&at| {
@@ -316,6 +323,13 @@ fn key_of(set_hash: u64, state: u32, tag: u32) -> u64 {
     } else {
         mix(key.rotate_left(17), tag)
     }
+}
+
+/// The shard of the shared memo that holds `key`: chosen by its low bits, because a
+/// shard's [`Heads`] places keys by their top bits (sharding by the top bits too would put
+/// every key of a shard into one sixty-fourth of its slots, one long probe run).
+fn memo_shard(key: u64) -> usize {
+    key as usize % SHARDS
 }
 
 /// Interns states: the id of `state`, creating one with `fresh` when new.
@@ -363,28 +377,17 @@ impl<'b, S> Local<'b, S> {
 
 impl<S: Clone + Eq + Hash> Local<'_, S> {
     /// The same tables, shared by threads from now on (same state ids and entries, charged
-    /// to `budget`); `None` when they do not fit in it.
+    /// to `budget`); `None` when they do not fit in it. They move as they are, as a
+    /// read-only layer under the shared tables (no entry is copied): the switch costs no
+    /// more for a big one-thread search than for a small one.
     pub(crate) fn into_shared(self, budget: Budget) -> Option<Shared<S>> {
+        if !budget.charge(self.budget.used()) {
+            return None;
+        }
         let mut shared = Shared::new(budget);
         *shared.next_id.get_mut() = self.ids.len() as u32;
-        for (id, state) in (0u32..).zip(self.ids.into_states()) {
-            let shard = FxBuild::default().hash_one(&state) as usize % SHARDS;
-            let ids = shared.ids[shard]
-                .get_mut()
-                .unwrap_or_else(|e| e.into_inner());
-            if !reserve_one(ids, &shared.budget, STATE_HEAP_BYTES) {
-                return None;
-            }
-            ids.insert(state, id);
-        }
-        for (key, state, tag, lead, words) in self.memo.entries() {
-            let memo = shared.memo[(key >> 58) as usize % SHARDS]
-                .get_mut()
-                .unwrap_or_else(|e| e.into_inner());
-            if !memo.insert(key, state, tag, lead, words, &shared.budget) {
-                return None;
-            }
-        }
+        shared.frozen_ids = self.ids;
+        shared.frozen_memo = self.memo;
         Some(shared)
     }
 
@@ -413,8 +416,12 @@ impl<S: Clone + Eq + Hash> Tables<S> for Local<'_, S> {
     }
 }
 
-/// Tables shared by the threads searching one partition, sharded by hash.
+/// Tables shared by the threads searching one partition: the tables of the one-thread
+/// search that came before, read-only (no lock), and over them the states and entries
+/// recorded since, sharded by hash. A state or entry is in one of the two, never both.
 pub(crate) struct Shared<S> {
+    frozen_ids: Interner<S>,
+    frozen_memo: Memo,
     ids: Vec<Mutex<HashMap<S, u32, FxBuild>>>,
     next_id: AtomicU32,
     memo: Vec<Mutex<Memo>>,
@@ -424,6 +431,8 @@ pub(crate) struct Shared<S> {
 impl<S: Clone + Eq + Hash> Shared<S> {
     pub(crate) fn new(budget: Budget) -> Self {
         Shared {
+            frozen_ids: Interner::new(),
+            frozen_memo: Memo::new(),
             ids: (0..SHARDS)
                 .map(|_| Mutex::new(HashMap::default()))
                 .collect(),
@@ -451,10 +460,13 @@ pub(crate) struct Handle<'s, S> {
 
 impl<S: Clone + Eq + Hash> Handle<'_, S> {
     fn id(&mut self, state: &S) -> Option<u32> {
+        let shared = self.shared;
+        if let Some(id) = shared.frozen_ids.get(state) {
+            return Some(id);
+        }
         if let Some(&id) = self.cache.get(state) {
             return Some(id);
         }
-        let shared = self.shared;
         let shard = FxBuild::default().hash_one(state) as usize % SHARDS;
         let id = {
             let mut ids = shared.ids[shard].lock().unwrap_or_else(|e| e.into_inner());
@@ -472,7 +484,7 @@ impl<S: Clone + Eq + Hash> Handle<'_, S> {
 
 impl<S: Clone + Eq + Hash> Handle<'_, S> {
     fn shard(&self, key: u64) -> std::sync::MutexGuard<'_, Memo> {
-        self.shared.memo[(key >> 58) as usize % SHARDS]
+        self.shared.memo[memo_shard(key)]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
@@ -490,13 +502,19 @@ impl<S: Clone + Eq + Hash> Tables<S> for Handle<'_, S> {
                 None => return Visit::Full,
             },
         };
+        let frozen = &self.shared.frozen_memo;
         if tag != NONE {
             let untagged = key_of(set_hash, id, NONE);
-            if self.shard(untagged).contains(untagged, id, bits) {
+            if frozen.contains(untagged, id, bits)
+                || self.shard(untagged).contains(untagged, id, bits)
+            {
                 return Visit::Seen;
             }
         }
         let key = key_of(set_hash, id, tag);
+        if frozen.has(key, id, tag, bits) {
+            return Visit::Seen;
+        }
         self.shard(key)
             .visit(key, id, tag, bits, &self.shared.budget)
     }
@@ -506,16 +524,15 @@ impl<S> Handle<'_, S> {
     /// The shared memo's entries (state ids and packed sets), sorted.
     #[cfg(test)]
     fn snapshot(&self) -> Vec<(u64, u32, u32, u32, Vec<u64>)> {
-        let mut all: Vec<_> = self
-            .shared
-            .memo
-            .iter()
-            .flat_map(|m| {
+        let frozen = self.shared.frozen_memo.entries();
+        let mut all: Vec<_> = frozen
+            .map(|(k, s, t, l, w)| (k, s, t, l, w.to_vec()))
+            .chain(self.shared.memo.iter().flat_map(|m| {
                 let m = m.lock().unwrap();
                 m.entries()
                     .map(|(k, s, t, l, w)| (k, s, t, l, w.to_vec()))
                     .collect::<Vec<_>>()
-            })
+            }))
             .collect();
         all.sort();
         all

@@ -10,7 +10,7 @@
 mod common;
 
 use aver_core::raft::{Bug, Bugs, Message, Timer};
-use aver_models::raft::{self, RaftModelCfg, RaftState, symmetry};
+use aver_models::raft::{self, Limits, RaftModelCfg, RaftState, symmetry};
 use aver_models::search::{self, Hooks, Key, Options, Order, Stats};
 use common::{Walk, exhaustive};
 use stateright::Model;
@@ -395,6 +395,67 @@ fn covering_keeps_every_server_state() {
         assert_eq!(
             verdicts(&cfg, &found),
             verdicts(&plain, &explored(&plain).1)
+        );
+    }
+}
+
+/// The behaviour limits (`aver check raft --max-campaigns N --max-heartbeats N
+/// --max-proposals N --one-candidate`) only cut runs: every state reachable with them is, but
+/// for the budgets it spent, reachable without them — so a violation found with limits is a
+/// violation of the unrestricted model — and they do cut (fewer states). The engine's
+/// reductions stay exact under them: the servers of the states it keeps (symmetry, covering)
+/// are, up to renaming, those of every reachable state, and the verdicts are those of the
+/// unreduced search.
+#[test]
+fn limits_only_cut_runs_and_the_reductions_stay_exact() {
+    let limits = Limits {
+        campaigns: Some(2),
+        heartbeats: Some(1),
+        proposals: Some(1),
+        one_candidate: true,
+    };
+    for cfg in small_configs() {
+        let plain = RaftModelCfg {
+            symmetry: false,
+            covering: false,
+            ..cfg.clone()
+        };
+        let unlimited: HashSet<RaftState> = reachable(&plain).into_iter().collect();
+        let limited_plain = RaftModelCfg {
+            limits,
+            ..plain.clone()
+        };
+        let all = reachable(&limited_plain);
+        let mut cut = HashSet::new();
+        for s in &all {
+            assert!(
+                s.spent.campaigns <= 2 && s.spent.heartbeats <= 1 && s.spent.proposals <= 1,
+                "within the budgets: {:?}",
+                s.spent
+            );
+            let mut t = s.clone();
+            t.spent = raft::state::Spent::default();
+            assert!(
+                unlimited.contains(&t),
+                "{cfg:?}: a state reachable only with limits"
+            );
+            cut.insert(t);
+        }
+        println!(
+            "{cfg:?}: {} states, {} with limits ({} without the budgets)",
+            unlimited.len(),
+            all.len(),
+            cut.len()
+        );
+        assert!(cut.len() < unlimited.len(), "the limits cut runs");
+        let limited = RaftModelCfg { limits, ..cfg };
+        let (kept, found) = explored(&limited);
+        let want: HashSet<u64> = all.iter().map(canonical_servers).collect();
+        let got: HashSet<u64> = kept.iter().map(canonical_servers).collect();
+        assert_eq!(got, want, "the same server states up to renaming");
+        assert_eq!(
+            verdicts(&limited, &found),
+            verdicts(&limited_plain, &explored(&limited_plain).1)
         );
     }
 }

@@ -87,3 +87,49 @@ fn config_picks_a_named_kv_configuration() {
     assert!(out.contains("takes no --bug skip-reduce"), "{out}");
     assert!(out.contains("aver mr check --bug NAME"), "{out}");
 }
+
+/// Behaviour limits reach figure8-commit by exhaustive search (four terms, which the
+/// unrestricted search does not finish): RAFT-4 fails with exit 1, the bounds line says the
+/// search is an under-approximation, the trace is shrunk, and the Explorer command rebuilds
+/// the model with the limits. Limits for a model other than raft are a clear error, exit 2.
+#[test]
+fn behaviour_limits_reach_figure8_and_belong_to_raft() {
+    let (code, out) = check(&[
+        "--bug",
+        "figure8-commit",
+        "--no-step-checks",
+        "--dfs",
+        "--out",
+        OUT,
+        "--max-term",
+        "4",
+        "--max-log",
+        "1",
+        "--crashes",
+        "0",
+        "--no-compaction",
+        "--max-campaigns",
+        "4",
+        "--max-heartbeats",
+        "0",
+        "--max-proposals",
+        "2",
+        "--one-candidate",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(violated(&out, "RAFT-4 Leader Completeness"), "{out}");
+    assert!(out.contains("under-approximation"), "{out}");
+    assert!(out.contains("steps shrunk"), "{out}");
+    assert!(
+        out.contains("--max-campaigns 4 --max-heartbeats 0 --max-proposals 2")
+            && out.contains("--one-candidate --path"),
+        "the Explorer command keeps the limits: {out}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_aver"))
+        .args(["check", "kvsrv", "--one-candidate"])
+        .output()
+        .expect("aver runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("use them with `aver check raft`"), "{err}");
+}

@@ -116,6 +116,71 @@ pub struct RaftModelCfg {
     /// down server held in memory are one state (see `RaftModel::crash`; on by default, off
     /// only to compare).
     pub forget_on_crash: bool,
+    /// Bounds on behaviour (none by default): each removes behaviours from the model, so a
+    /// search with them is an under-approximation — a violation it finds is real, a pass
+    /// says nothing about what they cut (see [`Limits`]).
+    pub limits: Limits,
+}
+
+/// Bounds on what the cluster *does*, beyond the bounds on its state: how many election
+/// campaigns, heartbeat rounds and client proposals a run may contain, and whether two
+/// campaigns may overlap. Unlike the state bounds (terms, log length, crashes), which every
+/// exhaustive configuration of `aver check` uses and which keep every behaviour that stays
+/// within them, these cut behaviours that stay within the state bounds: a search with them
+/// explores a subset of the runs, so whatever it finds is a real run of the model (a real
+/// counterexample), but a search that passes with them proves nothing about the runs they
+/// exclude. They exist to reach bugs that need several elections but few messages, at a
+/// depth where the unrestricted search is out of reach (`aver check raft --max-campaigns 4
+/// --one-candidate ...`; specs/bugs.md lists where each is used). The budgets spent are part
+/// of the state ([`super::state::Spent`]), counted only for the limits that are set, so a
+/// model without limits has exactly the states it had before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Limits {
+    /// Election timeouts (a follower or candidate starts a campaign) in a whole run, all
+    /// servers together.
+    pub campaigns: Option<u8>,
+    /// Heartbeat timeouts (a leader resends AppendEntries) in a whole run, all servers together.
+    /// A leader still sends AppendEntries when it is elected, when it appends and when a
+    /// follower answers.
+    pub heartbeats: Option<u8>,
+    /// Client proposals in a whole run (besides `max_log`, which bounds each log).
+    pub proposals: Option<u8>,
+    /// A server's election timer fires only while no other server is a candidate: campaigns
+    /// never overlap (no split votes).
+    pub one_candidate: bool,
+}
+
+impl Limits {
+    /// No limit: every behaviour within the state bounds.
+    pub const NONE: Limits = Limits {
+        campaigns: None,
+        heartbeats: None,
+        proposals: None,
+        one_candidate: false,
+    };
+
+    /// True if any limit is set (the search is then an under-approximation).
+    pub fn any(&self) -> bool {
+        *self != Limits::NONE
+    }
+
+    /// The limits as `aver check` flags (each with a leading space), empty for none.
+    pub fn flags(&self) -> String {
+        let mut out = String::new();
+        for (name, v) in [
+            ("max-campaigns", self.campaigns),
+            ("max-heartbeats", self.heartbeats),
+            ("max-proposals", self.proposals),
+        ] {
+            if let Some(v) = v {
+                out.push_str(&format!(" --{name} {v}"));
+            }
+        }
+        if self.one_candidate {
+            out.push_str(" --one-candidate");
+        }
+        out
+    }
 }
 
 impl RaftModelCfg {
@@ -138,6 +203,7 @@ impl RaftModelCfg {
             symmetry: true,
             covering: true,
             forget_on_crash: true,
+            limits: Limits::NONE,
         }
     }
 
@@ -244,7 +310,11 @@ impl RaftModelCfg {
 
     /// False if the bounds make the `sometimes` property `name` unreachable by construction
     /// (no crashes, no second term, no snapshots), so that a missing example is expected.
+    /// With [`Limits`], any of them may be cut, so none is expected.
     pub fn can_reach(&self, name: &str) -> bool {
+        if self.limits.any() {
+            return false;
+        }
         let (terms, entries) = (self.max_term, self.max_log);
         match name {
             "new leader after crash" => self.max_crashes >= 1 && terms >= 2,

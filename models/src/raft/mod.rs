@@ -41,6 +41,14 @@
 //! its log is shorter than `max_log`, so every log holds ≤ `max_log` entries and the number of
 //! proposals is ≤ `max_term × max_log`; at most `max_crashes` servers are down at once.
 //!
+//! [`Limits`] (none by default; `aver check raft --max-campaigns N --max-heartbeats N
+//! --max-proposals N --one-candidate`) bound what a run *does* instead: budgets of election
+//! timeouts, heartbeat timeouts and proposals per run, and campaigns that never overlap. They
+//! cut runs that stay within the state bounds, so a search with them is an
+//! under-approximation — every violation it finds is a real run of the unrestricted model,
+//! but a pass says nothing about the runs cut — used to reach bugs that need several
+//! elections and few messages (specs/bugs.md). The budgets spent are counted in the state.
+//!
 //! [`RaftModelCfg::ci_all`] lists the exhaustive CI configurations (`aver check` runs them
 //! all); [`RaftModelCfg::terms2_logs2`] (terms ≤ 2, logs ≤ 2, snapshots, a crash) and
 //! [`RaftModelCfg::nightly`] (terms ≤ 3) are deeper exhaustive configurations beyond CI's
@@ -74,7 +82,7 @@ pub mod state;
 pub mod symmetry;
 mod trace;
 
-pub use config::{IN_FLIGHT_MAX_PER_SERVER, NetworkKind, RaftModelCfg};
+pub use config::{IN_FLIGHT_MAX_PER_SERVER, Limits, NetworkKind, RaftModelCfg};
 pub use model::{Cmd, RaftAction, RaftModel};
 pub use properties::{PROPERTIES, RaftProperty, property_named, safety_properties};
 pub use replay::{StatePath, WalkReport, random_walks, random_walks_checking, replay};

@@ -3,10 +3,10 @@
 use super::actor::{self, Input, command};
 use super::config::{NetworkKind, RaftModelCfg};
 use super::properties::{PROPERTIES, RaftProperty};
-use super::state::{Env, Events, RaftState, Server, Shared};
+use super::state::{Env, Events, RaftState, Shared, Spent};
 use super::trace::describe_msg;
 use aver_core::NodeId;
-use aver_core::raft::{Config, Durable, Timer};
+use aver_core::raft::{Config, Durable, Role, Timer};
 use stateright::{Expectation, Model, Property};
 use std::fmt;
 use std::sync::Arc;
@@ -114,14 +114,27 @@ impl RaftModel {
                 .any(|o| o.src == e.src && o.dst == e.dst)
     }
 
-    fn server_actions(&self, i: usize, s: &Server, crashes_left: bool, out: &mut Vec<RaftAction>) {
+    fn server_actions(
+        &self,
+        state: &RaftState,
+        i: usize,
+        crashes_left: bool,
+        out: &mut Vec<RaftAction>,
+    ) {
+        let s = &state.servers[i];
         let id = s.raft.id();
         if s.down {
             out.push(RaftAction::Recover(id));
             return;
         }
-        out.extend(s.timers.iter().map(|t| RaftAction::Timeout(id, t)));
-        if s.raft.is_leader() && s.raft.log().last_index().0 < self.cfg.max_log {
+        out.extend(
+            s.timers
+                .iter()
+                .filter(|&t| self.may_time_out(state, i, t))
+                .map(|t| RaftAction::Timeout(id, t)),
+        );
+        let may_propose = below(state.spent.proposals, self.cfg.limits.proposals);
+        if may_propose && s.raft.is_leader() && s.raft.log().last_index().0 < self.cfg.max_log {
             out.push(RaftAction::Propose(id));
         }
         if self.cfg.compaction && s.raft.applied_index() > s.raft.log().base().index {
@@ -131,6 +144,39 @@ impl RaftModel {
             out.push(RaftAction::Crash(id));
         }
         debug_assert_eq!(i, id.0 as usize);
+    }
+
+    /// Whether timer `t` of server `i` may fire, by the behaviour limits (`cfg.limits`):
+    /// within its budget, and for an election timer, with no other server a candidate when
+    /// campaigns may not overlap.
+    fn may_time_out(&self, state: &RaftState, i: usize, t: Timer) -> bool {
+        let limits = &self.cfg.limits;
+        match t {
+            Timer::Heartbeat => below(state.spent.heartbeats, limits.heartbeats),
+            Timer::Election => {
+                below(state.spent.campaigns, limits.campaigns)
+                    && !(limits.one_candidate
+                        && state.servers.iter().enumerate().any(|(j, o)| {
+                            j != i && !o.down && matches!(o.raft.role(), Role::Candidate { .. })
+                        }))
+            }
+        }
+    }
+
+    /// Counts `action` against the budget of its limit, if that limit is set (so a model
+    /// without limits never counts, and its states stay as they were).
+    fn spend(&self, state: &mut RaftState, action: &RaftAction) {
+        let limits = &self.cfg.limits;
+        let spent = &mut state.spent;
+        let (count, limit) = match action {
+            RaftAction::Timeout(_, Timer::Election) => (&mut spent.campaigns, limits.campaigns),
+            RaftAction::Timeout(_, Timer::Heartbeat) => (&mut spent.heartbeats, limits.heartbeats),
+            RaftAction::Propose(_) => (&mut spent.proposals, limits.proposals),
+            _ => return,
+        };
+        if limit.is_some() {
+            *count += 1;
+        }
     }
 
     /// Removes messages their receiver will ignore forever (when `collect_dead_messages`): an
@@ -234,6 +280,11 @@ impl RaftModel {
     }
 }
 
+/// `spent` is below `limit`, or there is no limit.
+fn below(spent: u8, limit: Option<u8>) -> bool {
+    limit.is_none_or(|l| spent < l)
+}
+
 impl Model for RaftModel {
     type State = RaftState;
     type Action = RaftAction;
@@ -245,6 +296,7 @@ impl Model for RaftModel {
             applied: Vec::new(),
             fault: None,
             events: Events::default(),
+            spent: Spent::default(),
             shared: Arc::clone(&self.shared),
         };
         for (i, config) in self.shared.configs.iter().enumerate() {
@@ -255,8 +307,8 @@ impl Model for RaftModel {
 
     fn actions(&self, state: &RaftState, actions: &mut Vec<RaftAction>) {
         let crashes_left = state.down() < self.cfg.max_crashes;
-        for (i, s) in state.servers.iter().enumerate() {
-            self.server_actions(i, s, crashes_left, actions);
+        for i in 0..state.servers.len() {
+            self.server_actions(state, i, crashes_left, actions);
         }
         for (k, e) in state.network.iter().enumerate() {
             if self.deliverable(state, k) {
@@ -274,11 +326,19 @@ impl Model for RaftModel {
         let mut next = last.clone();
         next.events = Events::default();
         let actor = action.actor();
+        let limited = self.cfg.limits.any().then(|| action.clone());
         self.apply(&mut next, action);
         if let Some(actor) = actor {
             self.collect_dead_messages(&mut next, actor);
         }
-        (next != *last).then_some(next)
+        if next == *last {
+            return None;
+        }
+        // Only a step that did something spends its budget.
+        if let Some(action) = limited {
+            self.spend(&mut next, &action);
+        }
+        Some(next)
     }
 
     fn format_action(&self, action: &RaftAction) -> String {

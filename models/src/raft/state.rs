@@ -306,8 +306,36 @@ pub struct RaftState {
     pub fault: Option<Fault>,
     /// What the last step did, for the `sometimes` properties (not part of the identity).
     pub events: Events,
+    /// The behaviour budgets spent so far (see `RaftModelCfg::limits`); all zero, and so
+    /// hashing to nothing, in a model without limits.
+    pub spent: Spent,
     /// Shared by every state of the model.
     pub shared: Arc<Shared>,
+}
+
+/// How much of each limited behaviour a run has done (see `Limits`): counted only for the
+/// limits that are set, so it stays zero without them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spent {
+    /// Election timeouts taken.
+    pub campaigns: u8,
+    /// Heartbeat timeouts taken.
+    pub heartbeats: u8,
+    /// Proposals taken.
+    pub proposals: u8,
+}
+
+/// Writes nothing when nothing was spent, so that states of a model without limits hash
+/// exactly as they did before limits existed (pinned state counts and counterexample paths
+/// depend on those hashes); otherwise the three counts.
+impl Hash for Spent {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        if *self != Spent::default() {
+            state.write_u8(self.campaigns);
+            state.write_u8(self.heartbeats);
+            state.write_u8(self.proposals);
+        }
+    }
 }
 
 /// A state's identity: everything but `events` (what the last step did) and `shared`.
@@ -317,6 +345,7 @@ impl Hash for RaftState {
         self.network.hash(state);
         self.applied.hash(state);
         self.fault.hash(state);
+        self.spent.hash(state);
     }
 }
 
@@ -326,6 +355,7 @@ impl PartialEq for RaftState {
             && self.network == other.network
             && self.applied == other.applied
             && self.fault == other.fault
+            && self.spent == other.spent
     }
 }
 

@@ -135,6 +135,7 @@ pub fn renamed(state: &RaftState, perm: &[u32]) -> RaftState {
         applied: state.applied.iter().map(|&c| rename_cmd(perm, c)).collect(),
         fault: state.fault.clone(),
         events: state.events,
+        spent: state.spent,
         shared: Arc::clone(&state.shared),
     }
 }
@@ -230,8 +231,9 @@ pub fn representative(state: &RaftState) -> RaftState {
     canonical(state, false).0
 }
 
-/// The key of `state` as it is named: with covering, the servers and the apply record form
-/// the core and the messages in flight the pool; without, the whole state is the core.
+/// The key of `state` as it is named: with covering, the servers, the apply record and the
+/// budgets spent form the core and the messages in flight the pool; without, the whole state
+/// is the core.
 fn key_of(state: &RaftState, covering: bool) -> Key {
     if !covering {
         return Key {
@@ -243,7 +245,7 @@ fn key_of(state: &RaftState, covering: bool) -> Key {
     pool.sort_unstable();
     pool.dedup();
     Key {
-        core: stable_hash(&(&state.servers, &state.applied, &state.fault)),
+        core: stable_hash(&(&state.servers, &state.applied, &state.fault, &state.spent)),
         pool,
     }
 }
@@ -294,12 +296,12 @@ fn assembled_key(state: &RaftState, perm: &[u32], covering: bool) -> Key {
     let applied: Vec<Cmd> = state.applied.iter().map(|&c| rename_cmd(perm, c)).collect();
     if covering {
         pool.dedup();
-        let core = stable_hash(&(&servers, &applied, &state.fault));
+        let core = stable_hash(&(&servers, &applied, &state.fault, &state.spent));
         return Key { core, pool };
     }
     let network: Vec<PartHash> = pool.into_iter().map(PartHash).collect();
     Key {
-        core: stable_hash(&(&servers, &network, &applied, &state.fault)),
+        core: stable_hash(&(&servers, &network, &applied, &state.fault, &state.spent)),
         pool: Vec::new(),
     }
 }
@@ -337,6 +339,7 @@ pub fn pool_growth(_: &RaftModel, last: &RaftState, next: &RaftState) -> bool {
         && next.servers == last.servers
         && next.applied == last.applied
         && next.fault == last.fault
+        && next.spent == last.spent
 }
 
 /// The search hooks of `model`: its key, and pool growth when covering applies.

@@ -34,7 +34,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
     /// Raft: keep the first counterexample a depth-first search finds instead of searching
-    /// breadth-first again for the shortest one.
+    /// breadth-first again for the shortest one (with --max-campaigns and the other behaviour
+    /// limits: instead of shrinking it by dropping steps).
     #[arg(long)]
     pub no_shortest: bool,
     /// kv-dedup, kv-raft: check this named configuration (kv-dedup: `ci`, `ci_two_clerks`,
@@ -106,6 +107,26 @@ pub struct Bounds {
     /// user would lose can fail: RAFT-1, 3, 4, 5, 7 and the apply stream's RAFT-A1, A2.
     #[arg(long)]
     pub no_step_checks: bool,
+    /// raft: at most N election campaigns (election timeouts) in a run, all servers together.
+    /// A bound on behaviour, not on state: it cuts runs that stay within the state bounds, so
+    /// the search is an under-approximation — a violation it finds is real, but a pass says
+    /// nothing about the runs it cut (never a complete search of the unrestricted model).
+    #[arg(long, value_name = "N")]
+    pub max_campaigns: Option<u8>,
+    /// raft: at most N heartbeat timeouts in a run, all servers together (leaders still send
+    /// AppendEntries when elected, when appending and when answered). A bound on behaviour:
+    /// an under-approximation, like --max-campaigns.
+    #[arg(long, value_name = "N")]
+    pub max_heartbeats: Option<u8>,
+    /// raft: at most N client proposals in a run (besides --max-log per log). A bound on
+    /// behaviour: an under-approximation, like --max-campaigns.
+    #[arg(long, value_name = "N")]
+    pub max_proposals: Option<u8>,
+    /// raft: an election timer fires only while no other server is a candidate (campaigns
+    /// never overlap, so no split votes). A bound on behaviour: an under-approximation, like
+    /// --max-campaigns.
+    #[arg(long)]
+    pub one_candidate: bool,
 }
 
 impl CheckArgs {
@@ -139,6 +160,9 @@ impl Bounds {
         put("workload", self.workload.clone());
         put("clients", self.clients.map(|v| v.to_string()));
         put("rounds", self.rounds.map(|v| v.to_string()));
+        put("max-campaigns", self.max_campaigns.map(|v| v.to_string()));
+        put("max-heartbeats", self.max_heartbeats.map(|v| v.to_string()));
+        put("max-proposals", self.max_proposals.map(|v| v.to_string()));
         for bug in &self.bugs {
             put("bug", Some(bug.clone()));
         }
@@ -148,6 +172,7 @@ impl Bounds {
             (self.no_symmetry, " --no-symmetry"),
             (self.no_covering, " --no-covering"),
             (self.no_step_checks, " --no-step-checks"),
+            (self.one_candidate, " --one-candidate"),
         ];
         for (on, flag) in switches {
             if on {
@@ -155,6 +180,14 @@ impl Bounds {
             }
         }
         out
+    }
+
+    /// Whether a Raft behaviour limit was given (`--max-campaigns` and the like).
+    pub(crate) fn limits_given(&self) -> bool {
+        self.max_campaigns.is_some()
+            || self.max_heartbeats.is_some()
+            || self.max_proposals.is_some()
+            || self.one_candidate
     }
 
     /// The `--bug` names as Raft bugs (an unknown name is an error listing the known ones).
@@ -198,6 +231,11 @@ impl Bounds {
         cfg.covering &= !self.no_covering;
         cfg.forget_on_crash &= !self.no_forget_on_crash;
         cfg.step_checks &= !self.no_step_checks;
+        let limits = &mut cfg.limits;
+        limits.campaigns = self.max_campaigns.or(limits.campaigns);
+        limits.heartbeats = self.max_heartbeats.or(limits.heartbeats);
+        limits.proposals = self.max_proposals.or(limits.proposals);
+        limits.one_candidate |= self.one_candidate;
         Ok(cfg)
     }
 }

@@ -125,6 +125,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
              their bounds as flags (--max-term, --max-log, ...)"
         );
     }
+    if args.bounds.limits_given() {
+        anyhow::ensure!(
+            args.protocol.as_deref() == Some("raft"),
+            "--max-campaigns, --max-heartbeats, --max-proposals and --one-candidate limit the \
+             Raft model's runs: use them with `aver check raft`"
+        );
+    }
     let (entries, scope) = match args.protocol.as_deref() {
         Some(name) => (vec![registry::lookup(name)?], Scope::Named),
         None => (registry::REGISTRY.iter().collect(), Scope::Ci),

@@ -296,7 +296,7 @@ impl RaftModelCfg {
         ]
     }
 
-    /// The target bounds — 3 servers, duplicating network, one crash at a time with
+    /// The deep bounds — 3 servers, duplicating network, one crash at a time with
     /// recovery, snapshots, terms ≤ 3, logs ≤ 2 entries — used for witness paths, random walks
     /// (`--simulate`) and the seeded-bug tests. Too large to exhaust.
     pub fn deep() -> RaftModelCfg {

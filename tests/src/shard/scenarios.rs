@@ -1346,7 +1346,7 @@ pub const SHARD: &[ShardScenario] = &[
         name: "recover_ctrler_5b",
         lab_name: "TestRecoverCtrler5B",
         run: recover_ctrler_5b,
-        events_max: 52_600,
+        events_max: 51_800,
     },
     ShardScenario {
         name: "partition_controller_join_5c",

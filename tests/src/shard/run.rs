@@ -601,31 +601,72 @@ impl Run {
     /// Runs until `until`; records answers; background clerks go on after their pause;
     /// SHARD-1 after every event.
     fn run_until(&mut self, until: Micros) -> Result<(), String> {
+        self.run_until_or(until, |_| false).map(|_| ())
+    }
+
+    /// [`Run::run_until`], stopping early after the first event when `stop` holds; true if
+    /// it did.
+    fn run_until_or(
+        &mut self,
+        until: Micros,
+        mut stop: impl FnMut(&Run) -> bool,
+    ) -> Result<bool, String> {
         while let Some(p) = self.sim.step(until) {
-            if let Processed::Wake(node) = p {
-                let c = node - self.sim.kind().first_clerk();
-                if !self.busy.contains(&c) {
-                    self.next_op(c);
+            match p {
+                Processed::Wake(node) => {
+                    let c = node - self.sim.kind().first_clerk();
+                    if !self.busy.contains(&c) {
+                        self.next_op(c);
+                    }
                 }
-                continue;
+                Processed::Node(n) => {
+                    self.collect();
+                    if let Some(g) = self.sim.kind().group_of(n) {
+                        self.checks[g]
+                            .after_event(&self.sim)
+                            .map_err(|v| format!("{v} (group {})", self.gid(g)))?;
+                        self.single_owner()?;
+                    } else if let Some(s) = self.sim.kind().ctrl_of(n) {
+                        self.ctrl_checks[s]
+                            .after_event(&self.sim)
+                            .map_err(|v| format!("{v} (controller service {s})"))?;
+                    }
+                }
+                Processed::Nothing => self.collect(),
             }
-            self.collect();
-            let Processed::Node(n) = p else { continue };
-            if let Some(g) = self.sim.kind().group_of(n) {
-                self.checks[g]
-                    .after_event(&self.sim)
-                    .map_err(|v| format!("{v} (group {})", self.gid(g)))?;
-                self.single_owner()?;
-            } else if let Some(s) = self.sim.kind().ctrl_of(n) {
-                self.ctrl_checks[s]
-                    .after_event(&self.sim)
-                    .map_err(|v| format!("{v} (controller service {s})"))?;
+            if stop(self) {
+                return Ok(true);
             }
         }
         match self.sim.halt() {
             Some(h) => Err(h.to_string()),
-            None => Ok(()),
+            None => Ok(false),
         }
+    }
+
+    /// The last log index of server `r` of controller service `s` (0 if it is down).
+    pub fn ctrl_last_index(&self, s: usize, r: usize) -> u64 {
+        let node = self.sim.kind().ctrl_nodes(s).start + r;
+        let replica = self.sim.node(node).and_then(|n| n.ctrl_replica());
+        replica.map_or(0, |c| c.raft().log().last_index().0)
+    }
+
+    /// Runs, one event at a time, until server `r` of controller service `s` holds a log
+    /// entry past `index` (for a leader: it has appended a proposal, and sent it to its
+    /// followers in the same step), at most `within_ms`; true if it does.
+    pub fn await_ctrl_appended(
+        &mut self,
+        s: usize,
+        r: usize,
+        index: u64,
+        within_ms: u64,
+    ) -> Result<bool, String> {
+        let until = self.sim.now() + within_ms * MS;
+        let reached = |run: &Run| run.ctrl_last_index(s, r) > index;
+        if reached(self) {
+            return Ok(true);
+        }
+        self.run_until_or(until, reached)
     }
 
     fn collect(&mut self) {

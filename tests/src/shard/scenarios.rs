@@ -5,7 +5,7 @@ use super::ShardScenario;
 use super::run::{Mix, Run, Shape, Summary, run_scenario};
 use aver_core::kvraft::{ClientId, Seq};
 use aver_core::raft::LogIndex;
-use aver_core::shardctrler::{Config, CtrlCommand, CtrlReply, Gid};
+use aver_core::shardctrler::{Config, CtrlCommand, CtrlOp, CtrlReply, Gid};
 use aver_core::shardkv::{Bugs, Op};
 use aver_sim::Outcome;
 use aver_sim::sim::MS;
@@ -1086,19 +1086,53 @@ fn check_change(
     Ok(())
 }
 
+/// Starts `op` on the controller, then fails its leader (`fail`: crash it, or cut it off
+/// from the other controller servers) at the point `phase` picks: 0, at once (before the
+/// leader has the request); 1, as soon as the leader has appended the request's entry (its
+/// AppendEntries are on their way, the acknowledgements will not come back: the followers
+/// hold the entry, the new leader commits that copy, and the administrator's retry to it is
+/// a duplicate that the controller's session table must answer with the recorded reply, not
+/// apply again); otherwise after 0–30 ms (often after the answer). Returns the failed
+/// leader.
+fn change_failing_leader(
+    r: &mut Run,
+    op: CtrlOp,
+    phase: u32,
+    fail: fn(&mut Run, usize),
+) -> Result<usize, String> {
+    let leader = await_ctrl_leader(r)?;
+    let index = r.ctrl_last_index(0, leader);
+    r.admin_start(0, op)?;
+    match phase {
+        0 => {}
+        1 => {
+            if !r.await_ctrl_appended(0, leader, index, 2_000)? {
+                return Err("the controller's leader did not append the change in 2 s".into());
+            }
+        }
+        _ => {
+            let delay = r.sim.rng().random_range(0..=30);
+            r.wait(delay)?;
+        }
+    }
+    fail(r, leader);
+    Ok(leader)
+}
+
 /// An analogue of shardkv1 TestRecoverCtrler5B for this design. There the controller is a
 /// library that moves shards itself; a controller that dies midway leaves a half-done
 /// reconfiguration that a new controller must finish (`InitController`). Here the controller
 /// is a Raft group that only records configurations, and the groups move the shards; what
-/// can die midway is the controller's leader, with the administrator's Join or Leave before
-/// it received it, appended but not committed, committed but not answered, or answered (the
-/// crash comes 0–30 ms after the request). Five rounds, as the lab's five `partitionCtrler`
-/// calls: group 1 joins, then leaves, alternately; the leader crashes; the two others elect
-/// a leader and the administrator's retry completes the change exactly once (its session
-/// deduplicates a copy the old leader had replicated); the configuration number rises by
-/// one and group 1's membership matches; every Get is right once the groups have migrated.
-/// The crashed server then restarts (the lab keeps the old controller disconnected; here it
-/// must rejoin without harm, checked by Raft's invariants and SHARD-5 at the end).
+/// can die midway is the controller's leader, with the administrator's Join or Leave not yet
+/// received, appended and sent to the followers but not committed, or at a random point
+/// 0–30 ms in (rounds cycle through the three). Five rounds, as the lab's five `partitionCtrler` calls: group 1
+/// joins, then leaves, alternately; the leader crashes; the two others elect a leader and
+/// the administrator's retry completes the change exactly once; the configuration number
+/// rises by one and group 1's membership matches (a change applied twice would be refused —
+/// group already a member, or not one — and the administrator would get that refusal); every
+/// Get is right once the groups have migrated. The crashed server then restarts (the lab
+/// keeps the old controller disconnected; here it must rejoin without harm, checked by
+/// Raft's invariants and SHARD-5 at the end).
 fn recover_ctrler_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario("recover_ctrler_5b", seed, bugs, shape(2, 1, None), |r| {
         let ks = keys(10);
@@ -1113,11 +1147,8 @@ fn recover_ctrler_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
             } else {
                 r.leave_op(&[1])
             };
-            r.admin_start(0, op)?;
-            let delay = r.sim.rng().random_range(0..=30);
-            r.wait(delay)?;
-            let leader = await_ctrl_leader(r)?;
-            r.crash_ctrl(0, leader);
+            let crash = |r: &mut Run, l: usize| r.crash_ctrl(0, l);
+            let leader = change_failing_leader(r, op, round % 3, crash)?;
             let reply = r.admin_wait(0, 5_000)?;
             check_change(r, reply, before, 1, joining)?;
             get_all(r, 0, &ks, 10_000)?;
@@ -1132,13 +1163,15 @@ fn recover_ctrler_5b(seed: u64, bugs: Bugs) -> Outcome<Summary> {
 /// joins a new group that is down, gets stuck, is disconnected; the group restarts; a new
 /// controller B recovers and must show the group as a member; A, reconnected, must do no
 /// harm. Here: the new group 1 is shut down and the administrator asks the controller to
-/// join it; 0–30 ms later the controller's leader A is cut off from the other controller
-/// servers (it still hears the groups, the clerk and the administrator, and answers their
-/// queries from its stale state), so the Join may sit uncommitted in A's log. After 1 s
-/// group 1 restarts. The other two servers elect a leader (the lab's B) and the
-/// administrator's retry commits the Join there exactly once: configuration number + 1,
-/// group 1 a member. A is reconnected; its uncommitted copy must not take effect (Raft's
-/// invariants after every event, SHARD-5 at the end); after 1 s every Get is right.
+/// join it; the controller's leader A is cut off from the other controller servers (it
+/// still hears the groups, the clerk and the administrator, and answers their queries from
+/// its stale state) at a point the seed picks — before it has the Join, once it has appended
+/// the Join's entry and sent it (the followers' acknowledgements are then cut off), or
+/// 0–30 ms in. After 1 s group 1 restarts. The other two servers
+/// elect a leader (the lab's B) and the administrator's retry commits the Join there exactly
+/// once: configuration number + 1, group 1 a member. A is reconnected; what it appended and
+/// could not commit must not take effect (Raft's invariants after every event, SHARD-5 at the
+/// end); after 1 s every Get is right.
 fn partition_controller_join_5c(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     run_scenario(
         "partition_controller_join_5c",
@@ -1152,11 +1185,10 @@ fn partition_controller_join_5c(seed: u64, bugs: Bugs) -> Outcome<Summary> {
             put_all(r, 0, &ks, 0)?;
             r.crash_group(1);
             let before = r.config_num();
-            r.admin_start(0, r.join_op(&[1]))?;
-            let delay = r.sim.rng().random_range(0..=30);
-            r.wait(delay)?;
-            let a = await_ctrl_leader(r)?;
-            r.isolate_ctrl(0, a);
+            let phase = r.sim.rng().random_range(0..3);
+            let op = r.join_op(&[1]);
+            let isolate = |r: &mut Run, l: usize| r.isolate_ctrl(0, l);
+            change_failing_leader(r, op, phase, isolate)?;
             r.wait(1_000)?;
             r.restart_group(1);
             let reply = r.admin_wait(0, 5_000)?;
@@ -1314,7 +1346,7 @@ pub const SHARD: &[ShardScenario] = &[
         name: "recover_ctrler_5b",
         lab_name: "TestRecoverCtrler5B",
         run: recover_ctrler_5b,
-        events_max: 52_600,
+        events_max: 51_800,
     },
     ShardScenario {
         name: "partition_controller_join_5c",

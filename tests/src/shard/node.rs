@@ -1,7 +1,7 @@
 //! The sharded KV's cores as simulated nodes: first the shard controller's servers (each
 //! controller service three of them; a second service only where a scenario asks for a stale
-//! one), then each shard group's `replicas` servers, then the clerks, then one administrator
-//! per controller service.
+//! one), then each shard group's `replicas` servers, then the clerks, then the administrators
+//! (each with its own session; a controller service may have several).
 //!
 //! Every role is a pure core from `aver_core`; this file only carries out what they ask. A
 //! group server is [`GroupReplica`] — the group's service on the rsm on Raft, the very core
@@ -394,9 +394,9 @@ impl Core for Node {
     }
 }
 
-/// The cluster's shape: `ctrl.len()` controller services of [`CTRL_REPLICAS`] servers,
-/// `gids.len()` groups of `replicas` servers, `clerk_ctrl.len()` clerks, one administrator
-/// per controller service.
+/// The cluster's shape: `ctrls` controller services of [`CTRL_REPLICAS`] servers,
+/// `gids.len()` groups of `replicas` servers, `clerk_ctrl.len()` clerks, `admin_ctrl.len()`
+/// administrators (at least one per controller service).
 #[derive(Clone, Debug)]
 pub struct ShardKind {
     /// Number of shards.
@@ -416,6 +416,8 @@ pub struct ShardKind {
     pub ctrls: usize,
     /// Clerk `c` asks controller service `clerk_ctrl[c]` for configurations.
     pub clerk_ctrl: Vec<usize>,
+    /// Administrator `a` (its own session) administers controller service `admin_ctrl[a]`.
+    pub admin_ctrl: Vec<usize>,
 }
 
 impl ShardKind {
@@ -451,14 +453,14 @@ impl ShardKind {
         self.ctrls * CTRL_REPLICAS + self.gids.len() * self.replicas
     }
 
-    /// Controller service `s`'s administrator's node.
-    pub fn admin_node(&self, s: usize) -> usize {
-        self.first_clerk() + self.clerk_ctrl.len() + s
+    /// Administrator `a`'s node.
+    pub fn admin_node(&self, a: usize) -> usize {
+        self.first_clerk() + self.clerk_ctrl.len() + a
     }
 
     /// Number of nodes.
     pub fn nodes(&self) -> usize {
-        self.admin_node(self.ctrls)
+        self.admin_node(self.admin_ctrl.len())
     }
 
     fn ctrl_ids(&self, s: usize) -> Vec<NodeId> {
@@ -495,7 +497,7 @@ impl NodeKind for ShardKind {
         } else if let Some(&s) = self.clerk_ctrl.get(node - self.first_clerk()) {
             Role::Clerk(Clerk::new(ClientId(node as u64), self.ctrl_ids(s)))
         } else {
-            let s = node - self.admin_node(0);
+            let s = self.admin_ctrl[node - self.admin_node(0)];
             Role::Admin(CtrlClerk::new(ClientId(node as u64), self.ctrl_ids(s)))
         };
         let mut n = Node {

@@ -18,11 +18,12 @@
 use aver_core::contract::{Core, NodeId, Ready, TimerCmd, Violation};
 use aver_core::kvraft::ClientId;
 use aver_core::raft::{self, PersistOp, Raft};
+use aver_core::rsm::RsmEntry;
 use aver_core::shardctrler::clerk::{CtrlClerk, CtrlClerkTimer, CtrlDone};
 use aver_core::shardctrler::{Gid, ShardCtrler};
 use aver_core::shardkv::replica::{
-    CtrlEntry, CtrlReplica, GroupEntry, GroupReplica, NetMsg, ReplicaConfig, ReplicaMsg,
-    ReplicaTimer,
+    CtrlEntry, CtrlReplica, GroupEntry, GroupReplica, NetMsg, ReplicaConfig, ReplicaEvent,
+    ReplicaMsg, ReplicaTimer,
 };
 use aver_core::shardkv::{Bugs, Clerk, ClerkTimer, Completed, Msg, Op, ShardKv, Timer};
 use aver_sim::cluster::RaftHost;
@@ -245,42 +246,32 @@ impl Node {
         self.ctrl_replica().map(|r| r.rsm().machine())
     }
 
+    /// A group or controller server's Raft term and whether it believes it leads.
+    pub fn raft_role(&self) -> Option<(raft::Term, bool)> {
+        match &self.role {
+            Role::Group(r) => Some((r.raft().term(), r.raft().is_leader())),
+            Role::Ctrl(r) => Some((r.raft().term(), r.raft().is_leader())),
+            _ => None,
+        }
+    }
+
     /// Moves a server's outputs into ours, in the simulator's message type.
     fn drain_server(&mut self) {
         match &mut self.role {
-            Role::Group(r) => {
-                let out = r.take_ready();
-                self.ready
-                    .persist
-                    .extend(out.persist.into_iter().map(Persisted::Group));
-                let sends = out.messages.into_iter().filter_map(|(to, m)| match m {
-                    ReplicaMsg::Peer(m) => Some((to, Wm::Group(m))),
-                    ReplicaMsg::Net(NetMsg::Shard(m)) => Some((to, Wm::Net(m))),
+            Role::Group(r) => drain_replica(r.as_mut(), &mut self.ready, Persisted::Group, |m| {
+                match m {
+                    ReplicaMsg::Peer(m) => Some(Wm::Group(m)),
+                    ReplicaMsg::Net(NetMsg::Shard(m)) => Some(Wm::Net(m)),
                     // A group server speaks no administration.
                     ReplicaMsg::Net(_) => None,
-                });
-                self.ready.messages.extend(sends);
-                let timers = out.timers.into_iter();
-                self.ready
-                    .timers
-                    .extend(timers.map(|t| map_timer(t, NodeTimer::Server)));
-                // `out.apply` only reports snapshot restores, which the harness does not need.
-            }
-            Role::Ctrl(r) => {
-                let out = r.take_ready();
-                self.ready
-                    .persist
-                    .extend(out.persist.into_iter().map(Persisted::Ctrl));
-                let sends = out.messages.into_iter().map(|(to, m)| match m {
-                    ReplicaMsg::Net(NetMsg::Shard(m)) => (to, Wm::Net(m)),
-                    m => (to, Wm::Ctrl(m)),
-                });
-                self.ready.messages.extend(sends);
-                let timers = out.timers.into_iter();
-                self.ready
-                    .timers
-                    .extend(timers.map(|t| map_timer(t, NodeTimer::Server)));
-            }
+                }
+            }),
+            Role::Ctrl(r) => drain_replica(r.as_mut(), &mut self.ready, Persisted::Ctrl, |m| {
+                Some(match m {
+                    ReplicaMsg::Net(NetMsg::Shard(m)) => Wm::Net(m),
+                    m => Wm::Ctrl(m),
+                })
+            }),
             _ => {}
         }
     }
@@ -314,6 +305,32 @@ impl Node {
         let timers = r.timers.into_iter().map(|t| map_timer(t, NodeTimer::Admin));
         self.ready.timers.extend(timers);
     }
+}
+
+/// Moves a group or controller server's outputs into `ready`: its writes through `persist`,
+/// its messages through `wire` (`None`: not sent), its timers as server timers. Its
+/// `apply` only reports snapshot restores, which the harness does not need.
+fn drain_replica<R, C>(
+    server: &mut R,
+    ready: &mut Ready<Persisted, Wm, Done, NodeTimer>,
+    persist: fn(PersistOp<RsmEntry<C>>) -> Persisted,
+    wire: fn(ReplicaMsg<C>) -> Option<Wm>,
+) where
+    R: Core<
+            Persist = PersistOp<RsmEntry<C>>,
+            Msg = ReplicaMsg<C>,
+            Apply = ReplicaEvent,
+            Timer = ReplicaTimer,
+        >,
+{
+    let out = server.take_ready();
+    ready.persist.extend(out.persist.into_iter().map(persist));
+    let sends = (out.messages.into_iter()).filter_map(|(to, m)| Some((to, wire(m)?)));
+    ready.messages.extend(sends);
+    let timers = out.timers.into_iter();
+    ready
+        .timers
+        .extend(timers.map(|t| map_timer(t, NodeTimer::Server)));
 }
 
 fn map_timer<T>(t: TimerCmd<T>, f: impl Fn(T) -> NodeTimer) -> TimerCmd<NodeTimer> {

@@ -445,7 +445,11 @@ impl Run {
 
     /// Restarts server `r` of group `g` from its disk (if down).
     pub fn restart_server(&mut self, g: usize, r: usize) {
-        let node = self.sim.kind().group_nodes(g).start + r;
+        self.restart_node(self.sim.kind().group_nodes(g).start + r);
+    }
+
+    /// Restarts `node` from its disk (if down).
+    fn restart_node(&mut self, node: usize) {
         if !self.sim.is_up(node) {
             self.sim.start(node);
         }
@@ -454,12 +458,17 @@ impl Run {
     /// The server (by position in its group) that leads group `g` in the highest term, if
     /// one is up and believes it leads.
     pub fn leader(&self, g: usize) -> Option<usize> {
-        let nodes = self.sim.kind().group_nodes(g);
+        self.leader_in(self.sim.kind().group_nodes(g))
+    }
+
+    /// The server (by position in `nodes`, one group or controller service) that leads in
+    /// the highest term, if one is up and believes it leads.
+    fn leader_in(&self, nodes: std::ops::Range<usize>) -> Option<usize> {
         let first = nodes.start;
         nodes
             .filter_map(|i| {
-                let raft = self.sim.node(i)?.replica()?.raft();
-                raft.is_leader().then_some((raft.term(), i - first))
+                let (term, leading) = self.sim.node(i)?.raft_role()?;
+                leading.then_some((term, i - first))
             })
             .max()
             .map(|(_, r)| r)
@@ -473,24 +482,13 @@ impl Run {
 
     /// Restarts server `r` of controller service `s` from its disk (if down).
     pub fn restart_ctrl(&mut self, s: usize, r: usize) {
-        let node = self.sim.kind().ctrl_nodes(s).start + r;
-        if !self.sim.is_up(node) {
-            self.sim.start(node);
-        }
+        self.restart_node(self.sim.kind().ctrl_nodes(s).start + r);
     }
 
     /// The server (by position) that leads controller service `s` in the highest term, if
     /// one is up and believes it leads.
     pub fn ctrl_leader(&self, s: usize) -> Option<usize> {
-        let nodes = self.sim.kind().ctrl_nodes(s);
-        let first = nodes.start;
-        nodes
-            .filter_map(|i| {
-                let raft = self.sim.node(i)?.ctrl_replica()?.raft();
-                raft.is_leader().then_some((raft.term(), i - first))
-            })
-            .max()
-            .map(|(_, r)| r)
+        self.leader_in(self.sim.kind().ctrl_nodes(s))
     }
 
     /// Cuts server `r` of controller service `s` off from the service's other servers (both

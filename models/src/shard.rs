@@ -12,7 +12,10 @@
 //!   `Admin` timeout. A `Query` is answered by *every* replica (a Raft-replicated controller
 //!   answers from whichever replica leads at the time): identical answers are one message on
 //!   the duplicating network, so this costs nothing unless the replicas disagree — which is
-//!   exactly what the seeded bug `rebalance-differs` makes them do.
+//!   exactly what the seeded bug `rebalance-differs` makes them do. Each script operation is
+//!   applied once, as no administrator retries, so the seeded bug `ctrl-drop-dedup` (a
+//!   controller that applies a retried `Join` again) changes nothing here: `aver shard check`
+//!   refuses it, and the simulator, whose administrators retry, catches it.
 //! * **Groups** are single atomic replicas (Raft is checked on its own, `models/src/raft.rs`):
 //!   an actor holds a `ShardKv`; the `ShardServer` logic runs on each input, and every command
 //!   it proposes is applied at once, its answer sent to whoever caused it. The adapter makes

@@ -7,8 +7,8 @@ use aver_core::shardkv::{Bug, Bugs};
 use aver_tests::shard::{SHARD, find};
 
 /// Every scenario (the older shardkv tests, the 2025 shardkv1 ones, analogues of the 2025
-/// controller-failure tests, and `partition_leaders`) passes on seeds 1 and 2: histories
-/// linearizable (the clerks' and the administrator's), every operation returned, Raft's
+/// controller-failure and concurrent-controller tests, and `partition_leaders`) passes on
+/// seeds 1 and 2: histories linearizable (the clerks' and the administrators'), every operation returned, Raft's
 /// cluster invariants per group and per controller and SHARD-1 after every event,
 /// `checklogs`, SHARD-5 and SHARD-6 over the controller's servers, each test's own bound.
 #[test]
@@ -84,5 +84,30 @@ fn sim_catches_rebalance_differs() {
         1,
         Bug::RebalanceDiffers,
         "SHARD-1 violated",
+    );
+}
+
+/// A controller whose session table does not deduplicate (`ctrl-drop-dedup`): the leader fails
+/// just after it sent a Join or Leave to its followers, the next leader commits that copy, and
+/// the administrator's retry is applied again and refused (the group is already a member, or
+/// no longer one), so the administrator is told its change failed although it took effect
+/// (recover_ctrler_5b: 30 of seeds 1–30). With administrators racing, a copy that commits
+/// after its administrator's next step also makes a configuration that no acknowledged
+/// operation implies (concurrent_admins_*_5c: 29 and 28 of seeds 1–30).
+#[test]
+fn sim_catches_ctrl_drop_dedup() {
+    let bug = Bug::CtrlDropDedup;
+    caught("recover_ctrler_5b", 1, bug, "returned Err(NotMember");
+    caught(
+        "concurrent_admins_reliable_5c",
+        2,
+        bug,
+        "returned Err(AlreadyMember",
+    );
+    caught(
+        "concurrent_admins_unreliable_5c",
+        10,
+        bug,
+        "a change took effect more than once",
     );
 }

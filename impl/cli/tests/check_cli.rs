@@ -133,3 +133,22 @@ fn behaviour_limits_reach_figure8_and_belong_to_raft() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("use them with `aver check raft`"), "{err}");
 }
+
+/// `ctrl-drop-dedup` cannot show in the shard model (its controller applies each script
+/// operation once; no administrator retries), so `aver shard check` refuses it with exit 2 and
+/// names the simulator run that catches it, instead of passing as if the bug were harmless.
+#[test]
+fn shard_check_refuses_a_bug_its_model_cannot_show() {
+    let out = Command::new(env!("CARGO_BIN_EXE_aver"))
+        .args(["shard", "check", "--bug", "ctrl-drop-dedup", "--out", OUT])
+        .output()
+        .expect("aver runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not in the shard model")
+            && err
+                .contains("aver sim shard --test recover_ctrler_5b --seed 1 --bug ctrl-drop-dedup"),
+        "{err}"
+    );
+}

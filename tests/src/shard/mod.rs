@@ -14,10 +14,10 @@
 //! Each group is three Raft servers (`GroupReplica`, the core the real runtime runs) with the
 //! lab's `maxraftstate` per test, crashes of single servers or whole groups, leader failover
 //! and partitions inside a group. The controller is three Raft servers too (`CtrlReplica`, as
-//! in `aver sim shardctrler`), driven by an administrator (the controller clerk core); its
-//! leader can crash or be cut off in the middle of a Join, and at the end its Raft
-//! invariants, the administrator's history (`shardctrler` model), SHARD-5 and SHARD-6 are
-//! checked.
+//! in `aver sim shardctrler`), driven by administrators (the controller clerk core, each its
+//! own session; several race in the concurrent-administrator scenarios); its leader can crash
+//! or be cut off in the middle of a Join, and at the end its Raft invariants, the
+//! administrators' history (`shardctrler` model), SHARD-5 and SHARD-6 are checked.
 
 pub mod node;
 mod run;

@@ -1,7 +1,7 @@
 //! The sharded KV's cores as simulated nodes: first the shard controller's servers (each
 //! controller service three of them; a second service only where a scenario asks for a stale
-//! one), then each shard group's `replicas` servers, then the clerks, then one administrator
-//! per controller service.
+//! one), then each shard group's `replicas` servers, then the clerks, then the administrators
+//! (each with its own session; a controller service may have several).
 //!
 //! Every role is a pure core from `aver_core`; this file only carries out what they ask. A
 //! group server is [`GroupReplica`] — the group's service on the rsm on Raft, the very core
@@ -18,11 +18,12 @@
 use aver_core::contract::{Core, NodeId, Ready, TimerCmd, Violation};
 use aver_core::kvraft::ClientId;
 use aver_core::raft::{self, PersistOp, Raft};
+use aver_core::rsm::RsmEntry;
 use aver_core::shardctrler::clerk::{CtrlClerk, CtrlClerkTimer, CtrlDone};
 use aver_core::shardctrler::{Gid, ShardCtrler};
 use aver_core::shardkv::replica::{
-    CtrlEntry, CtrlReplica, GroupEntry, GroupReplica, NetMsg, ReplicaConfig, ReplicaMsg,
-    ReplicaTimer,
+    CtrlEntry, CtrlReplica, GroupEntry, GroupReplica, NetMsg, ReplicaConfig, ReplicaEvent,
+    ReplicaMsg, ReplicaTimer,
 };
 use aver_core::shardkv::{Bugs, Clerk, ClerkTimer, Completed, Msg, Op, ShardKv, Timer};
 use aver_sim::cluster::RaftHost;
@@ -245,42 +246,32 @@ impl Node {
         self.ctrl_replica().map(|r| r.rsm().machine())
     }
 
+    /// A group or controller server's Raft term and whether it believes it leads.
+    pub fn raft_role(&self) -> Option<(raft::Term, bool)> {
+        match &self.role {
+            Role::Group(r) => Some((r.raft().term(), r.raft().is_leader())),
+            Role::Ctrl(r) => Some((r.raft().term(), r.raft().is_leader())),
+            _ => None,
+        }
+    }
+
     /// Moves a server's outputs into ours, in the simulator's message type.
     fn drain_server(&mut self) {
         match &mut self.role {
-            Role::Group(r) => {
-                let out = r.take_ready();
-                self.ready
-                    .persist
-                    .extend(out.persist.into_iter().map(Persisted::Group));
-                let sends = out.messages.into_iter().filter_map(|(to, m)| match m {
-                    ReplicaMsg::Peer(m) => Some((to, Wm::Group(m))),
-                    ReplicaMsg::Net(NetMsg::Shard(m)) => Some((to, Wm::Net(m))),
+            Role::Group(r) => drain_replica(r.as_mut(), &mut self.ready, Persisted::Group, |m| {
+                match m {
+                    ReplicaMsg::Peer(m) => Some(Wm::Group(m)),
+                    ReplicaMsg::Net(NetMsg::Shard(m)) => Some(Wm::Net(m)),
                     // A group server speaks no administration.
                     ReplicaMsg::Net(_) => None,
-                });
-                self.ready.messages.extend(sends);
-                let timers = out.timers.into_iter();
-                self.ready
-                    .timers
-                    .extend(timers.map(|t| map_timer(t, NodeTimer::Server)));
-                // `out.apply` only reports snapshot restores, which the harness does not need.
-            }
-            Role::Ctrl(r) => {
-                let out = r.take_ready();
-                self.ready
-                    .persist
-                    .extend(out.persist.into_iter().map(Persisted::Ctrl));
-                let sends = out.messages.into_iter().map(|(to, m)| match m {
-                    ReplicaMsg::Net(NetMsg::Shard(m)) => (to, Wm::Net(m)),
-                    m => (to, Wm::Ctrl(m)),
-                });
-                self.ready.messages.extend(sends);
-                let timers = out.timers.into_iter();
-                self.ready
-                    .timers
-                    .extend(timers.map(|t| map_timer(t, NodeTimer::Server)));
-            }
+                }
+            }),
+            Role::Ctrl(r) => drain_replica(r.as_mut(), &mut self.ready, Persisted::Ctrl, |m| {
+                Some(match m {
+                    ReplicaMsg::Net(NetMsg::Shard(m)) => Wm::Net(m),
+                    m => Wm::Ctrl(m),
+                })
+            }),
             _ => {}
         }
     }
@@ -314,6 +305,32 @@ impl Node {
         let timers = r.timers.into_iter().map(|t| map_timer(t, NodeTimer::Admin));
         self.ready.timers.extend(timers);
     }
+}
+
+/// Moves a group or controller server's outputs into `ready`: its writes through `persist`,
+/// its messages through `wire` (`None`: not sent), its timers as server timers. Its
+/// `apply` only reports snapshot restores, which the harness does not need.
+fn drain_replica<R, C>(
+    server: &mut R,
+    ready: &mut Ready<Persisted, Wm, Done, NodeTimer>,
+    persist: fn(PersistOp<RsmEntry<C>>) -> Persisted,
+    wire: fn(ReplicaMsg<C>) -> Option<Wm>,
+) where
+    R: Core<
+            Persist = PersistOp<RsmEntry<C>>,
+            Msg = ReplicaMsg<C>,
+            Apply = ReplicaEvent,
+            Timer = ReplicaTimer,
+        >,
+{
+    let out = server.take_ready();
+    ready.persist.extend(out.persist.into_iter().map(persist));
+    let sends = (out.messages.into_iter()).filter_map(|(to, m)| Some((to, wire(m)?)));
+    ready.messages.extend(sends);
+    let timers = out.timers.into_iter();
+    ready
+        .timers
+        .extend(timers.map(|t| map_timer(t, NodeTimer::Server)));
 }
 
 fn map_timer<T>(t: TimerCmd<T>, f: impl Fn(T) -> NodeTimer) -> TimerCmd<NodeTimer> {
@@ -394,9 +411,9 @@ impl Core for Node {
     }
 }
 
-/// The cluster's shape: `ctrl.len()` controller services of [`CTRL_REPLICAS`] servers,
-/// `gids.len()` groups of `replicas` servers, `clerk_ctrl.len()` clerks, one administrator
-/// per controller service.
+/// The cluster's shape: `ctrls` controller services of [`CTRL_REPLICAS`] servers,
+/// `gids.len()` groups of `replicas` servers, `clerk_ctrl.len()` clerks, `admin_ctrl.len()`
+/// administrators (at least one per controller service).
 #[derive(Clone, Debug)]
 pub struct ShardKind {
     /// Number of shards.
@@ -416,6 +433,8 @@ pub struct ShardKind {
     pub ctrls: usize,
     /// Clerk `c` asks controller service `clerk_ctrl[c]` for configurations.
     pub clerk_ctrl: Vec<usize>,
+    /// Administrator `a` (its own session) administers controller service `admin_ctrl[a]`.
+    pub admin_ctrl: Vec<usize>,
 }
 
 impl ShardKind {
@@ -451,14 +470,14 @@ impl ShardKind {
         self.ctrls * CTRL_REPLICAS + self.gids.len() * self.replicas
     }
 
-    /// Controller service `s`'s administrator's node.
-    pub fn admin_node(&self, s: usize) -> usize {
-        self.first_clerk() + self.clerk_ctrl.len() + s
+    /// Administrator `a`'s node.
+    pub fn admin_node(&self, a: usize) -> usize {
+        self.first_clerk() + self.clerk_ctrl.len() + a
     }
 
     /// Number of nodes.
     pub fn nodes(&self) -> usize {
-        self.admin_node(self.ctrls)
+        self.admin_node(self.admin_ctrl.len())
     }
 
     fn ctrl_ids(&self, s: usize) -> Vec<NodeId> {
@@ -495,7 +514,7 @@ impl NodeKind for ShardKind {
         } else if let Some(&s) = self.clerk_ctrl.get(node - self.first_clerk()) {
             Role::Clerk(Clerk::new(ClientId(node as u64), self.ctrl_ids(s)))
         } else {
-            let s = node - self.admin_node(0);
+            let s = self.admin_ctrl[node - self.admin_node(0)];
             Role::Admin(CtrlClerk::new(ClientId(node as u64), self.ctrl_ids(s)))
         };
         let mut n = Node {

@@ -64,9 +64,11 @@ pub struct Run {
     checks: Vec<ClusterCheck<ShardKind>>,
     /// Raft's cluster invariants, one checker per controller service.
     ctrl_checks: Vec<ClusterCheck<ShardKind, CtrlRaft>>,
-    /// Per controller service, its administrator's operations (the `shardctrler` model's
-    /// history), whether one is in flight, and the last answer until taken.
+    /// Per controller service, its administrators' operations (the `shardctrler` model's
+    /// history, one client per administrator).
     ctrl_history: Vec<History>,
+    /// Per administrator, whether it has an operation in flight, and its last answer until
+    /// taken.
     admin_busy: Vec<bool>,
     admin_reply: Vec<Option<CtrlReply>>,
     /// Per group, the most advanced applied state any of its servers had when it crashed: a
@@ -104,6 +106,9 @@ pub struct Shape {
     /// Clerks `0..stale_clerks` ask a second controller service, which only its own
     /// administrator changes (TestRejection5A's `ctl1`); 0: there is one service.
     pub stale_clerks: usize,
+    /// Administrators of controller service 0, each its own session (at least 1). With a
+    /// second service, administrator 1 is that service's and the others follow it.
+    pub admins: usize,
 }
 
 /// Servers per group (the lab's 3).
@@ -140,8 +145,13 @@ impl Run {
             clerks,
             max_raft_state,
             stale_clerks,
+            admins,
         } = shape;
         let ctrls = if stale_clerks > 0 { 2 } else { 1 };
+        // Administrator `s < ctrls` is service `s`'s first; the others administer service 0.
+        let admin_ctrl: Vec<usize> = (0..ctrls)
+            .chain(std::iter::repeat_n(0, admins.max(1) - 1))
+            .collect();
         let kind = ShardKind {
             shards: 10,
             gids: (0..groups).map(|g| Gid(100 + g as u32)).collect(),
@@ -160,8 +170,9 @@ impl Run {
             },
             ctrls,
             clerk_ctrl: (0..clerks).map(|c| usize::from(c < stale_clerks)).collect(),
+            admin_ctrl,
         };
-        let n = kind.nodes();
+        let (n, first_admin) = (kind.nodes(), kind.admin_node(0));
         let mut sim = Sim::new(kind, n, seed);
         for a in 0..n {
             for b in 0..n {
@@ -179,8 +190,8 @@ impl Run {
             checks,
             ctrl_checks,
             ctrl_history: (0..ctrls).map(|_| History::new()).collect(),
-            admin_busy: vec![false; ctrls],
-            admin_reply: vec![None; ctrls],
+            admin_busy: vec![false; n - first_admin],
+            admin_reply: vec![None; n - first_admin],
             committed: vec![None; groups],
             history: History::new(),
             test,
@@ -232,31 +243,38 @@ impl Run {
             .collect()
     }
 
-    /// Controller service `s`'s administrator starts `op` (it must be idle); the call is
-    /// recorded in that service's history.
-    pub fn admin_start(&mut self, s: usize, op: CtrlOp) -> Result<(), String> {
-        if self.admin_busy[s] {
+    /// Administrator `a` starts `op` (it must be idle); the call is recorded in its
+    /// controller service's history. Administrator `s` for `s` below the number of services
+    /// is service `s`'s first; further ones administer service 0 ([`Shape::admins`]).
+    pub fn admin_start(&mut self, a: usize, op: CtrlOp) -> Result<(), String> {
+        if self.admin_busy[a] {
             return Err(format!(
-                "administrator {s} already has an operation in flight"
+                "administrator {a} already has an operation in flight"
             ));
         }
-        let node = self.sim.kind().admin_node(s);
+        let kind = self.sim.kind();
+        let (node, s) = (kind.admin_node(a), kind.admin_ctrl[a]);
         self.ctrl_history[s].call(node as u64, self.sim.now(), call_of(&op));
         if self.sim.input(node, |n| n.admin(op)) != Some(true) {
-            return Err(format!("administrator {s} refused an operation"));
+            return Err(format!("administrator {a} refused an operation"));
         }
-        self.admin_busy[s] = true;
+        self.admin_busy[a] = true;
         Ok(())
     }
 
-    /// True while controller service `s`'s administrator waits for an answer.
-    pub fn admin_is_busy(&self, s: usize) -> bool {
-        self.admin_busy[s]
+    /// True while administrator `a` waits for an answer.
+    pub fn admin_is_busy(&self, a: usize) -> bool {
+        self.admin_busy[a]
     }
 
-    /// Takes service `s`'s administrator's last answer, if it has one.
-    pub fn admin_take(&mut self, s: usize) -> Option<CtrlReply> {
-        self.admin_reply[s].take()
+    /// Takes administrator `a`'s last answer, if it has one.
+    pub fn admin_take(&mut self, a: usize) -> Option<CtrlReply> {
+        self.admin_reply[a].take()
+    }
+
+    /// Number of administrators.
+    pub fn admins(&self) -> usize {
+        self.admin_busy.len()
     }
 
     /// Clerk operations finished so far.
@@ -264,34 +282,34 @@ impl Run {
         self.completed
     }
 
-    /// Runs until service `s`'s administrator has its answer, failing after `within_ms`.
-    pub fn admin_wait(&mut self, s: usize, within_ms: u64) -> Result<CtrlReply, String> {
+    /// Runs until administrator `a` has its answer, failing after `within_ms`.
+    pub fn admin_wait(&mut self, a: usize, within_ms: u64) -> Result<CtrlReply, String> {
         let deadline = self.sim.now() + within_ms * MS;
-        while self.admin_busy[s] {
+        while self.admin_busy[a] {
             if self.sim.now() >= deadline {
                 return Err(format!(
-                    "the controller did not answer administrator {s} within {within_ms} ms"
+                    "the controller did not answer administrator {a} within {within_ms} ms"
                 ));
             }
             let next = (self.sim.now() + 5 * MS).min(deadline);
             self.run_until(next)?;
         }
-        self.admin_reply[s]
+        self.admin_reply[a]
             .take()
-            .ok_or_else(|| format!("administrator {s} has no answer"))
+            .ok_or_else(|| format!("administrator {a} has no answer"))
     }
 
-    /// Controller service `s`'s administrator runs `op` to completion (the lab's clerk calls
-    /// block too): within 10 s, time for elections and retries.
-    pub fn admin(&mut self, s: usize, op: CtrlOp) -> Result<CtrlReply, String> {
-        self.admin_start(s, op)?;
-        self.admin_wait(s, 10_000)
+    /// Administrator `a` runs `op` to completion (the lab's clerk calls block too): within
+    /// 10 s, time for elections and retries.
+    pub fn admin(&mut self, a: usize, op: CtrlOp) -> Result<CtrlReply, String> {
+        self.admin_start(a, op)?;
+        self.admin_wait(a, 10_000)
     }
 
-    /// Service `s`'s administrator runs `op`, which must make a configuration; its number.
-    fn change(&mut self, s: usize, op: CtrlOp) -> Result<u64, String> {
+    /// Administrator `a` runs `op`, which must make a configuration; its number.
+    fn change(&mut self, a: usize, op: CtrlOp) -> Result<u64, String> {
         let what = format!("{op:?}");
-        match self.admin(s, op)? {
+        match self.admin(a, op)? {
             CtrlReply::Done(n) => Ok(n.0),
             other => Err(format!("{what} returned {other:?}")),
         }
@@ -303,10 +321,10 @@ impl Run {
         self.join_on(0, gs)
     }
 
-    /// Joins groups `gs` in one request to controller service `s`.
-    pub fn join_on(&mut self, s: usize, gs: &[usize]) -> Result<u64, String> {
+    /// Joins groups `gs` in one request of administrator `a`.
+    pub fn join_on(&mut self, a: usize, gs: &[usize]) -> Result<u64, String> {
         let map = self.join_map(gs);
-        self.change(s, CtrlOp::Join(map))
+        self.change(a, CtrlOp::Join(map))
     }
 
     /// Groups `gs` leave in one request; the new configuration's number.
@@ -329,10 +347,10 @@ impl Run {
     }
 
     /// `Query(num)` (`None`: the latest, reflecting every finished Join and Leave) through
-    /// service `s`'s administrator.
-    pub fn query(&mut self, s: usize, num: Option<u64>) -> Result<Config, String> {
+    /// administrator `a`.
+    pub fn query(&mut self, a: usize, num: Option<u64>) -> Result<Config, String> {
         let op = CtrlOp::Query(num.map(aver_core::shardctrler::ConfigNum));
-        match self.admin(s, op)? {
+        match self.admin(a, op)? {
             CtrlReply::Config(c) => Ok(c),
             other => Err(format!("Query({num:?}) returned {other:?}")),
         }
@@ -367,6 +385,15 @@ impl Run {
         nodes
             .filter_map(|i| self.sim.node(i)?.group())
             .any(|k| k.num().0 == num && k.can_reconfigure())
+    }
+
+    /// True if a running server of group `g` has finished its part of reconfiguration
+    /// `num`: it is past configuration `num`, or in it with no shard in migration.
+    pub fn group_past(&self, g: usize, num: u64) -> bool {
+        let nodes = self.sim.kind().group_nodes(g);
+        nodes
+            .filter_map(|i| self.sim.node(i)?.group())
+            .any(|k| k.num().0 > num || (k.num().0 == num && k.can_reconfigure()))
     }
 
     /// The largest snapshot on the disk of any server of group `g` (bytes).
@@ -418,7 +445,11 @@ impl Run {
 
     /// Restarts server `r` of group `g` from its disk (if down).
     pub fn restart_server(&mut self, g: usize, r: usize) {
-        let node = self.sim.kind().group_nodes(g).start + r;
+        self.restart_node(self.sim.kind().group_nodes(g).start + r);
+    }
+
+    /// Restarts `node` from its disk (if down).
+    fn restart_node(&mut self, node: usize) {
         if !self.sim.is_up(node) {
             self.sim.start(node);
         }
@@ -427,12 +458,17 @@ impl Run {
     /// The server (by position in its group) that leads group `g` in the highest term, if
     /// one is up and believes it leads.
     pub fn leader(&self, g: usize) -> Option<usize> {
-        let nodes = self.sim.kind().group_nodes(g);
+        self.leader_in(self.sim.kind().group_nodes(g))
+    }
+
+    /// The server (by position in `nodes`, one group or controller service) that leads in
+    /// the highest term, if one is up and believes it leads.
+    fn leader_in(&self, nodes: std::ops::Range<usize>) -> Option<usize> {
         let first = nodes.start;
         nodes
             .filter_map(|i| {
-                let raft = self.sim.node(i)?.replica()?.raft();
-                raft.is_leader().then_some((raft.term(), i - first))
+                let (term, leading) = self.sim.node(i)?.raft_role()?;
+                leading.then_some((term, i - first))
             })
             .max()
             .map(|(_, r)| r)
@@ -446,24 +482,13 @@ impl Run {
 
     /// Restarts server `r` of controller service `s` from its disk (if down).
     pub fn restart_ctrl(&mut self, s: usize, r: usize) {
-        let node = self.sim.kind().ctrl_nodes(s).start + r;
-        if !self.sim.is_up(node) {
-            self.sim.start(node);
-        }
+        self.restart_node(self.sim.kind().ctrl_nodes(s).start + r);
     }
 
     /// The server (by position) that leads controller service `s` in the highest term, if
     /// one is up and believes it leads.
     pub fn ctrl_leader(&self, s: usize) -> Option<usize> {
-        let nodes = self.sim.kind().ctrl_nodes(s);
-        let first = nodes.start;
-        nodes
-            .filter_map(|i| {
-                let raft = self.sim.node(i)?.ctrl_replica()?.raft();
-                raft.is_leader().then_some((raft.term(), i - first))
-            })
-            .max()
-            .map(|(_, r)| r)
+        self.leader_in(self.sim.kind().ctrl_nodes(s))
     }
 
     /// Cuts server `r` of controller service `s` off from the service's other servers (both
@@ -674,11 +699,12 @@ impl Run {
             let Completed { reply, op, .. } = match a.apply {
                 Done::Op(done) => done,
                 Done::Admin(done) => {
-                    let s = a.node - self.sim.kind().admin_node(0);
+                    let admin = a.node - self.sim.kind().admin_node(0);
+                    let s = self.sim.kind().admin_ctrl[admin];
                     let out = output_of(&done.reply);
                     self.ctrl_history[s].ret(a.node as u64, self.sim.now(), out);
-                    self.admin_busy[s] = false;
-                    self.admin_reply[s] = Some(done.reply);
+                    self.admin_busy[admin] = false;
+                    self.admin_reply[admin] = Some(done.reply);
                     continue;
                 }
             };

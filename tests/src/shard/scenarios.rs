@@ -5,10 +5,10 @@ use super::ShardScenario;
 use super::run::{Mix, Run, Shape, Summary, run_scenario};
 use aver_core::kvraft::{ClientId, Seq};
 use aver_core::raft::LogIndex;
-use aver_core::shardctrler::{Config, CtrlCommand, CtrlOp, CtrlReply, Gid};
+use aver_core::shardctrler::{Config, CtrlCommand, CtrlError, CtrlOp, CtrlReply, Gid, ShardId};
 use aver_core::shardkv::{Bugs, Op};
 use aver_sim::Outcome;
-use aver_sim::sim::MS;
+use aver_sim::sim::{MS, Micros};
 use rand::Rng;
 use std::collections::BTreeSet;
 
@@ -20,6 +20,7 @@ fn shape(groups: usize, clerks: usize, max: Option<usize>) -> Shape {
         clerks,
         max_raft_state: max,
         stale_clerks: 0,
+        admins: 1,
     }
 }
 
@@ -870,6 +871,7 @@ fn rejection_5a(seed: u64, bugs: Bugs) -> Outcome<Summary> {
         clerks: 11,
         max_raft_state: None,
         stale_clerks: 10,
+        admins: 1,
     };
     run_scenario("rejection_5a", seed, bugs, shape, |r| {
         r.join(&[0])?;
@@ -1200,9 +1202,313 @@ fn partition_controller_join_5c(seed: u64, bugs: Bugs) -> Outcome<Summary> {
     )
 }
 
+/// What an administrator of [`concurrent_admins`] has in flight, and so which answers are
+/// right: its own group's Join or Leave must make a configuration (nobody else changes that
+/// group's membership); a Move to another administrator's group races with that group's
+/// Join and Leave, so it may also be refused because the group is not a member (the
+/// `shardctrler` model decides whether the refusal fits the order of the operations).
+#[derive(Clone, Copy, Debug)]
+enum AdminStep {
+    Join,
+    Leave,
+    Move { racing: bool },
+}
+
+/// The administrators of [`concurrent_admins`] and their groups: administrator `a` toggles
+/// group `a + 1`; group 0 holds the data throughout.
+const ADMINS: usize = 4;
+
+/// What the racing administrators of [`concurrent_admins`] have been told so far.
+struct Acknowledged {
+    /// Configurations the acknowledged operations made (each `Done` is one).
+    made: u64,
+    /// Per racing administrator, whether its group's last acknowledged change was a Join.
+    joined: [bool; ADMINS],
+}
+
+impl Acknowledged {
+    /// Racing administrator `a` got `reply` to `step`: it must be one that step allows.
+    fn answer(
+        &mut self,
+        r: &Run,
+        a: usize,
+        step: AdminStep,
+        reply: CtrlReply,
+    ) -> Result<(), String> {
+        let allowed = match (step, &reply) {
+            (_, CtrlReply::Done(_)) => true,
+            (AdminStep::Move { racing }, CtrlReply::Err(CtrlError::NotMember(_))) => racing,
+            _ => false,
+        };
+        if !allowed {
+            return Err(format!(
+                "administrator {}'s {step:?} (its own group: gid {}) returned {reply:?}",
+                a + 1,
+                r.gid(a + 1).0
+            ));
+        }
+        if matches!(reply, CtrlReply::Done(_)) {
+            self.made += 1;
+            match step {
+                AdminStep::Join => self.joined[a] = true,
+                AdminStep::Leave => self.joined[a] = false,
+                AdminStep::Move { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The controller's leader's failures in [`concurrent_admins`].
+#[derive(Clone, Copy)]
+enum LeaderFault {
+    /// None until `at`.
+    Idle { at: Micros },
+    /// Failing `leader` once its log passes `index`, or at `until`.
+    Armed {
+        leader: usize,
+        index: u64,
+        until: Micros,
+    },
+    /// `leader` failed; healed at `back`.
+    Failed { leader: usize, back: Micros },
+}
+
+/// Fails the controller's leader `leader` with `fail` for 200–500 ms.
+fn fail_leader(r: &mut Run, leader: usize, fail: fn(&mut Run, usize)) -> LeaderFault {
+    fail(r, leader);
+    let back = r.sim.now() + r.sim.rng().random_range(200..=500) * MS;
+    LeaderFault::Failed { leader, back }
+}
+
+/// The racing body of the two concurrent-administrator scenarios (see
+/// [`concurrent_admins_reliable_5c`]): racing administrator `a` is administrator `a + 1` and
+/// toggles group `a + 1`. `fail` fails the controller's leader (crash it, or cut it off from
+/// the other two); `heal` undoes it.
+fn concurrent_admins(
+    r: &mut Run,
+    reliable: bool,
+    fail: fn(&mut Run, usize),
+    heal: fn(&mut Run, usize),
+) -> Result<(), String> {
+    let ks = keys(10);
+    r.join(&[0])?;
+    r.wait(500)?;
+    put_all(r, 5, &ks, 0)?;
+    for c in 0..5 {
+        let mix = Mix {
+            keys: ks.clone(),
+            append: 0.5,
+            put: 0.1,
+            think_ms: (10, 30),
+        };
+        r.start_worker(c, mix);
+    }
+    r.set_reliable(reliable);
+    let mut ack = Acknowledged {
+        made: 1,
+        joined: [false; ADMINS],
+    };
+    let mut steps: [Option<AdminStep>; ADMINS] = [None; ADMINS];
+    // The configuration whose migrations an administrator waits for before its next step.
+    let mut waiting: [Option<u64>; ADMINS] = [None; ADMINS];
+    let mut next_at = [r.sim.now(); ADMINS];
+    let start = r.sim.now();
+    let mut fault = LeaderFault::Idle {
+        at: start + r.sim.rng().random_range(200..=700) * MS,
+    };
+    while r.sim.now() < start + 3_000 * MS {
+        for a in 0..ADMINS {
+            if r.admin_is_busy(a + 1) {
+                continue;
+            }
+            if let (Some(step), Some(reply)) = (steps[a].take(), r.admin_take(a + 1)) {
+                if let CtrlReply::Done(n) = reply {
+                    waiting[a] = Some(n.0);
+                }
+                ack.answer(r, a, step, reply)?;
+            }
+            if let Some(n) = waiting[a] {
+                if !(0..=ADMINS).all(|g| r.group_past(g, n)) {
+                    continue;
+                }
+                waiting[a] = None;
+                next_at[a] = r.sim.now() + r.sim.rng().random_range(0..=40) * MS;
+            }
+            if r.sim.now() < next_at[a] {
+                continue;
+            }
+            let (moving, shard, g) = {
+                let rng = r.sim.rng();
+                let moving = rng.random_bool(0.3);
+                let shard = rng.random_range(0..10u32);
+                (moving, shard, rng.random_range(0..=ADMINS))
+            };
+            let (step, op) = if !ack.joined[a] {
+                (AdminStep::Join, r.join_op(&[a + 1]))
+            } else if moving {
+                let op = CtrlOp::Move {
+                    shard: ShardId(shard),
+                    gid: r.gid(g),
+                };
+                let racing = g != 0 && g != a + 1;
+                (AdminStep::Move { racing }, op)
+            } else {
+                (AdminStep::Leave, r.leave_op(&[a + 1]))
+            };
+            steps[a] = Some(step);
+            r.admin_start(a + 1, op)?;
+        }
+        let now = r.sim.now();
+        fault = match fault {
+            LeaderFault::Idle { at } if now >= at => match r.ctrl_leader(0) {
+                // Half the time the leader fails just after it appended an entry and sent it
+                // to its followers (within 300 ms): a request in flight is then committed by
+                // the next leader while its administrator retries it.
+                Some(leader) if r.sim.rng().random_bool(0.5) => LeaderFault::Armed {
+                    leader,
+                    index: r.ctrl_last_index(0, leader),
+                    until: now + 300 * MS,
+                },
+                Some(leader) => fail_leader(r, leader, fail),
+                None => LeaderFault::Idle { at },
+            },
+            LeaderFault::Armed { leader, until, .. } if now >= until => {
+                fail_leader(r, leader, fail)
+            }
+            LeaderFault::Failed { leader, back } if now >= back => {
+                heal(r, leader);
+                let at = now + r.sim.rng().random_range(200..=500) * MS;
+                LeaderFault::Idle { at }
+            }
+            other => other,
+        };
+        if let LeaderFault::Armed { leader, index, .. } = fault {
+            if r.await_ctrl_appended(0, leader, index, 5)? {
+                fault = fail_leader(r, leader, fail);
+            }
+        } else {
+            r.wait(5)?;
+        }
+    }
+    if let LeaderFault::Failed { leader, .. } = fault {
+        heal(r, leader);
+    }
+    r.set_reliable(true);
+    for (a, step) in steps.iter_mut().enumerate() {
+        if let Some(step) = step.take() {
+            let reply = match r.admin_take(a + 1) {
+                Some(reply) => reply,
+                None => r.admin_wait(a + 1, 10_000)?,
+            };
+            ack.answer(r, a, step, reply)?;
+        }
+    }
+    let latest = r.query(0, None)?;
+    if latest.num.0 != ack.made {
+        return Err(format!(
+            "the latest configuration is {} but the acknowledged Joins, Leaves and Moves made \
+             {}: a change took effect {} than once",
+            latest.num.0,
+            ack.made,
+            if latest.num.0 > ack.made {
+                "more"
+            } else {
+                "less"
+            }
+        ));
+    }
+    let want: BTreeSet<Gid> = std::iter::once(0)
+        .chain((0..ADMINS).filter(|&a| ack.joined[a]).map(|a| a + 1))
+        .map(|g| r.gid(g))
+        .collect();
+    let have: BTreeSet<Gid> = latest.groups.keys().copied().collect();
+    if have != want {
+        return Err(format!(
+            "configuration {}: members {have:?}, but the acknowledged Joins and Leaves leave \
+             {want:?}",
+            latest.num.0
+        ));
+    }
+    for _ in 0..1_000 {
+        if (0..=ADMINS).all(|g| r.group_settled(g, latest.num.0)) {
+            r.stop_workers();
+            return get_all(r, 5, &ks, 10_000);
+        }
+        r.wait(10)?;
+    }
+    let behind: Vec<usize> = (0..=ADMINS)
+        .filter(|&g| !r.group_settled(g, latest.num.0))
+        .collect();
+    Err(format!(
+        "groups {behind:?} did not reach configuration {} within 10 s",
+        latest.num.0
+    ))
+}
+
+/// An analogue of shardkv1 TestConcurrentReliable5C (`concurCtrler` with a reliable
+/// network). There four controllers — libraries that each drive a migration and post the next
+/// configuration with a versioned Put — race for 2 s, each joining a new gid and leaving it
+/// again; the losers of a race do nothing; afterwards every key must read at version 1 (no
+/// shard move lost or doubled). Here the controller is one Raft-replicated state machine, so
+/// racing controllers are four administrators, each its own session, issuing operations
+/// concurrently for 3 s into the one log: administrator `a` joins its own group `a + 1`, then
+/// leaves it or Moves a random shard to a random group (which races with that group's own
+/// administrator), again and again, while five clerks Get, Put and Append on every key.
+/// After each change it made, an administrator waits until every group has finished that
+/// configuration's migrations, then 0–40 ms (the lab's `ChangeConfigTo` returns once its
+/// shards moved; the others' changes pile up meanwhile, so up to four configurations are
+/// ahead of the groups). Every
+/// operation takes effect, in the log's order: nothing is lost to a race, so what the lab
+/// checks by versions, ours checks exactly. The controller's leader crashes again and again
+/// (first 0.2–0.7 s in, then 0.2–0.5 s after the last one restarted) — half the time at
+/// once, half the time just after it appended an entry and sent it to its followers (within
+/// 300 ms) — and restarts 0.2–0.5 s later (the lab's controllers stop midway too), so administrators retry on the new leader under the same session and
+/// sequence number, often for a request that leader already holds. At the
+/// end: each administrator's own Join and Leave made a configuration (a Move to a group that
+/// left may be refused); the latest configuration is numbered exactly as many as the
+/// acknowledged changes made (each took effect once) and its members are group 0 and the
+/// groups whose last acknowledged change was a Join; every group reaches it; the
+/// administrators' history is linearizable against the `shardctrler` model, the clerks'
+/// against the `kv` model, and every Get of every key is right. The lab's `concurCtrler`
+/// reads a state variable without synchronisation and accepts an inconclusive check; ours
+/// has neither.
+fn concurrent_admins_reliable_5c(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    let shape = Shape {
+        admins: 1 + ADMINS,
+        ..shape(1 + ADMINS, 6, None)
+    };
+    run_scenario("concurrent_admins_reliable_5c", seed, bugs, shape, |r| {
+        let crash = |r: &mut Run, l: usize| r.crash_ctrl(0, l);
+        let restart = |r: &mut Run, l: usize| r.restart_ctrl(0, l);
+        concurrent_admins(r, true, crash, restart)
+    })
+}
+
+/// An analogue of shardkv1 TestAcquireLockConcurrentUnreliable5C (`concurCtrler` on the
+/// unreliable network): [`concurrent_admins_reliable_5c`] on the lab's unreliable network
+/// (delays, 10% of requests and replies lost, for the groups, clerks and administrators too),
+/// and the controller's leader is cut off from the other two controller servers instead of
+/// crashing (it still hears the administrators, groups and clerks, and answers their queries
+/// from its stale state), then reconnected. Lost replies make administrators retry requests
+/// that the controller has already applied; its session table must answer those with the
+/// recorded reply.
+fn concurrent_admins_unreliable_5c(seed: u64, bugs: Bugs) -> Outcome<Summary> {
+    let shape = Shape {
+        admins: 1 + ADMINS,
+        ..shape(1 + ADMINS, 6, None)
+    };
+    run_scenario("concurrent_admins_unreliable_5c", seed, bugs, shape, |r| {
+        let isolate = |r: &mut Run, l: usize| r.isolate_ctrl(0, l);
+        let reconnect = |r: &mut Run, _: usize| r.connect_all();
+        concurrent_admins(r, false, isolate, reconnect)
+    })
+}
+
 /// Every ported test, in lab order, then ours. Event budgets: ten times the most events any
 /// run of seeds 1..=200 needed (the 200-seed soak with the replicated controller: 26
-/// scenarios, 5,200 runs, 0 failures).
+/// scenarios, 5,200 runs, 0 failures; the concurrent-administrator scenarios from the soak
+/// of all 28: 5,600 runs, 0 failures, every other scenario within its budget).
 pub const SHARD: &[ShardScenario] = &[
     ShardScenario {
         name: "init_query_5a",
@@ -1353,6 +1659,18 @@ pub const SHARD: &[ShardScenario] = &[
         lab_name: "TestPartitionControllerJoin5C",
         run: partition_controller_join_5c,
         events_max: 17_400,
+    },
+    ShardScenario {
+        name: "concurrent_admins_reliable_5c",
+        lab_name: "TestConcurrentReliable5C",
+        run: concurrent_admins_reliable_5c,
+        events_max: 158_400,
+    },
+    ShardScenario {
+        name: "concurrent_admins_unreliable_5c",
+        lab_name: "TestAcquireLockConcurrentUnreliable5C",
+        run: concurrent_admins_unreliable_5c,
+        events_max: 126_800,
     },
     ShardScenario {
         name: "partition_leaders",

@@ -139,6 +139,14 @@ fn explore_flags(args: &CheckArgs, name: &str) -> String {
 /// The named configurations (all if none is named), with the network, bugs and switches of
 /// the command line applied.
 fn configs(args: &CheckArgs) -> anyhow::Result<Vec<(String, ShardModelCfg)>> {
+    if args.bugs.contains(&Bug::CtrlDropDedup) {
+        anyhow::bail!(
+            "--bug ctrl-drop-dedup is not in the shard model: its controller applies the \
+             administrative script once, with no administrator that retries, so a controller \
+             without deduplication behaves the same; the simulator catches it \
+             (aver sim shard --test recover_ctrler_5b --seed 1 --bug ctrl-drop-dedup)"
+        );
+    }
     let bugs = args.bugs.iter().fold(Bugs::NONE, |acc, &b| acc.with(b));
     let all = ShardModelCfg::ci_all();
     let chosen: Vec<_> = match args.config.as_deref() {

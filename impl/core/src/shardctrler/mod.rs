@@ -36,6 +36,7 @@ use crate::contract::NodeId;
 use crate::kvraft::{ClientId, Lookup, Seq, Sessions};
 use crate::raft::LogIndex;
 use crate::rsm::StateMachine;
+use crate::shardkv::{Bug, Bugs};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -236,6 +237,9 @@ pub struct ShardCtrler {
     /// Seeded bug `rebalance-differs`: rebalance ties broken in a replica-specific order
     /// (this rotation). `None` in a correct controller.
     divergence: Option<u32>,
+    /// Seeded bug `ctrl-drop-dedup`: every committed copy of a `Join`, `Leave` or `Move` is
+    /// applied, retries included. False in a correct controller.
+    drop_dedup: bool,
 }
 
 impl ShardCtrler {
@@ -253,6 +257,21 @@ impl ShardCtrler {
             configs: vec![Config::initial(shards)],
             sessions: Sessions::default(),
             divergence: None,
+            drop_dedup: false,
+        }
+    }
+
+    /// A controller with the seeded `bugs` that concern it (`rebalance-differs`, whose
+    /// tie-breaking order `replica` picks, and `ctrl-drop-dedup`); the others are ignored.
+    pub fn with_bugs(shards: usize, bugs: Bugs, replica: u32) -> ShardCtrler {
+        let base = if bugs.has(Bug::RebalanceDiffers) {
+            ShardCtrler::with_divergent_rebalance(shards, replica)
+        } else {
+            ShardCtrler::new(shards)
+        };
+        ShardCtrler {
+            drop_dedup: bugs.has(Bug::CtrlDropDedup),
+            ..base
         }
     }
 
@@ -272,11 +291,11 @@ impl ShardCtrler {
         if let CtrlOp::Query(num) = &cmd.op {
             return CtrlReply::Config(self.query(*num).clone());
         }
-        match self.sessions.lookup(cmd.client, cmd.seq) {
-            Lookup::Duplicate(reply) => return reply.clone(),
-            Lookup::Stale => return CtrlReply::Stale,
-            Lookup::New => {}
-        }
+        let stale = match self.sessions.lookup(cmd.client, cmd.seq) {
+            Lookup::Duplicate(reply) if !self.drop_dedup => return reply.clone(),
+            Lookup::Stale if !self.drop_dedup => return CtrlReply::Stale,
+            lookup => matches!(lookup, Lookup::Stale),
+        };
         let reply = match self.next_config(&cmd.op) {
             Ok(config) => {
                 let num = config.num;
@@ -285,8 +304,10 @@ impl ShardCtrler {
             }
             Err(e) => CtrlReply::Err(e),
         };
-        self.sessions
-            .record(cmd.client, cmd.seq, reply.clone(), index);
+        if !stale {
+            self.sessions
+                .record(cmd.client, cmd.seq, reply.clone(), index);
+        }
         reply
     }
 

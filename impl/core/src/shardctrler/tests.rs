@@ -207,6 +207,41 @@ fn duplicate_requests_and_rejoin() {
     assert_eq!(a.join(&[(0, &[8])]), CtrlReply::Err(CtrlError::ReservedGid));
 }
 
+/// The seeded bug `ctrl-drop-dedup`: a retried Join is applied again (and refused, the group
+/// being a member already), and a stale copy of a Join that arrives after the client's Leave
+/// joins the group a second time — a configuration no acknowledged operation implies. The
+/// correct controller answers the first from its session table and ignores the second.
+#[test]
+fn drop_dedup_applies_retries_again() {
+    let join = CtrlCommand {
+        client: ClientId(9),
+        seq: Seq(1),
+        op: CtrlOp::Join([(Gid(1), servers(&[1]))].into()),
+    };
+    let leave = CtrlCommand {
+        client: ClientId(9),
+        seq: Seq(2),
+        op: CtrlOp::Leave([Gid(1)].into()),
+    };
+    let replies = |mut ctrl: ShardCtrler| {
+        let replies = [
+            ctrl.apply(LogIndex(1), &join),
+            ctrl.apply(LogIndex(2), &join),
+            ctrl.apply(LogIndex(3), &leave),
+            ctrl.apply(LogIndex(4), &join),
+        ];
+        (replies, ctrl.latest().groups.len())
+    };
+    let done = |n| CtrlReply::Done(ConfigNum(n));
+    assert_eq!(
+        replies(ShardCtrler::new(SHARDS_DEFAULT)),
+        ([done(1), done(1), done(2), CtrlReply::Stale], 0)
+    );
+    let buggy = ShardCtrler::with_bugs(SHARDS_DEFAULT, Bugs::only(Bug::CtrlDropDedup), 0);
+    let refused = CtrlReply::Err(CtrlError::AlreadyMember(Gid(1)));
+    assert_eq!(replies(buggy), ([done(1), refused, done(2), done(3)], 1));
+}
+
 /// The seeded bug `rebalance-differs` makes replicas disagree on the same command sequence
 /// (SHARD-5), while each stays balanced (SHARD-6): a check of one replica cannot see it.
 #[test]

@@ -23,16 +23,21 @@ pub enum Bug {
     /// The controller breaks rebalancing ties in a replica-specific order (iterating a hash
     /// map), so replicas compute different configurations from the same log.
     RebalanceDiffers,
+    /// The controller's session table does not deduplicate: a retried `Join`, `Leave` or
+    /// `Move` (a reply lost, or the request sent again to a new leader that already holds the
+    /// old leader's copy) is applied once per copy that commits.
+    CtrlDropDedup,
 }
 
 impl Bug {
     /// Every seeded bug, in catalogue order.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 6] = [
         Bug::ServeBeforeArrival,
         Bug::DropDedup,
         Bug::DeleteBeforeConfirm,
         Bug::ConfigsOutOfOrder,
         Bug::RebalanceDiffers,
+        Bug::CtrlDropDedup,
     ];
 
     /// The `--bug` name.
@@ -43,6 +48,7 @@ impl Bug {
             Bug::DeleteBeforeConfirm => "delete-before-confirm",
             Bug::ConfigsOutOfOrder => "configs-out-of-order",
             Bug::RebalanceDiffers => "rebalance-differs",
+            Bug::CtrlDropDedup => "ctrl-drop-dedup",
         }
     }
 

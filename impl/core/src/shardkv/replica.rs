@@ -27,7 +27,7 @@
 //!   entries of earlier terms commit without waiting for the next request; the controller
 //!   also serves administrators' latest-configuration queries by ReadIndex.
 
-use super::bugs::{Bug, Bugs};
+use super::bugs::Bugs;
 use super::server::{ShardServer, Timer};
 use super::state::{Command, ShardKv};
 use super::types::{Msg, OpReply};
@@ -344,18 +344,15 @@ impl CtrlReplica {
 
     /// [`CtrlReplica::new`] with seeded bugs: with `rebalance-differs`, this replica breaks
     /// rebalancing ties in an order of its own (its node id picks it), so replicas applying
-    /// the same log hold different configurations.
+    /// the same log hold different configurations; with `ctrl-drop-dedup`, it applies every
+    /// committed copy of a retried `Join`, `Leave` or `Move`.
     pub fn with_bugs(
         config: &ReplicaConfig,
         raft: raft::Config,
         durable: Durable<CtrlEntry>,
         (shards, bugs): (usize, Bugs),
     ) -> CtrlReplica {
-        let machine = if bugs.has(Bug::RebalanceDiffers) {
-            ShardCtrler::with_divergent_rebalance(shards, raft.id.0)
-        } else {
-            ShardCtrler::new(shards)
-        };
+        let machine = ShardCtrler::with_bugs(shards, bugs, raft.id.0);
         CtrlReplica::with_machine(config, raft, durable, machine)
     }
 

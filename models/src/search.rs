@@ -283,6 +283,7 @@ impl<'a, M> Search<'a, M>
 where
     M: Model + Sync,
     M::State: Clone + Send + Sync,
+    M::Action: Clone + PartialEq,
 {
     fn discover(&self, k: usize, depth: usize, trail: &Arc<Trail>) {
         let mut d = self.discoveries.lock().expect("not poisoned");
@@ -330,19 +331,35 @@ where
     /// Saturates `job` (when covering): takes every step that only grows the pool, until
     /// none is left, and records the saturated state as visited. False if the saturated
     /// state is covered by another visited state (so expanding it would find nothing new).
+    ///
+    /// Each round takes the first action, in the state's action order, that grows the pool.
+    /// An action that did not grow it — it changed a server, or changed nothing — does not
+    /// after a step that only grew the pool either (that step left every server as it was,
+    /// so the action has the same effect on the servers and sends what it sent before, now
+    /// already in the pool), so it is not tried again: the steps taken are the ones trying
+    /// every action in every round would take, at one trial per action.
     fn saturate(&self, job: &mut Job<M::State>, actions: &mut Vec<M::Action>) -> bool {
         let Some(growth) = self.hooks.pool_growth else {
             return true;
         };
         let mut grew = false;
+        let mut fruitless: Vec<M::Action> = Vec::new();
         'again: loop {
             actions.clear();
             self.model.actions(&job.state, actions);
             for (index, action) in actions.drain(..).enumerate() {
-                let Some(next) = self.model.next_state(&job.state, action) else {
+                if fruitless.contains(&action) {
+                    continue;
+                }
+                let Some(next) = self.model.next_state(&job.state, action.clone()) else {
+                    fruitless.push(action);
                     continue;
                 };
-                if !self.model.within_boundary(&next) || !growth(self.model, &job.state, &next) {
+                if !self.model.within_boundary(&next) {
+                    continue;
+                }
+                if !growth(self.model, &job.state, &next) {
+                    fruitless.push(action);
                     continue;
                 }
                 self.stats.generated.fetch_add(1, Ordering::Relaxed);
@@ -527,6 +544,7 @@ pub fn search<M>(model: &M, hooks: Hooks<'_, M>, options: Options, stats: &Stats
 where
     M: Model + Sync,
     M::State: Clone + Send + Sync,
+    M::Action: Clone + PartialEq,
 {
     assert!(options.threads >= 1, "at least one thread");
     let properties = model.properties();

@@ -100,6 +100,12 @@ pub struct RaftModelCfg {
     /// Remove messages the receiver will ignore forever from the network (a sound
     /// reduction, see `RaftModel::collect_dead_messages`; on by default, off only to compare).
     pub collect_dead_messages: bool,
+    /// Remove requests that can have no effect in any state within the term bound: a stale
+    /// request whose sender is at `max_term` (the refusal it would bring back is no news
+    /// there), and a RequestVote at `max_term` to a server that voted for another at
+    /// `max_term` (a sound reduction of the bounded model, see
+    /// `RaftState::dead_within_bound`; on by default, off only to compare).
+    pub collect_stale_requests: bool,
     /// Whether each server checks its own step and node invariants (RAFT-2, 6, 8, 9, 10)
     /// after every input, and the model checks them as properties. Off, only the cluster's
     /// properties can fail: RAFT-1, 3, 4, 5, 7 and the apply stream's RAFT-A1, A2.
@@ -199,6 +205,7 @@ impl RaftModelCfg {
             compaction: true,
             bugs: Bugs::NONE,
             collect_dead_messages: true,
+            collect_stale_requests: true,
             step_checks: true,
             symmetry: true,
             covering: true,
@@ -233,8 +240,9 @@ impl RaftModelCfg {
 
     /// The third exhaustive CI configuration: elections only — two terms, one crash, empty
     /// logs, duplicating network — deep enough for a leader to crash and another to be
-    /// elected in the next term (3,608 states kept, 5,635 without `forget_on_crash`;
-    /// 237,032 distinct states without symmetry, covering and forgetting).
+    /// elected in the next term (2,231 states kept; 3,608 without `collect_stale_requests`,
+    /// 5,635 without `forget_on_crash` too; 237,032 distinct states without symmetry,
+    /// covering and forgetting).
     pub fn ci_reelect() -> RaftModelCfg {
         RaftModelCfg {
             max_term: 2,
@@ -248,8 +256,9 @@ impl RaftModelCfg {
     /// A leader change *with* log entries: terms ≤ 2, logs ≤ 1 entry, one crash with
     /// recovery, no snapshots, duplicating network — so conflicting entries are truncated,
     /// votes compare logs (§5.4.1) and a second leader replicates over a first one's entries
-    /// (187,861 states kept by a one-thread DFS, 20 s CPU, 90 MB; 325,441 without
-    /// `forget_on_crash`; unfinished after 7.9M states before symmetry and covering).
+    /// (74,462 states kept by a one-thread DFS, under 4 s of CPU; 187,861 without
+    /// `collect_stale_requests`, 325,441 without `forget_on_crash` too; unfinished after 7.9M
+    /// states before symmetry and covering).
     pub fn ci_terms2() -> RaftModelCfg {
         RaftModelCfg {
             max_term: 2,
@@ -262,8 +271,8 @@ impl RaftModelCfg {
     /// The target of deep exhaustive search: two terms of elections with two-entry logs,
     /// snapshots and one crash with recovery — 3 servers, terms ≤ 2, logs ≤ 2 entries,
     /// duplicating network (`aver check raft --max-term 2 --max-log 2 --crashes 1`). Beyond CI's
-    /// budget: a two-thread DFS was still running after 263 s of CPU (25 min wall on the
-    /// 2-core machine shared with five other jobs), so it is not in `aver check`. Every kind of progress is reachable: a second leader replicates
+    /// budget, so it is not in `aver check`: a DFS with every reduction had kept over 6.5
+    /// million states without finishing (specs/bugs.md). Every kind of progress is reachable: a second leader replicates
     /// over a first one's entries, a follower truncates them, a leader backs up by the
     /// conflict hint, an entry of term 1 commits in term 2, a follower installs a snapshot.
     pub fn terms2_logs2() -> RaftModelCfg {

@@ -32,7 +32,11 @@
 //!   safety properties can tell, while explicit drops only add powerset states
 //!   (`--network lossy-duplicating` has them). Messages their receiver will ignore forever
 //!   (by the core's [`aver_core::raft::Raft::ignores_forever`]) are removed: a sound reduction that keeps
-//!   exactly the same reachable server states (tested).
+//!   exactly the same reachable server states (tested). So are requests that can have no
+//!   effect within the term bound (`collect_stale_requests`, [`RaftState::dead_within_bound`]):
+//!   a stale request whose sender is at `max_term` already, so the refusal it would bring back
+//!   tells the sender nothing, and a RequestVote at `max_term` to a server that voted for
+//!   another then — sound for the bounded model, also tested against the unreduced search.
 //!
 //! ## Bounds
 //!

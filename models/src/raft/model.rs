@@ -6,7 +6,7 @@ use super::properties::{PROPERTIES, RaftProperty};
 use super::state::{Env, Events, RaftState, Shared, Spent};
 use super::trace::describe_msg;
 use aver_core::NodeId;
-use aver_core::raft::{Config, Durable, Role, Timer};
+use aver_core::raft::{Bug, Config, Durable, Role, Term, Timer};
 use stateright::{Expectation, Model, Property};
 use std::fmt;
 use std::sync::Arc;
@@ -86,10 +86,17 @@ impl RaftModel {
                 Arc::new(config)
             })
             .collect();
+        // The reduction reads the correct core's handling of stale terms and of votes (see
+        // `RaftState::dead_within_bound`); bugs that change it turn it off.
+        let stale_rules_hold = ![Bug::AcceptStaleTerm, Bug::VoteTwice, Bug::VoteNotPersisted]
+            .iter()
+            .any(|b| cfg.bugs.has(*b));
         let shared = Arc::new(Shared {
             configs,
             network: cfg.network,
             collect_dead_messages: cfg.collect_dead_messages,
+            stale_bound: (cfg.collect_stale_requests && stale_rules_hold)
+                .then_some(Term(cfg.max_term)),
         });
         RaftModel { cfg, shared }
     }
@@ -189,18 +196,27 @@ impl RaftModel {
     /// the same verdict. The envelope may be sent again later; it is then collected again. The
     /// predicate assumes the disk is exactly `raft.durable()`, so servers whose disk differs
     /// (a seeded bug that skips a write) are never collected for. The adapter makes no
-    /// protocol decision here: the core's predicate does.
+    /// protocol decision here: the core's predicate does (the rule within the term bound,
+    /// below, reads the core's handlers at a bound that only the model knows).
     ///
-    /// Deadness depends only on the destination's state, so after a step only the messages
-    /// to the server that acted are looked at again; new messages are looked at as they are
-    /// sent ([`RaftState::send`]).
+    /// Deadness by `ignores_forever` depends only on the destination's state, so after a step
+    /// only the messages to the server that acted are looked at again; new messages are
+    /// looked at as they are sent ([`RaftState::send`]). With `collect_stale_requests`,
+    /// requests that can no longer matter within the term bound
+    /// ([`RaftState::dead_within_bound`], which reads both ends) go the same way, so the
+    /// messages from the server that acted are looked at again too.
     fn collect_dead_messages(&self, state: &mut RaftState, actor: NodeId) {
-        if !self.cfg.collect_dead_messages {
+        let both_ends = state.shared.stale_bound.is_some();
+        if !self.cfg.collect_dead_messages && !both_ends {
             return;
         }
-        let mut network = std::mem::take(&mut state.network);
-        network.retain(|e| e.dst != actor || !state.dead(e));
-        state.network = network;
+        let looked_at = |e: &Env| e.dst == actor || both_ends && e.src == actor;
+        if !state.network.iter().any(|e| looked_at(e) && state.dead(e)) {
+            return;
+        }
+        let mut network = (*state.network).clone();
+        network.retain(|e| !looked_at(e) || !state.dead(e));
+        state.network = Arc::new(network);
     }
 
     /// Crashes server `i`: it stops, its timers with it, and only its disk survives.
@@ -292,7 +308,7 @@ impl Model for RaftModel {
     fn init_states(&self) -> Vec<RaftState> {
         let mut state = RaftState {
             servers: Vec::new(),
-            network: Vec::new(),
+            network: Arc::new(Vec::new()),
             applied: Vec::new(),
             fault: None,
             events: Events::default(),

@@ -131,7 +131,7 @@ pub fn renamed(state: &RaftState, perm: &[u32]) -> RaftState {
     }
     RaftState {
         servers,
-        network,
+        network: Arc::new(network),
         applied: state.applied.iter().map(|&c| rename_cmd(perm, c)).collect(),
         fault: state.fault.clone(),
         events: state.events,

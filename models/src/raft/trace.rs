@@ -161,7 +161,7 @@ pub fn trace(steps: &[(RaftState, Option<RaftAction>)]) -> Vec<TraceStep> {
             step.changed
                 .push(format!("{} violated: {}", f.id, f.detail));
         }
-        for env in &after.network {
+        for env in after.network.iter() {
             if !before.network.contains(env) {
                 step.sent.push(format!(
                     "{}→{} {}",

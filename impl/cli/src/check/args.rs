@@ -90,6 +90,11 @@ pub struct Bounds {
     /// off a sound reduction; for comparing state counts).
     #[arg(long)]
     pub keep_dead_messages: bool,
+    /// raft: keep requests that can have no effect within the term bound (a stale request
+    /// from a server at the bound, a RequestVote at the bound to a server that voted for
+    /// another); turns off a sound reduction of the bounded model, for comparing state counts.
+    #[arg(long)]
+    pub keep_stale_requests: bool,
     /// Visit every state, not one per renaming of the servers (turns off symmetry
     /// reduction; for comparing state counts).
     #[arg(long)]
@@ -169,6 +174,7 @@ impl Bounds {
         let switches = [
             (self.no_compaction, " --no-compaction"),
             (self.keep_dead_messages, " --keep-dead-messages"),
+            (self.keep_stale_requests, " --keep-stale-requests"),
             (self.no_symmetry, " --no-symmetry"),
             (self.no_covering, " --no-covering"),
             (self.no_step_checks, " --no-step-checks"),
@@ -227,6 +233,7 @@ impl Bounds {
         cfg.compaction &= !self.no_compaction;
         cfg.bugs = self.raft_bugs()?;
         cfg.collect_dead_messages &= !self.keep_dead_messages;
+        cfg.collect_stale_requests &= !self.keep_stale_requests;
         cfg.symmetry &= !self.no_symmetry;
         cfg.covering &= !self.no_covering;
         cfg.forget_on_crash &= !self.no_forget_on_crash;

@@ -90,6 +90,7 @@ fn describe_cfg(cfg: &RaftModelCfg) -> String {
         bugs.join(","),
         [
             (!cfg.collect_dead_messages, " keep-dead-messages"),
+            (!cfg.collect_stale_requests, " keep-stale-requests"),
             (!cfg.symmetry, " no-symmetry"),
             (!cfg.step_checks, " no-step-checks"),
             (!cfg.covering, " no-covering"),
@@ -339,11 +340,12 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
 }
 
 /// The reductions `aver bench check --compare` switches off one at a time, by flag.
-const REDUCTIONS: [&str; 4] = [
+const REDUCTIONS: [&str; 5] = [
     "--no-symmetry",
     "--no-covering",
     "--no-forget-on-crash",
     "--keep-dead-messages",
+    "--keep-stale-requests",
 ];
 
 /// `aver bench check --compare`: reruns this command (without `--compare`) once with every

@@ -69,6 +69,7 @@ where
         .iter()
         .find(|p| p.result == CheckResult::Illegal)?;
     let deadline = Instant::now() + budget;
+    let search_witness_until = Instant::now() + budget / 2;
     // The operation the search got stuck at: the likeliest witness.
     let hint = partition.core.as_ref().map(|(stuck, _)| *stuck);
     // One check of `ops`: when illegal, the smallest illegal sub-history it proves (its
@@ -102,7 +103,10 @@ where
     };
     let witness = Cell::new(None);
     let explained = |ops: &[usize], any: bool| {
-        Instant::now() < deadline && explained_by_one(model, history, ops, &witness, hint, any)
+        // Looking for a witness among every operation may take half the budget: shrinking
+        // for illegality alone needs the rest when there is none.
+        let until = if any { search_witness_until } else { deadline };
+        explained_by_one(model, history, ops, &witness, hint, any, until)
     };
     // Explained by the witness and illegal: the core when it is explained too, else `ops`.
     // Explained is asked first: a stretched check that finds a linearization is quick, and
@@ -122,9 +126,13 @@ where
         .core
         .as_ref()
         .map_or(&partition.operations, |(_, before)| before);
-    let start = [whole, &partition.operations]
+    // The witness the search got stuck at first, on the core and on the whole partition;
+    // only then every other operation.
+    let starts = [whole, &partition.operations];
+    let start = starts
         .into_iter()
-        .find(|ops| explained(ops, true));
+        .find(|ops| explained(ops, false))
+        .or_else(|| starts.into_iter().find(|ops| explained(ops, true)));
     let (minimal, is_minimal, explained) = match start {
         Some(start) => {
             let shortest = shortest_illegal_prefix(start, &keep);
@@ -159,18 +167,23 @@ fn explained_by_one<M: Model>(
     witness: &Cell<Option<usize>>,
     hint: Option<usize>,
     any: bool,
+    deadline: Instant,
 ) -> bool
 where
     M::Input: Clone,
     M::Output: Clone,
 {
     let fixes = |w: usize| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
         let sub: Vec<_> = ops
             .iter()
             .map(|&i| stretched_if(&history[i], i == w))
             .collect();
         let options = CheckOptions {
-            timeout: Some(STRETCHED_BUDGET),
+            timeout: Some(STRETCHED_BUDGET.min(left)),
             threads: 1,
             ..CheckOptions::default()
         };
@@ -187,6 +200,7 @@ where
                 .rev()
                 .copied()
                 .filter(|&o| Some(o) != previous && Some(o) != hint)
+                .take_while(|_| Instant::now() < deadline)
                 .find(|&o| fixes(o))
         });
     witness.set(found.or(previous));

@@ -52,6 +52,12 @@ pub struct PartitionAnalysis {
     /// partial linearization found when `Illegal` or `Unknown`. Operations that never
     /// returned and are absent here never took effect.
     pub linearization: Vec<usize>,
+    /// When `Illegal` (and the search hit a return, as it does unless the memory ran out):
+    /// the operation whose return the search reached latest in time (history index),
+    /// typically the one that observed what it could not have, and an illegal
+    /// sub-history that the search has proved so: the operations it searched that were
+    /// called before that return, ordered by call. Counterexamples start from it.
+    pub core: Option<(usize, Vec<usize>)>,
 }
 
 /// Bytes the memo of one partition may take by default (4 GiB).
@@ -197,7 +203,7 @@ pub(crate) fn partitions<M: Model>(
     groups
 }
 
-fn analyse<M: Model>(
+pub(crate) fn analyse<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
     options: &CheckOptions,
@@ -230,6 +236,10 @@ fn analyse<M: Model>(
                 .iter()
                 .map(|&k| operations[k])
                 .collect(),
+            core: outcome.core.map(|(stuck, before)| {
+                let before = before.iter().map(|&k| operations[k]).collect();
+                (operations[stuck], before)
+            }),
             operations,
         })
         .collect();
@@ -267,6 +277,7 @@ fn run_all<M: Model>(
                 out_of_memory: false,
                 stats: SearchStats::default(),
                 linearization,
+                core: None,
             };
         }
         let ops: Vec<&Operation<M::Input, M::Output>> =

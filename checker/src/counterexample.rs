@@ -6,11 +6,15 @@
 //! 1. keeps the longest partial linearization the search found (the *prefix*: every
 //!    operation that returned before one of its members is also a member, and the model
 //!    accepts them in that order), and
-//! 2. shrinks the partition to a *minimal* illegal sub-history: first the shortest illegal
-//!    prefix in call order (binary search, each candidate re-checked), then operations are
-//!    removed one at a time while the rest stays illegal, until no single removal keeps it
-//!    illegal (1-minimal). Every candidate is re-checked, so the result is illegal by
-//!    construction; a budget bounds the time, and running out is reported, not hidden.
+//! 2. shrinks the partition to a *minimal* illegal sub-history: it starts from the
+//!    sub-history the search itself proved illegal (the operations called before the latest
+//!    return it reached, [`crate::PartitionAnalysis::core`]), then takes the shortest
+//!    illegal prefix in call order (binary search, each candidate re-checked), then removes
+//!    operations while the rest stays illegal, runs of them first and single ones last
+//!    (delta debugging), until no single removal keeps it illegal (1-minimal). Each check that finds a candidate illegal also proves such a
+//!    sub-history of it, which shrinking moves on to at once. Every sub-history kept was
+//!    checked (or proved by a check), so the result is illegal by construction; a budget
+//!    bounds the time, and running out is reported, not hidden.
 //!
 //! Shrinking alone tends to a useless answer: remove every `write(2)` and a lone
 //! `read() -> 2` is illegal, and 1-minimal. So shrinking also keeps the sub-history
@@ -23,7 +27,8 @@
 //!
 //! [`timeline`] draws operations as an ASCII timeline, one row per client.
 
-use crate::{Analysis, CheckResult, Model, Operation, check_operations};
+use crate::check::analyse;
+use crate::{Analysis, CheckOptions, CheckResult, Model, Operation};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -64,28 +69,79 @@ where
         .iter()
         .find(|p| p.result == CheckResult::Illegal)?;
     let deadline = Instant::now() + budget;
-    let illegal = |ops: &[usize]| {
+    let search_witness_until = Instant::now() + budget / 2;
+    // The operation the search got stuck at: the likeliest witness.
+    let hint = partition.core.as_ref().map(|(stuck, _)| *stuck);
+    // One check of `ops`: when illegal, the smallest illegal sub-history it proves (its
+    // core, see `PartitionAnalysis::core`), else `None` (legal, or out of time).
+    let illegal = |ops: &[usize]| -> Option<Vec<usize>> {
         let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
         let sub: Vec<_> = ops.iter().map(|&i| history[i].clone()).collect();
-        !left.is_zero() && check_operations(model, &sub, Some(left)) == CheckResult::Illegal
+        // One thread: shrinking runs many small checks, and a budget of wall time should
+        // cost no more CPU than that.
+        let options = CheckOptions {
+            timeout: Some(left),
+            threads: 1,
+            ..CheckOptions::default()
+        };
+        let checked = analyse(model, &sub, &options, false);
+        if checked.result != CheckResult::Illegal {
+            return None;
+        }
+        let core = checked
+            .partitions
+            .iter()
+            .find(|p| p.result == CheckResult::Illegal)
+            .and_then(|p| p.core.as_ref());
+        Some(core.map_or_else(
+            || ops.to_vec(),
+            |(_, before)| before.iter().map(|&k| ops[k]).collect(),
+        ))
     };
     let witness = Cell::new(None);
-    let explained = |ops: &[usize]| {
-        Instant::now() < deadline && explained_by_one(model, history, ops, &witness)
+    let explained = |ops: &[usize], any: bool| {
+        // Looking for a witness among every operation may take half the budget: shrinking
+        // for illegality alone needs the rest when there is none.
+        let until = if any { search_witness_until } else { deadline };
+        explained_by_one(model, history, ops, &witness, hint, any, until)
     };
-    let keep = |ops: &[usize]| illegal(ops) && explained(ops);
-    let plain = shortest_illegal_prefix(&partition.operations, &illegal);
-    let start = [&plain, &partition.operations]
+    // Explained by the witness and illegal: the core when it is explained too, else `ops`.
+    // Explained is asked first: a stretched check that finds a linearization is quick, and
+    // a candidate that lost an operation its witness needs is then rejected without a
+    // search for illegality, which on a long candidate is the costly check.
+    let keep = |ops: &[usize]| -> Option<Vec<usize>> {
+        if !explained(ops, false) {
+            return None;
+        }
+        let core = illegal(ops)?;
+        if core.len() < ops.len() && explained(&core, false) {
+            return Some(core);
+        }
+        Some(ops.to_vec())
+    };
+    let whole = partition
+        .core
+        .as_ref()
+        .map_or(&partition.operations, |(_, before)| before);
+    // The witness the search got stuck at first, on the core and on the whole partition;
+    // only then every other operation.
+    let starts = [whole, &partition.operations];
+    let start = starts
         .into_iter()
-        .find(|ops| explained(ops));
+        .find(|ops| explained(ops, false))
+        .or_else(|| starts.into_iter().find(|ops| explained(ops, true)));
     let (minimal, is_minimal, explained) = match start {
         Some(start) => {
             let shortest = shortest_illegal_prefix(start, &keep);
-            let (minimal, is_minimal) = remove_one_at_a_time(shortest, &keep, deadline);
+            let (minimal, is_minimal) = remove_while_illegal(shortest, &keep, deadline);
             (minimal, is_minimal, true)
         }
         None => {
-            let (minimal, is_minimal) = remove_one_at_a_time(plain, &illegal, deadline);
+            let plain = shortest_illegal_prefix(whole, &illegal);
+            let (minimal, is_minimal) = remove_while_illegal(plain, &illegal, deadline);
             (minimal, is_minimal, false)
         }
     };
@@ -99,33 +155,54 @@ where
 }
 
 /// Whether letting one operation of `ops` take effect at any time makes them linearizable.
-/// Tries the previous witness first, then later-called operations first (where violations
-/// are usually observed); remembers the one that worked.
+/// Tries the previous witness first, then `hint` (the operation the search got stuck at,
+/// typically the read that saw what it could not have), then, with `any`, every other
+/// operation, later-called ones first (where violations are usually observed); remembers
+/// the one that worked. Shrinking keeps its witness (`any` false): a candidate without it
+/// is not tried with each of its operations (each such check may take its whole budget).
 fn explained_by_one<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
     ops: &[usize],
     witness: &Cell<Option<usize>>,
+    hint: Option<usize>,
+    any: bool,
+    deadline: Instant,
 ) -> bool
 where
     M::Input: Clone,
     M::Output: Clone,
 {
     let fixes = |w: usize| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
         let sub: Vec<_> = ops
             .iter()
             .map(|&i| stretched_if(&history[i], i == w))
             .collect();
-        check_operations(model, &sub, Some(STRETCHED_BUDGET)) == CheckResult::Ok
+        let options = CheckOptions {
+            timeout: Some(STRETCHED_BUDGET.min(left)),
+            threads: 1,
+            ..CheckOptions::default()
+        };
+        analyse(model, &sub, &options, false).result == CheckResult::Ok
     };
     let previous = witness.get().filter(|w| ops.contains(w));
-    let found = previous.filter(|&w| fixes(w)).or_else(|| {
-        ops.iter()
-            .rev()
-            .copied()
-            .filter(|&o| Some(o) != previous)
-            .find(|&o| fixes(o))
-    });
+    let hint = hint.filter(|w| ops.contains(w) && Some(*w) != previous);
+    let found = previous
+        .filter(|&w| fixes(w))
+        .or_else(|| hint.filter(|&w| fixes(w)))
+        .or_else(|| {
+            ops.iter()
+                .filter(|_| any)
+                .rev()
+                .copied()
+                .filter(|&o| Some(o) != previous && Some(o) != hint)
+                .take_while(|_| Instant::now() < deadline)
+                .find(|&o| fixes(o))
+        });
     witness.set(found.or(previous));
     found.is_some()
 }
@@ -140,45 +217,76 @@ fn stretched_if<I: Clone, O: Clone>(op: &Operation<I, O>, stretch: bool) -> Oper
     op
 }
 
-/// The shortest prefix (in call order) that is illegal, by binary search; the whole list is
-/// illegal. Illegality of prefixes need not be monotone: the search keeps `hi` illegal, so
-/// the answer is always illegal, if not always the shortest.
-fn shortest_illegal_prefix(ops: &[usize], illegal: &impl Fn(&[usize]) -> bool) -> Vec<usize> {
+/// A short illegal sub-history of `ops` (ordered by call; `ops` itself must be illegal):
+/// binary search for the shortest illegal prefix in call order, where each illegal check
+/// also proves a sub-history (its core) that bounds the search from above. Illegality of
+/// prefixes need not be monotone: the search keeps an illegal answer, so the answer is
+/// always illegal, if not always the shortest.
+fn shortest_illegal_prefix(
+    ops: &[usize],
+    illegal: &impl Fn(&[usize]) -> Option<Vec<usize>>,
+) -> Vec<usize> {
     let (mut lo, mut hi) = (0, ops.len());
+    let mut best = ops.to_vec();
     while lo + 1 < hi {
         let mid = lo + (hi - lo) / 2;
-        if illegal(&ops[..mid]) {
-            hi = mid;
-        } else {
-            lo = mid;
+        match illegal(&ops[..mid]) {
+            Some(sub) => {
+                let end = sub
+                    .last()
+                    .and_then(|last| ops[..mid].iter().position(|o| o == last))
+                    .map_or(mid, |p| p + 1);
+                hi = end.max(lo + 1);
+                best = sub;
+            }
+            None => lo = mid,
         }
     }
-    ops[..hi].to_vec()
+    best
 }
 
-/// Removes operations while the rest stays illegal, until a pass removes none.
-fn remove_one_at_a_time(
+/// Removes operations while the rest stays illegal (taking the smaller sub-history a check
+/// proves, when it proves one), until no single removal keeps it illegal: delta debugging
+/// (ddmin), which first tries to remove large runs of operations (halves, then quarters,
+/// ...) and only at the end single ones. Most operations of a long history do not matter,
+/// and each check that keeps a large candidate illegal is a whole search, so removing them
+/// a run at a time takes a few checks where one at a time took one per operation.
+fn remove_while_illegal(
     mut ops: Vec<usize>,
-    illegal: &impl Fn(&[usize]) -> bool,
+    illegal: &impl Fn(&[usize]) -> Option<Vec<usize>>,
     deadline: Instant,
 ) -> (Vec<usize>, bool) {
+    let mut runs = 2;
     loop {
+        if ops.is_empty() {
+            return (ops, true);
+        }
+        let runs_now = runs.min(ops.len());
+        let size = ops.len().div_ceil(runs_now);
         let mut removed = false;
-        let mut k = ops.len();
-        while k > 0 {
-            k -= 1;
+        // Later runs first: operations called after the violation are the likeliest to go.
+        for run in (0..runs_now).rev() {
+            let (from, to) = (run * size, ((run + 1) * size).min(ops.len()));
+            if from >= to {
+                continue;
+            }
             if Instant::now() >= deadline {
                 return (ops, false);
             }
-            let mut candidate = ops.clone();
-            candidate.remove(k);
-            if illegal(&candidate) {
-                ops = candidate;
+            let candidate: Vec<usize> = ops[..from].iter().chain(&ops[to..]).copied().collect();
+            if let Some(smaller) = illegal(&candidate) {
+                ops = smaller;
                 removed = true;
+                break;
             }
         }
-        if !removed {
+        if removed {
+            runs = (runs_now - 1).max(2);
+        } else if runs_now == ops.len() {
+            // Every single removal was tried: 1-minimal.
             return (ops, true);
+        } else {
+            runs = (runs_now * 2).min(ops.len());
         }
     }
 }

@@ -391,8 +391,8 @@ fn agree<M: Model>(
     mutated: bool,
 ) -> CheckResult
 where
-    M::Input: std::fmt::Debug,
-    M::Output: std::fmt::Debug,
+    M::Input: std::fmt::Debug + Clone,
+    M::Output: std::fmt::Debug + Clone,
 {
     agree_with(model, model, history, mutated)
 }
@@ -405,8 +405,8 @@ fn agree_with<M: Model, B: Model<Input = M::Input, Output = M::Output>>(
     mutated: bool,
 ) -> CheckResult
 where
-    M::Input: std::fmt::Debug,
-    M::Output: std::fmt::Debug,
+    M::Input: std::fmt::Debug + Clone,
+    M::Output: std::fmt::Debug + Clone,
 {
     let expected = brute_force(brute, history);
     let got = check_operations(model, history, None);
@@ -414,17 +414,50 @@ where
         got, expected,
         "checker and brute force disagree on {history:#?}"
     );
-    // The parallel search, from the first step (it normally starts after 2^17 steps).
+    // The parallel search, from the first step (it normally starts after 2^19 steps).
     let parallel = CheckOptions {
         threads: 3,
         parallel_after_steps: 0,
         ..CheckOptions::default()
     };
-    let got_parallel = check_operations_with(model, history, &parallel).result;
+    let analysis_parallel = check_operations_with(model, history, &parallel);
     assert_eq!(
-        got_parallel, expected,
+        analysis_parallel.result, expected,
         "the parallel search and brute force disagree on {history:#?}"
     );
+    if expected == CheckResult::Illegal {
+        // The sub-history an illegal search proves (the operations called before the latest
+        // return it reached, which counterexamples start from) is illegal too, on one
+        // thread and on several.
+        let one = CheckOptions {
+            threads: 1,
+            ..CheckOptions::default()
+        };
+        for analysis in [
+            check_operations_with(model, history, &one),
+            analysis_parallel,
+        ] {
+            let partition = analysis
+                .partitions
+                .iter()
+                .find(|p| p.result == CheckResult::Illegal)
+                .expect("an illegal partition");
+            let (stuck, core) = partition
+                .core
+                .as_ref()
+                .expect("an illegal search has a core");
+            assert!(
+                core.contains(stuck),
+                "the core holds the operation it is stuck at"
+            );
+            let sub: Vec<_> = core.iter().map(|&i| history[i].clone()).collect();
+            assert_eq!(
+                brute_force(brute, &sub),
+                CheckResult::Illegal,
+                "the core {core:?} of {history:#?} is linearizable"
+            );
+        }
+    }
     if !mutated {
         assert_eq!(
             got,

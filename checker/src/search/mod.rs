@@ -59,6 +59,11 @@ pub(crate) struct Outcome {
     /// Indices into the partition's operations, in linearization order: the whole
     /// linearization when `Ok`, the longest partial one when `Illegal`.
     pub linearization: Vec<usize>,
+    /// When `Illegal`: the operation (index into the partition) whose return the search
+    /// reached latest in time, and the operations searched (every one but those left out
+    /// before the search) that were called before that return: an illegal sub-history
+    /// (see [`Worker::frontier`]).
+    pub core: Option<(usize, Vec<usize>)>,
 }
 
 /// Limits imposed from outside the partition.
@@ -348,6 +353,17 @@ struct Worker<'p, 'a, M: Model, T> {
     stats: SearchStats,
     /// Where an interrupted search stood (`Some(None)`: at a configuration just reached).
     paused: Option<Option<Scan>>,
+    /// The latest return entry (in time) at which a scan stopped and backtracked; 0: none.
+    ///
+    /// When the search is exhaustive (the verdict is Illegal), the operations searched that
+    /// were called before this return are an illegal sub-history on their own: the search
+    /// of just those operations reaches the same configurations (a scan reads the list
+    /// only up to the first return in it, never past this one, and the prunings depend on
+    /// operations called earlier only), every one of them fails the same way (none can have
+    /// every returned operation of the sub-history linearized, or its scan would have
+    /// reached a later return), and the search is complete. So a counterexample can start
+    /// from there instead of searching prefixes of the history again.
+    frontier: u32,
 }
 
 impl<'p, 'a, M: Model, T> Worker<'p, 'a, M, T> {
@@ -368,6 +384,7 @@ impl<'p, 'a, M: Model, T> Worker<'p, 'a, M, T> {
             prune_pending: self.prune_pending,
             stats: self.stats,
             paused: self.paused,
+            frontier: self.frontier,
         };
         (worker, self.tables)
     }
@@ -390,6 +407,7 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
             prune_pending: true,
             stats: SearchStats::default(),
             paused: None,
+            frontier: 0,
         }
     }
 
@@ -593,6 +611,9 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
             }
             let node = scan.node;
             if !self.entries.is_call[node as usize] {
+                if self.entries.op[node as usize] != NONE {
+                    self.frontier = self.frontier.max(node);
+                }
                 scan = match self.backtrack() {
                     Some(next) => next,
                     None => return End::Exhausted,
@@ -643,10 +664,17 @@ pub(crate) fn check_partition<M: Model>(
         let steps = FIRST_PASS_STEPS_PER_OP * problem.ops.len() as u64;
         let budget = tables::Budget::new(limits.memory_max);
         match sequential(&problem, limits, Some(steps), &budget, false) {
-            Sequential::Ran((result, false, order, stats)) if result != CheckResult::Unknown => {
-                return outcome(&problem, ops, limits, (result, false, order, stats));
+            Sequential::Ran((result, false, order, stats, frontier))
+                if result != CheckResult::Unknown =>
+            {
+                return outcome(
+                    &problem,
+                    ops,
+                    limits,
+                    (result, false, order, stats, frontier),
+                );
             }
-            Sequential::Ran((.., stats)) => first = stats,
+            Sequential::Ran((.., stats, _)) => first = stats,
             Sequential::Over(worker) => first = worker.stats,
         }
     }
@@ -673,10 +701,19 @@ fn outcome<M: Model>(
     problem: &Problem<'_, M>,
     ops: &[&Operation<M::Input, M::Output>],
     limits: &Limits,
-    (result, out_of_memory, order, mut stats): Ran,
+    (result, out_of_memory, order, mut stats, frontier): Ran,
 ) -> Outcome {
     stats.dropped = (ops.len() - problem.ops.len()) as u64;
+    let core = (result == CheckResult::Illegal && frontier != 0).then(|| {
+        let stuck = problem.index[problem.entries.op[frontier as usize] as usize];
+        let before = (0..problem.ops.len())
+            .filter(|&k| problem.call_node[k] < frontier)
+            .map(|k| problem.index[k])
+            .collect();
+        (stuck, before)
+    });
     Outcome {
+        core,
         result,
         stopped: result == CheckResult::Unknown && limits.stop.load(Ordering::Relaxed),
         out_of_memory,
@@ -690,8 +727,9 @@ fn within(limits: &Limits) -> bool {
     !limits.stop.load(Ordering::Relaxed) && limits.deadline.is_none_or(|d| Instant::now() < d)
 }
 
-/// Verdict, whether the memory ran out, the (partial) linearization, and counters.
-type Ran = (CheckResult, bool, Vec<u32>, SearchStats);
+/// Verdict, whether the memory ran out, the (partial) linearization, counters, and the
+/// search's frontier ([`Worker::frontier`]).
+type Ran = (CheckResult, bool, Vec<u32>, SearchStats, u32);
 
 /// How the search on one thread ended.
 enum Sequential<'p, 'a, 'b, M: Model> {
@@ -721,10 +759,11 @@ fn sequential<'p, 'a, 'b, M: Model>(
     }
     let mut stats = worker.stats;
     stats.memo_bytes = budget.used() as u64;
+    let frontier = worker.frontier;
     Sequential::Ran(match end {
-        End::Found => (CheckResult::Ok, false, worker.linearization(), stats),
-        End::Exhausted => (CheckResult::Illegal, false, worker.best, stats),
-        End::Interrupted => (CheckResult::Unknown, false, worker.best, stats),
-        End::Full => (CheckResult::Unknown, true, worker.best, stats),
+        End::Found => (CheckResult::Ok, false, worker.linearization(), stats, 0),
+        End::Exhausted => (CheckResult::Illegal, false, worker.best, stats, frontier),
+        End::Interrupted => (CheckResult::Unknown, false, worker.best, stats, 0),
+        End::Full => (CheckResult::Unknown, true, worker.best, stats, 0),
     })
 }

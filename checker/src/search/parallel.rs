@@ -19,7 +19,7 @@
 use super::tables::{Budget, Local, Shared};
 use super::{End, Limits, Problem, Ran, SearchStats, Task, Worker, within};
 use crate::{CheckResult, Model};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex};
 
 const RUNNING: u8 = 0;
@@ -43,6 +43,8 @@ struct Control<S> {
     found: Mutex<Vec<u32>>,
     best: Mutex<Vec<u32>>,
     stats: Mutex<SearchStats>,
+    /// The latest frontier of every thread (see `Worker::frontier`).
+    frontier: AtomicU32,
 }
 
 impl<S> Control<S> {
@@ -105,7 +107,7 @@ pub(super) fn run<'p, 'a, M: Model>(
 ) -> Ran {
     let (seed, local) = seed.retable(());
     let Some(shared) = local.into_shared(Budget::new(limits.memory_max)) else {
-        return (CheckResult::Unknown, true, seed.best, seed.stats);
+        return (CheckResult::Unknown, true, seed.best, seed.stats, 0);
     };
     let mut seed = Some(seed);
     let ctl: Control<M::State> = Control {
@@ -121,6 +123,7 @@ pub(super) fn run<'p, 'a, M: Model>(
         found: Mutex::new(Vec::new()),
         best: Mutex::new(Vec::new()),
         stats: Mutex::new(SearchStats::default()),
+        frontier: AtomicU32::new(0),
     };
     std::thread::scope(|scope| {
         for _ in 0..limits.threads {
@@ -134,11 +137,14 @@ pub(super) fn run<'p, 'a, M: Model>(
     match ctl.halt.load(Ordering::SeqCst) {
         FOUND => {
             let found = ctl.found.into_inner().unwrap_or_else(|e| e.into_inner());
-            (CheckResult::Ok, false, found, stats)
+            (CheckResult::Ok, false, found, stats, 0)
         }
-        FULL => (CheckResult::Unknown, true, best, stats),
-        INTERRUPTED => (CheckResult::Unknown, false, best, stats),
-        _ => (CheckResult::Illegal, false, best, stats),
+        FULL => (CheckResult::Unknown, true, best, stats, 0),
+        INTERRUPTED => (CheckResult::Unknown, false, best, stats, 0),
+        _ => {
+            let frontier = ctl.frontier.load(Ordering::SeqCst);
+            (CheckResult::Illegal, false, best, stats, frontier)
+        }
     }
 }
 
@@ -197,6 +203,7 @@ fn work<'p, 'a, M: Model>(
             }
         }
     }
+    ctl.frontier.fetch_max(worker.frontier, Ordering::SeqCst);
     let mut stats = ctl.stats.lock().unwrap_or_else(|e| e.into_inner());
     stats.add(&worker.stats);
 }

@@ -54,7 +54,14 @@ impl<S> Interner<S> {
             return false;
         }
         budget.release(self.slots.len() * 8);
-        let old = std::mem::replace(&mut self.slots, vec![0; size]);
+        // Written, not `vec![0; size]`: a zeroed allocation maps the kernel's zero page, and
+        // the first write to each page then replaces it, which on a process with several
+        // threads flushes every core's TLB (perf: 11% of two-thread CPU on porcupine/kv/c50-ok).
+        // Pages written first are mapped once, with no flush.
+        #[allow(clippy::slow_vector_initialization)]
+        let mut slots = Vec::with_capacity(size);
+        slots.resize(size, 0);
+        let old = std::mem::replace(&mut self.slots, slots);
         let mask = size - 1;
         for slot in old.into_iter().filter(|&s| s != 0) {
             let mut i = Self::home((slot >> 32) as u32, mask);

@@ -271,7 +271,7 @@ impl RaftModelCfg {
     /// The target of deep exhaustive search: two terms of elections with two-entry logs,
     /// snapshots and one crash with recovery — 3 servers, terms ≤ 2, logs ≤ 2 entries,
     /// duplicating network (`aver check raft --max-term 2 --max-log 2 --crashes 1`). Beyond CI's
-    /// budget, so it is not in `aver check`: a DFS with every reduction had kept over 6.5
+    /// budget, so it is not in `aver check`: a two-thread DFS with every reduction had kept over 9.8
     /// million states without finishing (specs/bugs.md). Every kind of progress is reachable: a second leader replicates
     /// over a first one's entries, a follower truncates them, a leader backs up by the
     /// conflict hint, an entry of term 1 commits in term 2, a follower installs a snapshot.

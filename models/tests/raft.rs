@@ -469,6 +469,26 @@ fn limits_only_cut_runs_and_the_reductions_stay_exact() {
     }
 }
 
+/// A collection of messages (`with` on, `without` off, no other reduction) merges states but
+/// reaches exactly the same server states and apply streams.
+fn assert_collection_keeps_server_states(
+    cfg: &RaftModelCfg,
+    with: &RaftModelCfg,
+    without: &RaftModelCfg,
+) {
+    let (with, without) = (reachable(with), reachable(without));
+    let servers = |s: &RaftState| raft::state::stable_hash(&(&s.servers, &s.applied));
+    let a: HashSet<u64> = with.iter().map(servers).collect();
+    let b: HashSet<u64> = without.iter().map(servers).collect();
+    println!(
+        "{cfg:?}: {} states with collection, {} without",
+        with.len(),
+        without.len()
+    );
+    assert!(with.len() < without.len(), "collection merges states");
+    assert_eq!(a, b, "the same server states");
+}
+
 /// Dead-message collection merges states but reaches exactly the same server states.
 #[test]
 fn dead_message_collection_keeps_every_server_state() {
@@ -478,21 +498,11 @@ fn dead_message_collection_keeps_every_server_state() {
             covering: false,
             ..cfg.clone()
         };
-        let with = reachable(&plain);
-        let without = reachable(&RaftModelCfg {
+        let without = RaftModelCfg {
             collect_dead_messages: false,
             ..plain.clone()
-        });
-        let servers = |s: &RaftState| raft::state::stable_hash(&(&s.servers, &s.applied));
-        let a: HashSet<u64> = with.iter().map(servers).collect();
-        let b: HashSet<u64> = without.iter().map(servers).collect();
-        println!(
-            "{cfg:?}: {} states with collection, {} without",
-            with.len(),
-            without.len()
-        );
-        assert!(with.len() < without.len(), "collection merges states");
-        assert_eq!(a, b, "the same server states");
+        };
+        assert_collection_keeps_server_states(&cfg, &plain, &without);
     }
 }
 
@@ -522,18 +532,7 @@ fn stale_request_collection_keeps_every_server_state() {
             collect_stale_requests: false,
             ..plain.clone()
         };
-        let with = reachable(&plain);
-        let without = reachable(&keeping);
-        let servers = |s: &RaftState| raft::state::stable_hash(&(&s.servers, &s.applied));
-        let a: HashSet<u64> = with.iter().map(servers).collect();
-        let b: HashSet<u64> = without.iter().map(servers).collect();
-        println!(
-            "{cfg:?}: {} states with collection, {} without",
-            with.len(),
-            without.len()
-        );
-        assert!(with.len() < without.len(), "collection merges states");
-        assert_eq!(a, b, "the same server states");
+        assert_collection_keeps_server_states(&cfg, &plain, &keeping);
         let reduced = verdicts(&cfg, &explored(&cfg).1);
         let unreduced = RaftModelCfg {
             collect_stale_requests: false,

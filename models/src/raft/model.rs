@@ -6,7 +6,7 @@ use super::properties::{PROPERTIES, RaftProperty};
 use super::state::{Env, Events, RaftState, Shared, Spent};
 use super::trace::describe_msg;
 use aver_core::NodeId;
-use aver_core::raft::{Bug, Config, Durable, Role, Term, Timer};
+use aver_core::raft::{Config, Durable, Role, Term, Timer};
 use stateright::{Expectation, Model, Property};
 use std::fmt;
 use std::sync::Arc;
@@ -87,10 +87,8 @@ impl RaftModel {
             })
             .collect();
         // The reduction reads the correct core's handling of stale terms and of votes (see
-        // `RaftState::dead_within_bound`); bugs that change it turn it off.
-        let stale_rules_hold = ![Bug::AcceptStaleTerm, Bug::VoteTwice, Bug::VoteNotPersisted]
-            .iter()
-            .any(|b| cfg.bugs.has(*b));
+        // `Raft::request_moot_within`); bugs that change it turn it off.
+        let stale_rules_hold = cfg.bugs.keep_stale_handling();
         let shared = Arc::new(Shared {
             configs,
             network: cfg.network,

@@ -10,7 +10,7 @@ use super::Cmd;
 use super::config::NetworkKind;
 use aver_core::NodeId;
 use aver_core::Violation;
-use aver_core::raft::{Config, Durable, Message, Raft, Role, Term, Timer};
+use aver_core::raft::{Config, Durable, Message, Raft, Term, Timer};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
@@ -386,54 +386,21 @@ impl RaftState {
     }
 
     /// True if `env` is a request that can have no effect in any state within the term
-    /// bound `B` (when `stale_bound` is `Some(B)`): delivering it, now or later, changes no
-    /// server and sends only a reply that its receiver ignores, so it is collected like a
-    /// dead message. Two cases, both read off the core's handlers:
-    ///
-    /// * **A stale request to a server that cannot be moved by the answer.** Its term is below
-    ///   the receiver's (`dst`), and terms never fall, so the receiver will always reject it
-    ///   without changing (`on_request_vote` grants only in the current term,
-    ///   `reject_stale_append`, the stale branch of `on_install_snapshot`) and answer at its
-    ///   term then, which is at most `B`. The sender (`src`) is at `B` already, so the answer
-    ///   is never news of a higher term; and at its own term the sender ignores a refused
-    ///   vote (`on_request_vote_reply`), an InstallSnapshot reply with `match_index` 0
-    ///   (`on_install_snapshot_reply`), and — unless it leads — an AppendEntries reply
-    ///   (`on_append_entries_reply`). A follower at `B` never leads again: it would have to
-    ///   campaign, which takes the term past `B`. So the request goes if it is a RequestVote or
-    ///   InstallSnapshot, or an AppendEntries whose sender follows (or is down, restarting as
-    ///   a follower).
-    /// * **A RequestVote at `B` to a server that voted for another at `B`.** Its vote for the
-    ///   term is on its disk and its term cannot move past `B`, so it refuses, unchanged, in
-    ///   every later state, and the refusal is ignored (above).
-    ///
-    /// Only for the correct handling of stale terms and votes: a seeded bug that accepts
-    /// stale AppendEntries or votes twice turns the reduction off (see `RaftModel::new`), and,
-    /// as for dead messages, servers whose disk differs from the core's own record (a bug that
-    /// skips a write) are never collected for. Whether the envelope is dead depends on both
-    /// ends, so after a step the messages to and from the server that acted are looked at
-    /// again; once dead, it stays dead (terms and votes at `B` are final, a follower at `B`
-    /// stays one).
+    /// bound (when `stale_bound` is `Some`): the receiver's core says so
+    /// ([`aver_core::raft::Raft::request_moot_within`], which also gives the argument), so
+    /// it is collected like a dead message. As for dead messages, servers whose disk differs
+    /// from the core's own record (a bug that skips a write) are never collected for.
+    /// Whether the envelope is dead depends on both ends, so after a step the messages to and
+    /// from the server that acted are looked at again; once dead, it stays dead.
     pub fn dead_within_bound(&self, env: &Envelope) -> bool {
         let Some(bound) = self.shared.stale_bound else {
             return false;
         };
         let dst = &self.servers[env.dst.0 as usize];
         let src = &self.servers[env.src.0 as usize];
-        if dst.disk.is_some() || src.disk.is_some() || src.raft.term() != bound {
-            return false;
-        }
-        let term = env.msg.term();
-        if term < dst.raft.term() {
-            return match env.msg {
-                Message::RequestVote(_) | Message::InstallSnapshot(_) => true,
-                Message::AppendEntries(_) => matches!(src.raft.role(), Role::Follower),
-                _ => false,
-            };
-        }
-        matches!(env.msg, Message::RequestVote(_))
-            && term == bound
-            && dst.raft.term() == bound
-            && dst.raft.voted_for().is_some_and(|v| v != env.src)
+        dst.disk.is_none()
+            && src.disk.is_none()
+            && dst.raft.request_moot_within(&src.raft, &env.msg, bound)
     }
 
     /// Adds `env` to the network (set semantics on the duplicating networks), unless it is

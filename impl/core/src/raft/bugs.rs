@@ -134,4 +134,12 @@ impl Bugs {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// True unless a bug changes how stale terms or votes are handled, which
+    /// [`crate::raft::Raft::request_moot_within`] reads.
+    pub fn keep_stale_handling(self) -> bool {
+        ![Bug::AcceptStaleTerm, Bug::VoteTwice, Bug::VoteNotPersisted]
+            .iter()
+            .any(|&b| self.has(b))
+    }
 }

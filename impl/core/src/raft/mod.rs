@@ -469,6 +469,52 @@ impl<C: Command> Raft<C> {
         }
     }
 
+    /// True if the request `msg`, from `sender` (its current state) to this server, has
+    /// no effect in any state whose terms stay at or below `bound`: delivering it, now or
+    /// later, changes neither server and brings only a reply the sender ignores. A model
+    /// with a term bound may drop such a request as it drops what [`Raft::ignores_forever`]
+    /// names. Two cases, read off the handlers:
+    ///
+    /// * **A stale request whose sender cannot be moved by the answer.** Its term is below
+    ///   this server's, and terms never fall, so this server will always refuse it unchanged
+    ///   (`on_request_vote` grants only in the current term, `reject_stale_append`, the stale
+    ///   branch of `on_install_snapshot`) and answer at its own term, at most `bound`. The
+    ///   sender is at `bound` already, so the answer is never news of a higher term; and at
+    ///   its own term the sender ignores a refused vote (`on_request_vote_reply`), an
+    ///   InstallSnapshot reply with `match_index` 0 (`on_install_snapshot_reply`), and —
+    ///   unless it leads — an AppendEntries reply (`on_append_entries_reply`). A follower at
+    ///   `bound` never leads again: it would have to campaign, which takes its term past
+    ///   `bound`. So a RequestVote or InstallSnapshot qualifies, and an AppendEntries whose
+    ///   sender follows (a server that is down restarts as a follower).
+    /// * **A RequestVote at `bound` to a server that voted for another at `bound`.** Its vote
+    ///   for the term is durable and its term cannot move past `bound`, so it refuses,
+    ///   unchanged, in every later state, and the refusal is ignored (above).
+    ///
+    /// Once true it stays true while both servers stay within `bound` (terms and votes at
+    /// `bound` are final, and a follower at `bound` stays one). Always false when either
+    /// server runs a seeded bug that changes this handling ([`Bugs::keep_stale_handling`]).
+    /// As for [`Raft::ignores_forever`], callers must only rely on it when both servers'
+    /// disks hold exactly [`Raft::durable`].
+    pub fn request_moot_within(&self, sender: &Raft<C>, msg: &Message<C>, bound: Term) -> bool {
+        let handled =
+            self.config.bugs.keep_stale_handling() && sender.config.bugs.keep_stale_handling();
+        if !handled || !msg.is_request() || sender.term() != bound {
+            return false;
+        }
+        let term = msg.term();
+        if term < self.term() {
+            return match msg {
+                Message::RequestVote(_) | Message::InstallSnapshot(_) => true,
+                Message::AppendEntries(_) => matches!(sender.role(), Role::Follower),
+                _ => false,
+            };
+        }
+        matches!(msg, Message::RequestVote(_))
+            && term == bound
+            && self.term() == bound
+            && self.voted_for().is_some_and(|v| v != sender.config.id)
+    }
+
     // ---- shared step ----------------------------------------------------------------------
 
     /// The term check every message goes through (§5.1), then dispatch by message.

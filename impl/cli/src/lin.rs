@@ -436,6 +436,9 @@ struct Measured {
     wall_ms: f64,
     /// Partitions of the history, as the binary printed them (0: not printed).
     partitions: usize,
+    /// Alternatives handed to another thread, summed over partitions, when run with
+    /// `--stats` (0: none, or not printed).
+    handovers: u64,
 }
 
 impl Measured {
@@ -795,6 +798,12 @@ fn measure(
         .and_then(|(_, rest)| rest.split_once(" partition"))
         .and_then(|(n, _)| n.parse().ok())
         .unwrap_or(0);
+    // "..., 57 hand-overs, ...": the number before each mention.
+    let mentions: Vec<&str> = printed.split(" hand-overs").collect();
+    let handovers = mentions[..mentions.len() - 1]
+        .iter()
+        .filter_map(|before| before.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
     Ok(Measured {
         code: exited.then_some((status >> 8) & 0xff),
         signal: if exited { 0 } else { status & 0x7f },
@@ -803,11 +812,15 @@ fn measure(
         search_ms,
         wall_ms,
         partitions,
+        handovers,
     })
 }
 
 /// Checks each single-partition file with `--threads 1` and `--threads threads` (the median
-/// run of `--repeat` by search wall time) and prints both wall times and their ratio.
+/// run of `--repeat` by search wall time) and prints both wall times and their ratio, and
+/// whether the search went parallel at all (a search decided within
+/// `PARALLEL_AFTER_STEPS_DEFAULT` model steps never starts a second thread, so its ratio is
+/// the machine's noise); totals for both kinds of file.
 fn compare_threads(
     binary: &Path,
     files: &[(PathBuf, String)],
@@ -817,17 +830,19 @@ fn compare_threads(
     let many = threads.max(1).to_string();
     println!(
         "\nthe parallel search inside one partition: search wall ms (process wall ms) with 1 and \
-         {many} threads"
+         {many} threads; \"parallel\": the search handed work to another thread"
     );
     println!(
-        "{:<34} {:<12} {:>18} {:>18} {:>7}",
+        "{:<34} {:<12} {:>18} {:>18} {:>7} {:>9}",
         "file",
         "verdict",
         "1 thread",
         format!("{many} threads"),
-        "ratio"
+        "ratio",
+        "parallel"
     );
-    let (mut one_total, mut many_total) = (0.0, 0.0);
+    // (files, one-thread ms, many-thread ms), for files that went parallel and the others.
+    let mut totals = [(0usize, 0.0, 0.0); 2];
     for (path, name) in files {
         let by_wall = |mut runs: Vec<Measured>| {
             runs.sort_by(|a, b| a.search_ms.total_cmp(&b.search_ms));
@@ -837,26 +852,42 @@ fn compare_threads(
         let mut more = Vec::new();
         for _ in 0..args.repeat.max(1) {
             one.push(measure(binary, path, args, &["--threads", "1"])?);
-            more.push(measure(binary, path, args, &["--threads", &many])?);
+            more.push(measure(
+                binary,
+                path,
+                args,
+                &["--threads", &many, "--stats"],
+            )?);
         }
+        let parallel = more.iter().any(|m| m.handovers > 0);
         let (one, more) = (by_wall(one), by_wall(more));
-        one_total += one.search_ms;
-        many_total += more.search_ms;
+        let total = &mut totals[usize::from(!parallel)];
+        total.0 += 1;
+        total.1 += one.search_ms;
+        total.2 += more.search_ms;
         let shown = |m: &Measured| format!("{:.1} ({:.1})", m.search_ms, m.wall_ms);
         println!(
-            "{name:<34} {:<12} {:>18} {:>18} {:>6.2}x",
+            "{name:<34} {:<12} {:>18} {:>18} {:>6.2}x {:>9}",
             more.verdict(),
             shown(&one),
             shown(&more),
-            one.search_ms / more.search_ms.max(1e-9)
+            one.search_ms / more.search_ms.max(1e-9),
+            if parallel { "yes" } else { "no" }
         );
     }
+    let (one_total, many_total) = (totals[0].1 + totals[1].1, totals[0].2 + totals[1].2);
     println!(
         "single-partition files: {}, search wall {one_total:.1} ms on 1 thread, \
          {many_total:.1} ms on {many}: {:.2}x",
         files.len(),
         one_total / many_total.max(1e-9)
     );
+    for ((count, one, more), kind) in totals.iter().zip(["went parallel", "stayed on one thread"]) {
+        println!(
+            "  {count} {kind}: {one:.1} ms on 1 thread, {more:.1} ms on {many}: {:.2}x",
+            one / more.max(1e-9)
+        );
+    }
     Ok(())
 }
 

@@ -798,12 +798,7 @@ fn measure(
         .and_then(|(_, rest)| rest.split_once(" partition"))
         .and_then(|(n, _)| n.parse().ok())
         .unwrap_or(0);
-    // "..., 57 hand-overs, ...": the number before each mention.
-    let mentions: Vec<&str> = printed.split(" hand-overs").collect();
-    let handovers = mentions[..mentions.len() - 1]
-        .iter()
-        .filter_map(|before| before.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let handovers = handovers(&printed);
     Ok(Measured {
         code: exited.then_some((status >> 8) & 0xff),
         signal: if exited { 0 } else { status & 0x7f },
@@ -891,6 +886,16 @@ fn compare_threads(
     Ok(())
 }
 
+/// The hand-overs `aver lin --stats` printed, summed over partitions ("..., 57 hand-overs,
+/// ...": the number before each mention).
+fn handovers(printed: &str) -> u64 {
+    let mentions: Vec<&str> = printed.split(" hand-overs").collect();
+    mentions[..mentions.len() - 1]
+        .iter()
+        .filter_map(|before| before.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 const WNOHANG: i32 = 1;
 const SIGABRT: i32 = 6;
 const SIGKILL: i32 = 9;
@@ -907,6 +912,20 @@ unsafe extern "C" {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hand_overs_are_summed_over_the_partitions_stats() {
+        let printed = "f: NOT linearizable (300 operations, 2 partitions, checked in 4.1 ms)\n\
+            partition \"a\": 150 operations (0 left out), 9 model steps, 3 configurations, 0 memo \
+            hits, 0 reads placed eagerly, 57 hand-overs, memo 0.1 MiB\n\
+            partition \"b\": 150 operations (0 left out), 9 model steps, 3 configurations, 0 memo \
+            hits, 0 reads placed eagerly, 0 hand-overs, memo 0.1 MiB\n";
+        assert_eq!(handovers(printed), 57);
+        assert_eq!(
+            handovers("f: linearizable (3 operations, 1 partitions, checked in 1 ms)"),
+            0
+        );
+    }
 
     fn corpus(file: &str) -> PathBuf {
         let path = default_corpus().join(file);

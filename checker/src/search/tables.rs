@@ -463,9 +463,10 @@ impl<S: Clone + Eq + Hash> Tables<S> for Local<'_, S> {
 /// allocated, each thread appending to one of its own. A thread's consecutive entries thus
 /// sit side by side, as in the one-thread [`Memo`] (measured: entries spread over one arena
 /// per shard made one thread's search 15% slower with 64 shards and 75% with 512). Words are
-/// atomics only so that a thread may read a chunk another one is writing; an entry is
-/// written and linked into its chain under its shard's lock, and read only under that lock,
-/// so relaxed accesses suffice.
+/// atomics so that a thread may read a chunk another one is writing. An entry's words are
+/// stored (relaxed) before the compare-and-swap that links it into an index slot, and read
+/// only after loading that slot or a later value of it, so those sequentially consistent
+/// slot accesses order them.
 struct Arena {
     chunks: Box<[OnceLock<Box<[AtomicU64]>>]>,
     /// The next chunk to allocate.
@@ -585,8 +586,9 @@ struct Index {
 }
 
 impl Index {
-    /// Generations of tables a shard may go through, each twice the size of the last.
-    const GENERATIONS: usize = 32;
+    /// Generations of tables a shard may go through, each twice the size of the last: the
+    /// last has 2^32 slots, as many as a slot's 32 key bits can place (`Table::home`).
+    const GENERATIONS: usize = 33 - INDEX_FIRST_SLOTS.trailing_zeros() as usize;
 
     fn new(budget: &Budget) -> Option<Index> {
         if !budget.charge(INDEX_FIRST_SLOTS * 8) {

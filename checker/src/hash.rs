@@ -79,8 +79,9 @@ pub(crate) fn zobrist_words(n: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Mixes a state id into a set hash (a multiply keeps small ids from cancelling bits).
+/// Mixes a state's hash into a set hash (the multiply spreads every bit of the state's hash
+/// into the top bits, which place keys in the tables).
 #[inline]
-pub(crate) fn mix(set_hash: u64, state: u32) -> u64 {
-    set_hash ^ (state as u64 ^ 0x2545_f491_4f6c_dd1d).wrapping_mul(SEED)
+pub(crate) fn mix(set_hash: u64, state_hash: u64) -> u64 {
+    set_hash ^ (state_hash ^ 0x2545_f491_4f6c_dd1d).wrapping_mul(SEED)
 }

@@ -63,6 +63,16 @@ pub trait Model: Sync {
         vec![false; ops.len()]
     }
 
+    /// Whether states recur: whether the search often reaches one state with different
+    /// linearized sets (a register's few values), so that storing each distinct state once
+    /// pays for looking every new one up. Default: true. A model whose states are nearly
+    /// always new where they are reached (a KV value that appends extend) answers false:
+    /// the memo then keeps a copy of each configuration's state, compared by `Eq`. Either
+    /// answer gives the same verdicts; a wrong one costs only time or memory.
+    fn states_recur(&self) -> bool {
+        true
+    }
+
     /// One-line description of an operation, for counterexamples.
     fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String;
 

@@ -258,16 +258,39 @@ impl<'a, M: Model> Problem<'a, M> {
     }
 }
 
-/// One step of the search: the operation linearized and what to restore when undoing it.
-struct Frame<S> {
-    call: u32,
-    before: S,
+/// One step of the search: the call node of the operation linearized, and flags (the state
+/// to restore when undoing it is kept beside, in `Worker::befores`).
+///
+/// One word, not a struct of fields: a struct built in separate stores and then copied into
+/// the stack as one wider load stalls on store forwarding (perf: a third of `try_step`'s
+/// samples on porcupine/kv/c50-ok); a word is built in a register.
+#[derive(Clone, Copy)]
+struct Frame(u64);
+
+impl Frame {
     /// Taken as a read placed eagerly: undoing it also fails the configuration before it.
-    forced: bool,
+    const FORCED: u64 = 1 << 32;
     /// The operation never returned.
-    pending: bool,
+    const PENDING: u64 = 2 << 32;
     /// Its untried alternatives were handed to another thread.
-    donated: bool,
+    const DONATED: u64 = 4 << 32;
+
+    fn new(call: u32, forced: bool, pending: bool) -> Frame {
+        Frame(call as u64 | (forced as u64 * Self::FORCED) | (pending as u64 * Self::PENDING))
+    }
+
+    fn call(self) -> u32 {
+        self.0 as u32
+    }
+
+    fn pending(self) -> bool {
+        self.0 & Self::PENDING != 0
+    }
+
+    /// Whether backtracking to this frame goes on to the alternatives after it.
+    fn has_alternatives(self) -> bool {
+        self.0 & (Self::FORCED | Self::DONATED) == 0
+    }
 }
 
 /// A configuration to resume from: the path to it and where to go on scanning.
@@ -343,7 +366,9 @@ struct Worker<'p, 'a, M: Model, T> {
     remaining: usize,
     /// Operations linearized before this worker's task began.
     base: Vec<u32>,
-    stack: Vec<Frame<M::State>>,
+    stack: Vec<Frame>,
+    /// For each frame, the state before its step.
+    befores: Vec<M::State>,
     /// Longest linearization seen (with `track`).
     best: Vec<u32>,
     track: bool,
@@ -379,6 +404,7 @@ impl<'p, 'a, M: Model, T> Worker<'p, 'a, M, T> {
             remaining: self.remaining,
             base: self.base,
             stack: self.stack,
+            befores: self.befores,
             best: self.best,
             track: self.track,
             prune_pending: self.prune_pending,
@@ -402,6 +428,7 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
             remaining: p.returned,
             base: Vec::new(),
             stack: Vec::new(),
+            befores: Vec::new(),
             best: Vec::new(),
             track,
             prune_pending: true,
@@ -424,6 +451,7 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
         self.set_hash = 0;
         self.remaining = self.p.returned;
         self.stack.clear();
+        self.befores.clear();
         for &op in &task.path {
             self.flip(op as usize);
             self.remaining -= self.p.ops[op as usize].ret.is_some() as usize;
@@ -436,7 +464,10 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
 
     /// The operations linearized so far, in order.
     fn linearization(&self) -> Vec<u32> {
-        let ops = self.stack.iter().map(|f| self.entries.op[f.call as usize]);
+        let ops = self
+            .stack
+            .iter()
+            .map(|f| self.entries.op[f.call() as usize]);
         self.base.iter().copied().chain(ops).collect()
     }
 
@@ -467,13 +498,14 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
         let Some(next) = p.model.step(&self.state, input, output) else {
             return Step::Illegal;
         };
-        if let Some(top) = self
+        if let Some(before) = self
             .stack
             .last()
-            .filter(|f| f.pending && self.prune_pending)
+            .filter(|f| f.pending() && self.prune_pending)
+            .and(self.befores.last())
         {
             self.stats.steps += 1;
-            if p.model.step(&top.before, input, output).as_ref() == Some(&next) {
+            if p.model.step(before, input, output).as_ref() == Some(&next) {
                 return Step::Illegal;
             }
         }
@@ -492,13 +524,8 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
         }
         self.stats.configurations += 1;
         let before = std::mem::replace(&mut self.state, next);
-        self.stack.push(Frame {
-            call: node,
-            before,
-            forced,
-            pending,
-            donated: false,
-        });
+        self.befores.push(before);
+        self.stack.push(Frame::new(node, forced, pending));
         self.remaining -= !pending as usize;
         self.entries.lift(node);
         if self.track && self.base.len() + self.stack.len() > self.best.len() {
@@ -537,13 +564,13 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
     fn backtrack(&mut self) -> Option<Scan> {
         loop {
             let frame = self.stack.pop()?;
-            let op = self.entries.op[frame.call as usize] as usize;
+            let op = self.entries.op[frame.call() as usize] as usize;
             self.flip(op);
-            self.state = frame.before;
+            self.state = self.befores.pop().expect("a state before each frame");
             self.remaining += self.p.ops[op].ret.is_some() as usize;
-            self.entries.unlift(frame.call);
-            if !frame.forced && !frame.donated {
-                return Some(self.after(frame.call));
+            self.entries.unlift(frame.call());
+            if frame.has_alternatives() {
+                return Some(self.after(frame.call()));
             }
         }
     }
@@ -557,16 +584,16 @@ impl<'p, 'a, M: Model, T: Tables<M::State>> Worker<'p, 'a, M, T> {
 
     /// Hands the untried alternatives of the oldest choice that has any to another thread.
     fn donate(&mut self) -> Option<Task<M::State>> {
-        let k = self.stack.iter().position(|f| !f.forced && !f.donated)?;
-        self.stack[k].donated = true;
+        let k = self.stack.iter().position(|f| f.has_alternatives())?;
+        self.stack[k].0 |= Frame::DONATED;
         self.stats.donated += 1;
         let ops = self.stack[..k]
             .iter()
-            .map(|f| self.entries.op[f.call as usize]);
+            .map(|f| self.entries.op[f.call() as usize]);
         Some(Task {
             path: self.base.iter().copied().chain(ops).collect(),
-            state: self.stack[k].before.clone(),
-            resume: self.stack[k].call,
+            state: self.befores[k].clone(),
+            resume: self.stack[k].call(),
         })
     }
 
@@ -747,7 +774,8 @@ fn sequential<'p, 'a, 'b, M: Model>(
     budget: &'b tables::Budget,
     prune_pending: bool,
 ) -> Sequential<'p, 'a, 'b, M> {
-    let mut worker = Worker::new(p, tables::Local::new(budget), limits.track);
+    let tables = tables::Local::new(budget, p.model.states_recur());
+    let mut worker = Worker::new(p, tables, limits.track);
     worker.prune_pending = prune_pending;
     let mut over = false;
     let end = worker.search(None, &mut |w| {

@@ -1,8 +1,14 @@
 //! The memo of visited configurations (linearized set, state), compact and capped.
 //!
 //! States are interned: each distinct state is stored once and a configuration refers to it
-//! by a `u32` id. Linearized sets are bitsets whose bit order puts operations that returned
-//! first (in call order) and never-returned ones last; a set is stored without its leading
+//! by a `u32` id. For a model whose states rarely recur ([`crate::Model::states_recur`]), a
+//! one-thread search instead keeps a copy of each configuration's state and compares it by
+//! `Eq` (memo keys come from state hashes, so a lookup needs no id): on porcupine/kv/c50-ok,
+//! where nearly every configuration brings a new state, that saves the interner's lookup
+//! and insertion (14% of the samples) and 9% of the CPU.
+//!
+//! Linearized sets are bitsets whose bit order puts operations that returned first (in call
+//! order) and never-returned ones last; a set is stored without its leading
 //! all-ones words (everything long finished) and its trailing zero words (not yet called),
 //! so a configuration of a 2,000-operation history usually takes two or three words, not
 //! thirty-two. Entries live in fixed-size chunks (no reallocation spikes), found through a
@@ -110,6 +116,22 @@ where
     true
 }
 
+/// Asks the processor to start loading `word`'s cache line (a hint; nothing elsewhere than
+/// on x86-64).
+#[inline]
+fn prefetch<T>(word: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults and changes no memory; SSE, the
+    // feature `_mm_prefetch` needs, is part of every x86-64 processor.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (word as *const T).cast(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = word;
+}
+
 /// A linearized set without its leading all-ones and trailing zero words.
 pub(crate) fn packed(bits: &[u64]) -> (u32, &[u64]) {
     let lead = bits.iter().take_while(|&&w| w == u64::MAX).count();
@@ -118,16 +140,19 @@ pub(crate) fn packed(bits: &[u64]) -> (u32, &[u64]) {
 }
 
 /// The first entry of each memo key's chain: an open-addressed table (linear probing, at
-/// most half full) of (key, entry address) slots, `NONE` marking an empty one. The keys are
-/// well-mixed hashes, so their top bits place them. One probe finds a key or where it goes,
-/// and growing moves slots without hashing anything.
+/// most half full) of `u64` slots, each the key's top 32 bits and the entry's address plus
+/// one (0: empty). The keys are well-mixed hashes, so their top bits place them. Keys that
+/// share their top 32 bits share a chain, whose entries are always confirmed word by word.
+/// One probe finds a key or where it goes, and growing moves slots without hashing anything.
 struct Heads {
-    slots: Vec<(u64, u32)>,
+    slots: Vec<u64>,
     len: usize,
 }
 
 impl Heads {
     const FIRST_SLOTS: usize = 16;
+    /// The most slots: a slot's place comes from the key's top 32 bits.
+    const MAX_SLOTS: usize = 1 << 32;
 
     fn new() -> Heads {
         Heads {
@@ -136,21 +161,37 @@ impl Heads {
         }
     }
 
-    /// The slot holding `key`, or the empty one where it would go (the table is not empty).
+    /// Where the probe for `key` starts (the table is not empty).
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        ((key >> 32) >> (32 - mask.count_ones())) as usize
+    }
+
+    /// The slot holding `key`'s top bits, or the empty one where they would go (the table
+    /// is not empty).
+    #[inline]
     fn slot(&self, key: u64) -> usize {
         let mask = self.slots.len() - 1;
-        let mut i = (key >> (64 - mask.count_ones())) as usize;
-        while self.slots[i].1 != NONE && self.slots[i].0 != key {
+        let tag = key >> 32;
+        let mut i = self.home(key);
+        while self.slots[i] != 0 && self.slots[i] >> 32 != tag {
             i = (i + 1) & mask;
         }
         i
+    }
+
+    /// The chain head in slot `i` (`NONE`: empty).
+    #[inline]
+    fn head(&self, i: usize) -> u32 {
+        (self.slots[i] as u32).wrapping_sub(1)
     }
 
     fn get(&self, key: u64) -> Option<u32> {
         if self.slots.is_empty() {
             return None;
         }
-        Some(self.slots[self.slot(key)].1).filter(|&at| at != NONE)
+        Some(self.head(self.slot(key))).filter(|&at| at != NONE)
     }
 
     /// Makes room for one more key (charged to `budget`); false when over budget.
@@ -159,30 +200,43 @@ impl Heads {
             return true;
         }
         let size = (self.slots.len() * 2).max(Self::FIRST_SLOTS);
-        let entry = std::mem::size_of::<(u64, u32)>();
-        if !budget.charge(size * entry) {
+        if size > Self::MAX_SLOTS || !budget.charge(size * 8) {
             return false;
         }
-        budget.release(self.slots.len() * entry);
-        let old = std::mem::replace(&mut self.slots, vec![(0, NONE); size]);
-        for (key, at) in old.into_iter().filter(|&(_, at)| at != NONE) {
-            let i = self.slot(key);
-            self.slots[i] = (key, at);
+        budget.release(self.slots.len() * 8);
+        // Written, not zero-mapped: see `Interner::grow`.
+        #[allow(clippy::slow_vector_initialization)]
+        let mut slots = Vec::with_capacity(size);
+        slots.resize(size, 0u64);
+        let old = std::mem::replace(&mut self.slots, slots);
+        for slot in old.into_iter().filter(|&s| s != 0) {
+            let i = self.slot(slot);
+            self.slots[i] = slot;
         }
         true
     }
 
-    /// Sets the chain head of `key` (room reserved before).
-    fn set(&mut self, key: u64, at: u32) {
-        let i = self.slot(key);
-        self.len += (self.slots[i].1 == NONE) as usize;
-        self.slots[i] = (key, at);
+    /// Sets slot `i` (from [`Heads::slot`] of `key`, with room reserved) to the chain
+    /// head `at`.
+    #[inline]
+    fn set(&mut self, i: usize, key: u64, at: u32) {
+        self.len += (self.slots[i] == 0) as usize;
+        self.slots[i] = key >> 32 << 32 | (at as u64 + 1);
     }
 
     #[cfg(test)]
     fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        self.slots.iter().copied().filter(|&(_, at)| at != NONE)
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i] != 0)
+            .map(|i| (self.slots[i] >> 32, self.head(i)))
     }
+}
+
+/// Where [`Memo::record`] puts an entry: the heads slot of its key, and the chain it
+/// extends.
+struct Spot {
+    slot: usize,
+    head: u32,
 }
 
 /// The visited configurations: (packed set, state id), chained by hash.
@@ -199,20 +253,28 @@ impl Memo {
         }
     }
 
-    /// The entry of (set, state, tag), if recorded; `key` is the hash of the three.
-    fn find(&self, key: u64, state: u32, tag: u32, lead: u32, words: &[u64]) -> Option<u32> {
-        find_in(self, self.heads.get(key)?, state, tag, lead, words)
+    /// The entry under `key` of the set `bits`, tagged or not, whose stored (state, tag)
+    /// ids `same` accepts.
+    fn find(
+        &self,
+        key: u64,
+        tagged: bool,
+        bits: &[u64],
+        same: impl Fn(u32, u32) -> bool,
+    ) -> Option<u32> {
+        let (lead, words) = packed(bits);
+        find_in(self, self.heads.get(key)?, same, tagged, lead, words)
     }
 
     /// Whether (set, state) was recorded untagged.
     pub(crate) fn contains(&self, key: u64, state: u32, bits: &[u64]) -> bool {
-        self.has(key, state, NONE, bits)
+        self.find(key, false, bits, |s, _| s == state).is_some()
     }
 
     /// Whether (set, state, tag) was recorded; `key` is the hash of the three.
     fn has(&self, key: u64, state: u32, tag: u32, bits: &[u64]) -> bool {
-        let (lead, words) = packed(bits);
-        self.find(key, state, tag, lead, words).is_some()
+        self.find(key, tag != NONE, bits, |s, t| s == state && t == tag)
+            .is_some()
     }
 
     /// Records (set, state, tag); `key` is the hash of the three. The tag tells apart
@@ -226,31 +288,50 @@ impl Memo {
         bits: &[u64],
         budget: &Budget,
     ) -> Visit {
-        let (lead, words) = packed(bits);
-        if self.find(key, state, tag, lead, words).is_some() {
-            return Visit::Seen;
-        }
-        if self.insert(key, state, tag, lead, words, budget) {
-            Visit::New
-        } else {
-            Visit::Full
+        match self.probe(key, tag != NONE, bits, budget, |s, t| {
+            s == state && t == tag
+        }) {
+            Ok(spot) => self.record(spot, key, state, tag, bits, budget),
+            Err(visit) => visit,
         }
     }
 
-    /// Records a packed (set, state, tag) known to be absent; false when over budget.
-    fn insert(
+    /// Looks up the set `bits` under `key`, tagged or not, with a stored (state, tag) that
+    /// `same` accepts: `Seen` (or `Full` when there is no room for one more key), or where
+    /// to record it. One probe of the heads serves the lookup and the insertion (room is
+    /// made first, so the slot found stays valid).
+    fn probe(
         &mut self,
+        key: u64,
+        tagged: bool,
+        bits: &[u64],
+        budget: &Budget,
+        same: impl Fn(u32, u32) -> bool,
+    ) -> Result<Spot, Visit> {
+        if !self.heads.reserve_one(budget) {
+            return Err(Visit::Full);
+        }
+        let slot = self.heads.slot(key);
+        let head = self.heads.head(slot);
+        let (lead, words) = packed(bits);
+        if head != NONE && find_in(self, head, same, tagged, lead, words).is_some() {
+            return Err(Visit::Seen);
+        }
+        Ok(Spot { slot, head })
+    }
+
+    /// Records (set, state, tag) at `spot`, from [`Memo::probe`] of the same key and set
+    /// with nothing recorded since; `New`, or `Full` when over budget.
+    fn record(
+        &mut self,
+        spot: Spot,
         key: u64,
         state: u32,
         tag: u32,
-        lead: u32,
-        words: &[u64],
+        bits: &[u64],
         budget: &Budget,
-    ) -> bool {
-        let head = self.heads.get(key).unwrap_or(NONE);
-        if !self.heads.reserve_one(budget) {
-            return false;
-        }
+    ) -> Visit {
+        let (lead, words) = packed(bits);
         let need = 3 + words.len();
         assert!(need <= CHUNK_WORDS, "a linearized set longer than a chunk");
         if self
@@ -260,19 +341,43 @@ impl Memo {
         {
             let size = (FIRST_CHUNK_WORDS << self.chunks.len().min(8)).clamp(need, CHUNK_WORDS);
             if self.chunks.len() == 1 << 16 || !budget.charge(size * 8) {
-                return false;
+                return Visit::Full;
             }
             self.chunks.push(Vec::with_capacity(size));
         }
         let index = self.chunks.len() - 1;
         let chunk = &mut self.chunks[index];
         let at = (index << 16 | chunk.len()) as u32;
-        chunk.push(state as u64 | (head as u64) << 32);
-        chunk.push(shape_word(tag, lead, words.len()));
+        chunk.push(state as u64 | (spot.head as u64) << 32);
+        chunk.push(shape_word(tag != NONE, lead, words.len()));
         chunk.push(tag as u64);
         chunk.extend_from_slice(words);
-        self.heads.set(key, at);
-        true
+        self.heads.set(spot.slot, key, at);
+        Visit::New
+    }
+
+    /// Gives every entry's state and tag the ids `map` gives their present ones.
+    fn rename(&mut self, map: &[u32]) {
+        for chunk in &mut self.chunks {
+            let mut at = 0;
+            while at < chunk.len() {
+                let header = chunk[at];
+                chunk[at] = header >> 32 << 32 | map[header as u32 as usize] as u64;
+                let tag = chunk[at + 2] as u32;
+                if tag != NONE {
+                    chunk[at + 2] = map[tag as usize] as u64;
+                }
+                at += 3 + (chunk[at + 1] >> 32) as usize;
+            }
+        }
+    }
+
+    /// Starts loading the heads slot where `key`'s probe begins.
+    #[inline]
+    fn prefetch(&self, key: u64) {
+        if !self.heads.slots.is_empty() {
+            prefetch(&self.heads.slots[self.heads.home(key)]);
+        }
     }
 
     /// Every entry: (state, tag, lead, packed words).
@@ -305,22 +410,22 @@ trait Words {
     fn equal(&self, at: u32, words: &[u64]) -> bool;
 }
 
-/// The entry of (set, state, tag) in the chain that starts at `at`.
+/// The entry of the set (`lead`, `words`), tagged or not, whose stored (state, tag) ids
+/// `same` accepts, in the chain that starts at `at`.
 fn find_in(
     arena: &impl Words,
     mut at: u32,
-    state: u32,
-    tag: u32,
+    same: impl Fn(u32, u32) -> bool,
+    tagged: bool,
     lead: u32,
     words: &[u64],
 ) -> Option<u32> {
-    let shape = shape_word(tag, lead, words.len());
+    let shape = shape_word(tagged, lead, words.len());
     while at != NONE {
         let header = arena.word(at);
-        if header as u32 == state
-            && arena.word(at + 1) == shape
-            && arena.word(at + 2) == tag as u64
+        if arena.word(at + 1) == shape
             && arena.equal(at + 3, words)
+            && same(header as u32, arena.word(at + 2) as u32)
         {
             return Some(at);
         }
@@ -353,19 +458,25 @@ fn chain(arena: &impl Words, head: u32) -> Vec<Entry> {
     .collect()
 }
 
-fn shape_word(tag: u32, lead: u32, len: usize) -> u64 {
+fn shape_word(tagged: bool, lead: u32, len: usize) -> u64 {
     debug_assert!(lead < 1 << 31);
-    lead as u64 | ((tag != NONE) as u64) << 31 | (len as u64) << 32
+    lead as u64 | (tagged as u64) << 31 | (len as u64) << 32
 }
 
-/// The memo key of a configuration.
-fn key_of(set_hash: u64, state: u32, tag: u32) -> u64 {
-    let key = mix(set_hash, state);
-    if tag == NONE {
-        key
-    } else {
-        mix(key.rotate_left(17), tag)
+/// The memo key of a configuration, from the hashes of its set, its state and its tag
+/// state (if tagged). Built from hashes, not state ids, so that it is known before the
+/// state is interned: the probes of the interner and of the memo can then overlap.
+fn key_of(set_hash: u64, state_hash: u64, tag_hash: Option<u64>) -> u64 {
+    let key = mix(set_hash, state_hash);
+    match tag_hash {
+        None => key,
+        Some(t) => mix(key.rotate_left(17), t),
     }
+}
+
+/// The hash of a state, as the interners and memo keys use it.
+fn state_hash<S: Hash>(state: &S) -> u64 {
+    FxBuild::default().hash_one(state)
 }
 
 /// The shard of the shared memo that holds `key`: chosen by its low bits, because a
@@ -403,29 +514,42 @@ pub(crate) trait Tables<S> {
 
 /// Tables of a search that runs on one thread: no locks.
 pub(crate) struct Local<'b, S> {
+    /// With `intern`, each distinct state once; without, a copy of the state (and of the
+    /// tag) of each recorded configuration, in order.
     ids: Interner<S>,
     memo: Memo,
     budget: &'b Budget,
+    /// Whether states are interned ([`crate::Model::states_recur`]). Without, a
+    /// configuration is looked up by its key and its stored state compared by `Eq`: no
+    /// interner lookup (a cache miss) and no insertion for each new state, when nearly
+    /// every configuration brings one.
+    intern: bool,
 }
 
 impl<'b, S> Local<'b, S> {
-    pub(crate) fn new(budget: &'b Budget) -> Self {
+    pub(crate) fn new(budget: &'b Budget, intern: bool) -> Self {
         Local {
             ids: Interner::new(),
             memo: Memo::new(),
             budget,
+            intern,
         }
     }
 }
 
 impl<S: Clone + Eq + Hash> Local<'_, S> {
-    /// The same tables, shared by threads from now on (same state ids and entries, charged
-    /// to `budget`); `None` when they do not fit in it. They move as they are, as a
-    /// read-only layer under the shared tables (no entry is copied): the switch costs no
-    /// more for a big one-thread search than for a small one.
-    pub(crate) fn into_shared(self, budget: Budget) -> Option<Shared<S>> {
+    /// The same tables, shared by threads from now on (the same entries, charged to
+    /// `budget`); `None` when they do not fit in it. They move as they are, as a read-only
+    /// layer under the shared tables (no entry is copied; states kept per configuration are
+    /// interned first and the entries' state ids renamed, since shared tables compare ids).
+    pub(crate) fn into_shared(mut self, budget: Budget) -> Option<Shared<S>> {
         if !budget.charge(self.budget.used()) {
             return None;
+        }
+        if !self.intern {
+            let copies = std::mem::replace(&mut self.ids, Interner::new()).into_states();
+            let map: Option<Vec<u32>> = copies.iter().map(|s| self.ids.id(s, &budget)).collect();
+            self.memo.rename(&map?);
         }
         let mut shared = Shared::new(budget)?;
         *shared.next_id.get_mut() = self.ids.len() as u32;
@@ -434,27 +558,61 @@ impl<S: Clone + Eq + Hash> Local<'_, S> {
         Some(shared)
     }
 
-    fn id(&mut self, state: &S) -> Option<u32> {
-        self.ids.id(state, self.budget)
+    /// [`Tables::visit`] without interning: the stored states are compared by value.
+    fn visit_copies(&mut self, state: &S, tag: Option<&S>, bits: &[u64], set_hash: u64) -> Visit {
+        let hash = state_hash(state);
+        let states = &self.ids;
+        if tag.is_some() {
+            let untagged = key_of(set_hash, hash, None);
+            let same = |s, _| states.state(s) == state;
+            if self.memo.find(untagged, false, bits, same).is_some() {
+                return Visit::Seen;
+            }
+        }
+        let key = key_of(set_hash, hash, tag.map(state_hash));
+        let same = |s, t| states.state(s) == state && tag.is_none_or(|g| states.state(t) == g);
+        let spot = match self.memo.probe(key, tag.is_some(), bits, self.budget, same) {
+            Ok(spot) => spot,
+            Err(visit) => return visit,
+        };
+        let Some(id) = self.ids.push(state, self.budget) else {
+            return Visit::Full;
+        };
+        let tag = match tag {
+            None => NONE,
+            Some(t) => match self.ids.push(t, self.budget) {
+                Some(t) => t,
+                None => return Visit::Full,
+            },
+        };
+        self.memo.record(spot, key, id, tag, bits, self.budget)
     }
 }
 
 impl<S: Clone + Eq + Hash> Tables<S> for Local<'_, S> {
     fn visit(&mut self, state: &S, tag: Option<&S>, bits: &[u64], set_hash: u64) -> Visit {
-        let Some(id) = self.id(state) else {
+        if !self.intern {
+            return self.visit_copies(state, tag, bits, set_hash);
+        }
+        let hash = state_hash(state);
+        let tag_hash = tag.map(state_hash);
+        let key = key_of(set_hash, hash, tag_hash);
+        // Both tables are probed at random places, usually missing the cache: start
+        // loading the memo's slot while the interner looks up the state.
+        self.memo.prefetch(key);
+        let Some(id) = self.ids.id_hashed(state, hash, self.budget) else {
             return Visit::Full;
         };
-        let tag = match tag {
-            None => NONE,
-            Some(t) => match self.id(t) {
+        let tag = match (tag, tag_hash) {
+            (Some(t), Some(h)) => match self.ids.id_hashed(t, h, self.budget) {
                 Some(t) => t,
                 None => return Visit::Full,
             },
+            _ => NONE,
         };
-        if tag != NONE && self.memo.contains(key_of(set_hash, id, NONE), id, bits) {
+        if tag != NONE && self.memo.contains(key_of(set_hash, hash, None), id, bits) {
             return Visit::Seen;
         }
-        let key = key_of(set_hash, id, tag);
         self.memo.visit(key, id, tag, bits, self.budget)
     }
 }
@@ -768,7 +926,8 @@ impl<S: Clone + Eq + Hash> Handle<'_, S> {
                     continue;
                 }
                 let head = if slot == 0 { NONE } else { slot_head(slot) };
-                if let Some(at) = find_in(arena, head, state, tag, lead, words) {
+                let same = |s, t| s == state && t == tag;
+                if let Some(at) = find_in(arena, head, same, tag != NONE, lead, words) {
                     if Some(at) == ours {
                         return Visit::New;
                     }
@@ -791,7 +950,8 @@ impl<S: Clone + Eq + Hash> Handle<'_, S> {
                             return Visit::Full;
                         };
                         let stored = &arena.chunk(at)[at as usize & 0xffff..];
-                        stored[1].store(shape_word(tag, lead, words.len()), Ordering::Relaxed);
+                        let shape = shape_word(tag != NONE, lead, words.len());
+                        stored[1].store(shape, Ordering::Relaxed);
                         stored[2].store(tag as u64, Ordering::Relaxed);
                         for (a, &w) in stored[3..].iter().zip(words) {
                             a.store(w, Ordering::Relaxed);
@@ -844,7 +1004,8 @@ impl<S: Clone + Eq + Hash> Handle<'_, S> {
             if (slot >> 32) as u32 == high {
                 // One slot per key's top bits: the chain holds every such entry.
                 let head = slot_head(slot);
-                return find_in(&self.shared.arena, head, state, NONE, lead, words).is_some();
+                let same = |s, _| s == state;
+                return find_in(&self.shared.arena, head, same, false, lead, words).is_some();
             }
             i = (i + 1) & mask;
         }
@@ -856,6 +1017,7 @@ impl<S: Clone + Eq + Hash> Tables<S> for Handle<'_, S> {
         let Some(id) = self.id(state) else {
             return Visit::Full;
         };
+        let tag_state = tag;
         let tag = match tag {
             None => NONE,
             Some(t) => match self.id(t) {
@@ -864,13 +1026,14 @@ impl<S: Clone + Eq + Hash> Tables<S> for Handle<'_, S> {
             },
         };
         let frozen = &self.shared.frozen_memo;
+        let hash = state_hash(state);
         if tag != NONE {
-            let untagged = key_of(set_hash, id, NONE);
+            let untagged = key_of(set_hash, hash, None);
             if frozen.contains(untagged, id, bits) || self.contains_shared(untagged, id, bits) {
                 return Visit::Seen;
             }
         }
-        let key = key_of(set_hash, id, tag);
+        let key = key_of(set_hash, hash, tag_state.map(state_hash));
         if frozen.has(key, id, tag, bits) {
             return Visit::Seen;
         }
@@ -927,7 +1090,7 @@ mod tests {
     #[test]
     fn local_tables_become_shared_ones_with_the_same_entries() {
         let budget = Budget::new(1 << 30);
-        let mut local: Local<'_, u8> = Local::new(&budget);
+        let mut local: Local<'_, u8> = Local::new(&budget, true);
         let sets: [&[u64]; 3] = [&[u64::MAX, 3], &[1], &[u64::MAX, u64::MAX, 0, 7]];
         for (i, bits) in sets.iter().enumerate() {
             let tag = (i == 1).then_some(&9u8);
@@ -949,6 +1112,50 @@ mod tests {
             );
         }
         assert_eq!(handle.visit(&7u8, None, &[1], 5), Visit::New);
+    }
+
+    #[test]
+    fn local_tables_that_keep_state_copies_find_configurations_by_value_and_share_them() {
+        // States recur across sets here (7 values over 3,000 configurations), some tagged,
+        // so copies of one state stand in different entries and one chain.
+        let configs: Vec<(u8, Option<u8>, [u64; 2], u64)> = (0..3_000u64)
+            .map(|i| {
+                let tag = (i % 5 == 0).then_some((i % 3) as u8);
+                (
+                    (i % 7) as u8,
+                    tag,
+                    [u64::MAX, i / 2],
+                    (i / 2).wrapping_mul(0x9e37),
+                )
+            })
+            .collect();
+        let budget = Budget::new(1 << 30);
+        let mut interned: Local<'_, u8> = Local::new(&budget, true);
+        let mut copies: Local<'_, u8> = Local::new(&budget, false);
+        for (state, tag, bits, set_hash) in configs.iter().chain(&configs) {
+            assert_eq!(
+                copies.visit(state, tag.as_ref(), bits, *set_hash),
+                interned.visit(state, tag.as_ref(), bits, *set_hash),
+                "configuration {state} {tag:?} {bits:?}"
+            );
+        }
+        // An untagged configuration makes the tagged one with its set and state seen.
+        let (state, bits, set_hash) = (1u8, [u64::MAX, 5_000], 77);
+        assert_eq!(copies.visit(&state, None, &bits, set_hash), Visit::New);
+        assert_eq!(copies.visit(&state, Some(&2), &bits, set_hash), Visit::Seen);
+        let entries = copies.memo.entries().len();
+        let shared = copies.into_shared(Budget::new(1 << 30)).expect("fits");
+        assert_eq!(shared.frozen_ids.len(), 7, "the copies are interned");
+        let mut handle = shared.handle();
+        assert_eq!(handle.snapshot().len(), entries);
+        for (state, tag, bits, set_hash) in &configs {
+            assert_eq!(
+                handle.visit(state, tag.as_ref(), bits, *set_hash),
+                Visit::Seen
+            );
+        }
+        assert_eq!(handle.visit(&state, Some(&0), &bits, set_hash), Visit::Seen);
+        assert_eq!(handle.visit(&3u8, None, &bits, set_hash), Visit::New);
     }
 
     #[test]

@@ -498,16 +498,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<u8> {
             totals.in_process_median += median;
             totals.in_process_runs = args.repeat.max(3);
         }
-        let now = measure_median(&current, path, &args, &[])?;
+        let (now, before, slower_runs) =
+            measure_pairs(&current, args.baseline.as_deref(), path, &args)?;
         if args.threads.is_some() && now.partitions == 1 {
             single.push((path.clone(), name.clone()));
         }
-        let before = match &args.baseline {
-            Some(b) => Some(measure_median(b, path, &args, &[])?),
-            None => None,
-        };
         print_bench_row(name, expected, &now, before.as_ref());
-        totals.add(name, expected, &now, before.as_ref());
+        totals.add(name, expected, &now, before.as_ref(), slower_runs);
     }
     totals.print(args.timeout, args.baseline.is_some());
     if let Some(threads) = args.threads {
@@ -532,12 +529,28 @@ struct Totals {
     search_before: f64,
     decided_now: usize,
     decided_before: usize,
+    /// Runs of each binary per file.
+    runs: usize,
+    /// Files whose median run took more CPU than the baseline's, and did in every pair of
+    /// runs.
     slower: Vec<String>,
+    /// Files whose median run took more CPU than the baseline's, but not in every pair.
+    higher_median: Vec<String>,
     mismatches: usize,
 }
 
 impl Totals {
-    fn add(&mut self, name: &str, expected: &str, now: &Measured, before: Option<&Measured>) {
+    /// Counts one file; `slower_runs`: in how many of the paired runs this binary took more
+    /// CPU than the baseline.
+    fn add(
+        &mut self,
+        name: &str,
+        expected: &str,
+        now: &Measured,
+        before: Option<&Measured>,
+        (slower_runs, runs): (usize, usize),
+    ) {
+        self.runs = runs;
         self.files += 1;
         self.cpu_now += now.cpu_ms;
         self.search_now += now.search_ms.max(0.0);
@@ -549,10 +562,15 @@ impl Totals {
             self.decided_before += b.decided() as usize;
             self.mismatches += (b.decided() && b.verdict() != expected) as usize;
             if now.cpu_ms > b.cpu_ms {
-                self.slower.push(format!(
-                    "{name} ({:.1} ms > {:.1} ms)",
+                let line = format!(
+                    "{name} ({:.1} ms > {:.1} ms, more in {slower_runs} of {runs} pairs)",
                     now.cpu_ms, b.cpu_ms
-                ));
+                );
+                if slower_runs == runs {
+                    self.slower.push(line);
+                } else {
+                    self.higher_median.push(line);
+                }
             }
         }
     }
@@ -581,13 +599,25 @@ impl Totals {
                 self.cpu_before / self.cpu_now.max(1e-9),
                 self.search_before / self.search_now.max(1e-9)
             );
-            println!(
-                "slower than the baseline: {}",
-                if self.slower.is_empty() {
+            let list = |files: &[String]| {
+                if files.is_empty() {
                     "none".to_string()
                 } else {
-                    self.slower.join(", ")
+                    files.join(", ")
                 }
+            };
+            // A file whose cost did not change is slower in one pair or faster with even
+            // odds, so it is listed here by chance with probability 2^-runs.
+            println!(
+                "slower than the baseline (a higher median, and more CPU in each of the {} \
+                 paired runs; an unchanged file lands here by chance once in {}): {}",
+                self.runs,
+                1u64 << self.runs.min(63),
+                list(&self.slower)
+            );
+            println!(
+                "a higher median but not in every pair (within the runs' noise): {}",
+                list(&self.higher_median)
             );
         }
         println!(
@@ -705,19 +735,44 @@ fn cpu_time() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
-/// Runs `binary lin FILE` `repeat` times; the run with the median CPU time.
-fn measure_median(
-    binary: &Path,
+/// Runs `current lin FILE` and `baseline lin FILE` (if any) `repeat` times each, in pairs
+/// (which of the two goes first alternates: the first run of a pair was measured to take
+/// more CPU, 0.2 to 0.3 ms on a 2 ms file), so that a change in the machine's load falls on
+/// both alike: the run of each with the median CPU time, and (the pairs in which `current`
+/// took more CPU than the baseline, the pairs).
+fn measure_pairs(
+    current: &Path,
+    baseline: Option<&Path>,
     file: &Path,
     args: &BenchArgs,
-    extra: &[&str],
-) -> anyhow::Result<Measured> {
-    let mut runs = Vec::with_capacity(args.repeat.max(1));
-    for _ in 0..args.repeat.max(1) {
-        runs.push(measure(binary, file, args, extra)?);
+) -> anyhow::Result<(Measured, Option<Measured>, (usize, usize))> {
+    let repeat = args.repeat.max(1);
+    let (mut now, mut before) = (Vec::with_capacity(repeat), Vec::with_capacity(repeat));
+    let mut slower = 0;
+    for pair in 0..repeat {
+        let (run, base) = match baseline {
+            Some(b) if pair % 2 == 1 => {
+                let base = measure(b, file, args, &[])?;
+                (measure(current, file, args, &[])?, Some(base))
+            }
+            Some(b) => {
+                let run = measure(current, file, args, &[])?;
+                (run, Some(measure(b, file, args, &[])?))
+            }
+            None => (measure(current, file, args, &[])?, None),
+        };
+        if let Some(base) = base {
+            slower += usize::from(run.cpu_ms > base.cpu_ms);
+            before.push(base);
+        }
+        now.push(run);
     }
-    runs.sort_by(|a, b| a.cpu_ms.total_cmp(&b.cpu_ms));
-    Ok(runs[runs.len() / 2])
+    let median = |mut runs: Vec<Measured>| {
+        runs.sort_by(|a, b| a.cpu_ms.total_cmp(&b.cpu_ms));
+        runs.get(runs.len() / 2).copied()
+    };
+    let now = median(now).context("at least one run")?;
+    Ok((now, median(before), (slower, repeat)))
 }
 
 /// Runs `binary lin FILE --timeout T` as a child process; its CPU time (user + system) and
@@ -912,6 +967,30 @@ unsafe extern "C" {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_is_slower_only_when_every_paired_run_says_so() {
+        let run = |cpu_ms| Measured {
+            code: Some(0),
+            signal: 0,
+            cpu_ms,
+            max_rss_kib: 0,
+            search_ms: 0.0,
+            wall_ms: 0.0,
+            partitions: 1,
+            handovers: 0,
+        };
+        let mut totals = Totals::default();
+        let (now, base) = (run(2.0), run(1.8));
+        totals.add("a", "linearizable", &now, Some(&base), (5, 5));
+        totals.add("b", "linearizable", &now, Some(&base), (4, 5));
+        totals.add("c", "linearizable", &base, Some(&now), (0, 5));
+        assert_eq!(totals.slower.len(), 1);
+        assert!(totals.slower[0].starts_with("a (2.0 ms > 1.8 ms, more in 5 of 5"));
+        assert_eq!(totals.higher_median.len(), 1);
+        assert!(totals.higher_median[0].starts_with("b "));
+        assert!((totals.cpu_now - 5.8).abs() < 1e-9 && (totals.cpu_before - 5.6).abs() < 1e-9);
+    }
 
     #[test]
     fn hand_overs_are_summed_over_the_partitions_stats() {

@@ -5,7 +5,9 @@
 //! them: a slot holds 32 bits of the state's hash and its id plus one (0: empty). Growing
 //! the index re-places slots by their stored hash bits alone, without touching a state, and
 //! one hash and one probe sequence serve both the lookup and the insertion. Every hit is
-//! confirmed by comparing states.
+//! confirmed by comparing states. [`Interner::push`] appends a copy without a lookup: a
+//! one-thread search of a model whose states rarely recur keeps one copy per configuration
+//! that way (see `tables.rs`), and interns the copies only if it goes parallel.
 
 use super::tables::{Budget, STATE_HEAP_BYTES};
 use crate::hash::FxBuild;

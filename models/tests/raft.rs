@@ -217,6 +217,24 @@ fn ci_terms2_config_is_exhaustive_and_safe() {
     assert_eq!(unique, 74_462);
 }
 
+/// `ci_terms2_snapshots`: `ci_terms2` with snapshots (terms ≤ 2, logs ≤ 1, one crash): a
+/// follower installs a snapshot and truncates a conflicting entry in the same search, and
+/// every safety property holds exhaustively. `aver check` runs it; the test is for nightly
+/// runs: `cargo test -p aver-models --release --test raft ci_terms2_snapshots -- --ignored`.
+#[test]
+#[ignore = "26 s of CPU; aver check runs this configuration"]
+fn ci_terms2_snapshots_config_is_exhaustive_and_safe() {
+    let (found, unique) = exhaustive(RaftModelCfg::ci_terms2_snapshots(), 1);
+    for p in [
+        "follower truncates a conflicting entry",
+        "follower installs a snapshot",
+        "new leader after crash",
+    ] {
+        assert!(found.contains(&p), "{p}: {found:?}");
+    }
+    assert_eq!(unique, 340_774);
+}
+
 /// The deep target: terms ≤ 2, logs ≤ 2, snapshots, one crash. Every kind of progress has an
 /// example and every safety property holds exhaustively. Still running after 1,080 s of CPU
 /// and 9.8 million states (two threads, every reduction), so it is not in `aver check`; `aver check raft --max-term 2 --max-log 2

@@ -194,7 +194,8 @@ impl RaftModelCfg {
     /// logs ≤ 1 entry, no crashes (1,435 states kept by a one-thread DFS with every reduction,
     /// under a second; 232,988 distinct states without symmetry and covering, 1,965,698 without
     /// dead-message collection too). [`RaftModelCfg::ci_crash`] adds crashes;
-    /// [`RaftModelCfg::ci_terms2`] two terms with entries and a crash.
+    /// [`RaftModelCfg::ci_terms2`] two terms with entries and a crash;
+    /// [`RaftModelCfg::ci_terms2_snapshots`] snapshots too.
     pub fn ci() -> RaftModelCfg {
         RaftModelCfg {
             servers: 3,
@@ -268,6 +269,19 @@ impl RaftModelCfg {
         }
     }
 
+    /// A leader change with log entries *and* snapshots: [`RaftModelCfg::ci_terms2`] with
+    /// compaction — terms ≤ 2, logs ≤ 1 entry, one crash with recovery, snapshots,
+    /// duplicating network — so a second leader sends a snapshot to a follower that missed
+    /// the entry, and a server restarts from a snapshot after a leader change (340,774 states
+    /// kept by a one-thread DFS, about 26 s of CPU). Its paths include those of `ci_terms2`,
+    /// which stays as a fast first check.
+    pub fn ci_terms2_snapshots() -> RaftModelCfg {
+        RaftModelCfg {
+            compaction: true,
+            ..RaftModelCfg::ci_terms2()
+        }
+    }
+
     /// The target of deep exhaustive search: two terms of elections with two-entry logs,
     /// snapshots and one crash with recovery — 3 servers, terms ≤ 2, logs ≤ 2 entries,
     /// duplicating network (`aver check raft --max-term 2 --max-log 2 --crashes 1`). Beyond CI's
@@ -302,6 +316,7 @@ impl RaftModelCfg {
             ("ci_reelect", RaftModelCfg::ci_reelect()),
             ("ci_crash_snapshots", RaftModelCfg::ci_crash_snapshots()),
             ("ci_terms2", RaftModelCfg::ci_terms2()),
+            ("ci_terms2_snapshots", RaftModelCfg::ci_terms2_snapshots()),
         ]
     }
 

@@ -36,6 +36,23 @@ fn jsonl_operations_decode_into_kv_operations() {
     assert_eq!(check_operations(&Kv, &ops, None), CheckResult::Ok);
 }
 
+/// A field name written with escapes is the same name, a repeated field means its last
+/// value (as a JSON object read into a map), and fields beyond the reserved ones are kept as
+/// the call's arguments.
+#[test]
+fn jsonl_field_names_with_escapes_repeated_fields_and_extra_arguments() {
+    let text = r#"{"client": 1, "call": 1, "return": 2, "f": "put", "key": "x", "value": "a", "value": "b", "output": "ok"}
+{"cl\u0069ent": 2, "call": 3, "return": 4, "f": "get", "key": "x", "output": "b", "version": 7, "version": 8}
+"#;
+    let records = records_of(text);
+    assert_eq!(records[0].value, serde_json::json!("b"));
+    assert_eq!(records[1].client, 2);
+    assert_eq!(records[1].args.get("version"), Some(&serde_json::json!(8)));
+    assert_eq!(records[1].args.len(), 1);
+    let ops = kv(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(check_operations(&Kv, &ops, None), CheckResult::Ok);
+}
+
 #[test]
 fn jsonl_events_pair_by_id_in_line_order() {
     let text = r#"{"event": "call", "client": 1, "id": 7, "f": "write", "value": 5}

@@ -53,7 +53,11 @@ struct Object<'a>(Vec<(Cow<'a, str>, Value)>);
 
 impl Object<'_> {
     fn get(&self, field: &str) -> Option<&Value> {
-        self.0.iter().rev().find(|(k, _)| k == field).map(|(_, v)| v)
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == field)
+            .map(|(_, v)| v)
     }
 
     fn contains_key(&self, field: &str) -> bool {
@@ -144,14 +148,9 @@ fn required(object: &Object, field: &str, line: usize) -> Result<u64, LineError>
     uint(object, field, line)?.ok_or_else(|| LineError::new(line, field, "missing"))
 }
 
-/// The call part shared by operations and call events. It takes `f`, `key` and `value` out
-/// of the object (no copies), so the caller reads any other reserved field it needs first
-/// or after, but not those three.
-fn call_record(
-    object: &mut Object,
-    line: usize,
-    call: u64,
-) -> Result<Record, LineError> {
+/// The call part shared by operations and call events. It moves `f`, `key` and `value` out
+/// of the object instead of copying them; the caller reads the other reserved fields.
+fn call_record(object: &mut Object, line: usize, call: u64) -> Result<Record, LineError> {
     let f = match object.remove("f") {
         Some(Value::String(f)) => f,
         Some(v) => {
@@ -224,12 +223,7 @@ struct EventReader {
 }
 
 impl EventReader {
-    fn read(
-        &mut self,
-        object: &mut Object,
-        line: usize,
-        time: u64,
-    ) -> Result<(), LineError> {
+    fn read(&mut self, object: &mut Object, line: usize, time: u64) -> Result<(), LineError> {
         let id = required(object, "id", line)?;
         match object.get("event").and_then(Value::as_str) {
             Some("call") => {

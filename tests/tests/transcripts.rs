@@ -235,6 +235,7 @@ fn message_line(m: &Message<u64>) -> String {
             AppendResult::Success { match_index } => {
                 format!("AppendEntriesReply {} ok match={match_index}", r.term)
             }
+            AppendResult::StaleTerm => format!("AppendEntriesReply {} stale term", r.term),
             AppendResult::Conflict {
                 rejected_index,
                 conflict_term,

@@ -189,7 +189,7 @@ pub fn step(state: &mut RaftState, i: usize, input: Input) {
     let conflict = match &input {
         Input::Message(from, Message::AppendEntriesReply(r)) => match r.result {
             AppendResult::Conflict { rejected_index, .. } => Some((*from, rejected_index)),
-            AppendResult::Success { .. } => None,
+            AppendResult::Success { .. } | AppendResult::StaleTerm => None,
         },
         _ => None,
     };

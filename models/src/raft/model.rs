@@ -6,7 +6,7 @@ use super::properties::{PROPERTIES, RaftProperty};
 use super::state::{Env, Events, RaftState, Shared, Spent};
 use super::trace::describe_msg;
 use aver_core::NodeId;
-use aver_core::raft::{Config, Durable, Role, Term, Timer};
+use aver_core::raft::{Bugs, Config, Durable, Role, Term, Timer};
 use stateright::{Expectation, Model, Property};
 use std::fmt;
 use std::sync::Arc;
@@ -95,6 +95,10 @@ impl RaftModel {
             collect_dead_messages: cfg.collect_dead_messages,
             stale_bound: (cfg.collect_stale_requests && stale_rules_hold)
                 .then_some(Term(cfg.max_term)),
+            merge_equivalent: cfg.merge_equivalent_messages
+                && cfg.covering
+                && cfg.network.duplicating()
+                && cfg.bugs == Bugs::NONE,
         });
         RaftModel { cfg, shared }
     }
@@ -324,7 +328,11 @@ impl Model for RaftModel {
         for i in 0..state.servers.len() {
             self.server_actions(state, i, crashes_left, actions);
         }
+        let classes = state.delivery_classes();
         for (k, e) in state.network.iter().enumerate() {
+            if state.stands_for_another(&classes, k) {
+                continue;
+            }
             if self.deliverable(state, k) {
                 actions.push(RaftAction::Deliver(Arc::clone(e)));
             }

@@ -10,7 +10,7 @@ use super::Cmd;
 use super::config::NetworkKind;
 use aver_core::NodeId;
 use aver_core::Violation;
-use aver_core::raft::{Config, Durable, Message, Raft, Term, Timer};
+use aver_core::raft::{Config, DeliveryClass, Durable, Message, Raft, Term, Timer, may_lead};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
@@ -290,6 +290,9 @@ pub struct Shared {
     /// The term bound, when requests that can no longer matter within it are removed too
     /// (see [`RaftState::dead_within_bound`]); `None` when that reduction is off.
     pub stale_bound: Option<Term>,
+    /// Whether messages whose deliveries have the same effect forever are one message to the
+    /// search (see [`RaftState::delivery_classes`]).
+    pub merge_equivalent: bool,
 }
 
 /// One state of the Raft model.
@@ -401,6 +404,67 @@ impl RaftState {
         dst.disk.is_none()
             && src.disk.is_none()
             && dst.raft.request_moot_within(&src.raft, &env.msg, bound)
+    }
+
+    /// For each message in flight, in order, the class of deliveries it belongs to
+    /// (`None` for a message in no class): the core's [`Raft::delivery_class`] at its
+    /// receiver, with [`may_lead`] over the whole cluster and the votes in flight. Messages
+    /// of one class have the same effect on their receiver, now and forever, whichever is
+    /// delivered; on a network that keeps every message sent, a delivered one stays, so a
+    /// state with several of them and a state with just one have the same futures step for
+    /// step. The search therefore identifies a state by its classes rather than their members
+    /// (`super::symmetry`), and the model delivers one member per class. Every property reads
+    /// the servers and the apply record only, so every verdict is unchanged; the test suite
+    /// compares the reachable server states with and without. `None` when the reduction is
+    /// off (see `RaftModelCfg::merge_equivalent_messages`) or a server's disk differs from
+    /// its core's record.
+    pub fn delivery_classes(&self) -> Option<Vec<Option<DeliveryClass>>> {
+        if !self.shared.merge_equivalent || self.servers.iter().any(|s| s.disk.is_some()) {
+            return None;
+        }
+        let rafts = self.rafts();
+        let network = &self.network;
+        // may_lead by (receiver, term), computed once per state.
+        let mut leads: Vec<(NodeId, Term, bool)> = Vec::new();
+        let classes = network
+            .iter()
+            .map(|e| {
+                rafts[e.dst.0 as usize].delivery_class(e.src, &e.msg, |t| {
+                    if let Some(&(_, _, b)) = leads.iter().find(|l| l.0 == e.dst && l.1 == t) {
+                        return b;
+                    }
+                    let grant_in_flight = |voter: NodeId| {
+                        network.iter().any(|o| {
+                            o.src == voter
+                                && o.dst == e.dst
+                                && matches!(&o.msg, Message::RequestVoteReply(r)
+                                    if r.granted && r.term == t)
+                        })
+                    };
+                    let b = may_lead(&rafts, e.dst, t, grant_in_flight);
+                    leads.push((e.dst, t, b));
+                    b
+                })
+            })
+            .collect();
+        Some(classes)
+    }
+
+    /// True if message `k` belongs to a class (`classes` from [`RaftState::delivery_classes`])
+    /// that an earlier message in flight, to the same receiver, belongs to as well.
+    pub fn stands_for_another(
+        &self,
+        classes: &Option<Vec<Option<DeliveryClass>>>,
+        k: usize,
+    ) -> bool {
+        let Some(classes) = classes else {
+            return false;
+        };
+        let Some(class) = classes[k] else {
+            return false;
+        };
+        let dst = self.network[k].dst;
+        (0..k).any(|j| classes[j] == Some(class) && self.network[j].dst == dst)
     }
 
     /// Adds `env` to the network (set semantics on the duplicating networks), unless it is

@@ -31,7 +31,7 @@ use super::state::{Env, Envelope, Hashed, RaftState, Server, stable_hash, stable
 use super::{Cmd, RaftModel};
 use crate::search::{Hooks, Key};
 use aver_core::NodeId;
-use aver_core::raft::{Renaming, Role};
+use aver_core::raft::{DeliveryClass, Renaming, Role};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -241,13 +241,41 @@ fn key_of(state: &RaftState, covering: bool) -> Key {
             pool: Vec::new(),
         };
     }
-    let mut pool: Vec<u64> = state.network.iter().map(|e| e.hash_value()).collect();
-    pool.sort_unstable();
-    pool.dedup();
+    let pool = merged_pool(state);
     Key {
         core: stable_hash(&(&state.servers, &state.applied, &state.fault, &state.spent)),
         pool,
     }
+}
+
+/// The hashes of `state`'s messages in flight as the search sees them, sorted and without
+/// repeats: a message's own hash, or for a message in a class of equivalent deliveries
+/// ([`RaftState::delivery_classes`]) its class's, so all members of a class count as one.
+fn merged_pool(state: &RaftState) -> Vec<u64> {
+    let classes = state.delivery_classes();
+    let mut pool: Vec<u64> = state
+        .network
+        .iter()
+        .enumerate()
+        .map(|(k, e)| match classes.as_ref().and_then(|c| c[k]) {
+            Some(class) => class_hash(e.dst, class, None),
+            None => e.hash_value(),
+        })
+        .collect();
+    pool.sort_unstable();
+    pool.dedup();
+    pool
+}
+
+/// The hash that stands for class `class` of deliveries to `dst`, renamed by `perm` (if any).
+fn class_hash(dst: NodeId, class: DeliveryClass, perm: Option<&[u32]>) -> u64 {
+    let id = |n: NodeId| perm.map_or(n, |p| NodeId(p[n.0 as usize]));
+    let class = match class {
+        DeliveryClass::StaleRequest(src, kind) => DeliveryClass::StaleRequest(id(src), kind),
+        DeliveryClass::StaleAck(src, round) => DeliveryClass::StaleAck(id(src), round),
+        notice @ DeliveryClass::TermNotice(_) => notice,
+    };
+    stable_hash(&("delivery class", id(dst), class))
 }
 
 /// Covering applies: the network keeps every message sent (see [`crate::search`]).
@@ -280,7 +308,12 @@ fn rank(perm: &[u32]) -> usize {
 /// their new positions, the envelopes sorted by hash (the order `renamed` sorts them in, by
 /// hash first), the renamed apply record and the fault — so the key is bit for bit the one
 /// the renamed state has (tested against [`canonical`]). Unordered networks only.
-fn assembled_key(state: &RaftState, perm: &[u32], covering: bool) -> Key {
+fn assembled_key(
+    state: &RaftState,
+    classes: &Option<Vec<Option<DeliveryClass>>>,
+    perm: &[u32],
+    covering: bool,
+) -> Key {
     let r = rank(perm);
     let mut servers: Vec<PartHash> = (0..perm.len()).map(|_| PartHash(0)).collect();
     for (i, s) in state.servers.iter().enumerate() {
@@ -290,7 +323,11 @@ fn assembled_key(state: &RaftState, perm: &[u32], covering: bool) -> Key {
     let mut pool: Vec<u64> = state
         .network
         .iter()
-        .map(|e| e.renamed_hash(r, |v| stable_hash(&renamed_envelope(v, perm))))
+        .enumerate()
+        .map(|(k, e)| match classes.as_ref().and_then(|c| c[k]) {
+            Some(class) => class_hash(e.dst, class, Some(perm)),
+            None => e.renamed_hash(r, |v| stable_hash(&renamed_envelope(v, perm))),
+        })
         .collect();
     pool.sort_unstable();
     let applied: Vec<Cmd> = state.applied.iter().map(|&c| rename_cmd(perm, c)).collect();
@@ -315,9 +352,14 @@ pub fn canonical_key(state: &RaftState, covering: bool) -> Key {
         return canonical(state, covering).1;
     }
     let sigs: Vec<u64> = state.servers.iter().map(|s| signature(s)).collect();
+    let classes = if covering {
+        state.delivery_classes()
+    } else {
+        None
+    };
     candidates(&sigs)
         .iter()
-        .map(|perm| assembled_key(state, perm, covering))
+        .map(|perm| assembled_key(state, &classes, perm, covering))
         .min_by_key(|k| (k.core, pool_hash(k)))
         .expect("at least one candidate")
 }
@@ -334,12 +376,14 @@ pub fn key(model: &RaftModel, state: &RaftState) -> Key {
 }
 
 /// `next` equals `last` but for more messages in flight (a step that only grew the pool).
+/// With equivalent messages merged, only a message of a new class counts as growth.
 pub fn pool_growth(_: &RaftModel, last: &RaftState, next: &RaftState) -> bool {
     next.network.len() > last.network.len()
         && next.servers == last.servers
         && next.applied == last.applied
         && next.fault == last.fault
         && next.spent == last.spent
+        && (!next.shared.merge_equivalent || merged_pool(next).len() > merged_pool(last).len())
 }
 
 /// The search hooks of `model`: its key, and pool growth when covering applies.

@@ -95,6 +95,12 @@ pub struct Bounds {
     /// another); turns off a sound reduction of the bounded model, for comparing state counts.
     #[arg(long)]
     pub keep_stale_requests: bool,
+    /// Keep every message in flight distinct, even those whose deliveries have the same
+    /// effect forever (stale requests of one kind from one sender, replies that can only
+    /// announce a term their receiver will never lead, acknowledgments a leader already
+    /// has); turns off a sound reduction, for comparing state counts.
+    #[arg(long)]
+    pub keep_equivalent_messages: bool,
     /// Visit every state, not one per renaming of the servers (turns off symmetry
     /// reduction; for comparing state counts).
     #[arg(long)]
@@ -175,6 +181,7 @@ impl Bounds {
             (self.no_compaction, " --no-compaction"),
             (self.keep_dead_messages, " --keep-dead-messages"),
             (self.keep_stale_requests, " --keep-stale-requests"),
+            (self.keep_equivalent_messages, " --keep-equivalent-messages"),
             (self.no_symmetry, " --no-symmetry"),
             (self.no_covering, " --no-covering"),
             (self.no_step_checks, " --no-step-checks"),
@@ -234,6 +241,7 @@ impl Bounds {
         cfg.bugs = self.raft_bugs()?;
         cfg.collect_dead_messages &= !self.keep_dead_messages;
         cfg.collect_stale_requests &= !self.keep_stale_requests;
+        cfg.merge_equivalent_messages &= !self.keep_equivalent_messages;
         cfg.symmetry &= !self.no_symmetry;
         cfg.covering &= !self.no_covering;
         cfg.forget_on_crash &= !self.no_forget_on_crash;

@@ -91,6 +91,7 @@ fn describe_cfg(cfg: &RaftModelCfg) -> String {
         [
             (!cfg.collect_dead_messages, " keep-dead-messages"),
             (!cfg.collect_stale_requests, " keep-stale-requests"),
+            (!cfg.merge_equivalent_messages, " keep-equivalent-messages"),
             (!cfg.symmetry, " no-symmetry"),
             (!cfg.step_checks, " no-step-checks"),
             (!cfg.covering, " no-covering"),
@@ -340,12 +341,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
 }
 
 /// The reductions `aver bench check --compare` switches off one at a time, by flag.
-const REDUCTIONS: [&str; 5] = [
+const REDUCTIONS: [&str; 6] = [
     "--no-symmetry",
     "--no-covering",
     "--no-forget-on-crash",
     "--keep-dead-messages",
     "--keep-stale-requests",
+    "--keep-equivalent-messages",
 ];
 
 /// `aver bench check --compare`: reruns this command (without `--compare`) once with every
@@ -358,7 +360,7 @@ fn compare_reductions() -> anyhow::Result<u8> {
         .filter(|a| a != "--compare")
         .collect();
     println!(
-        "{:<22} {:>10} {:>12} {:>9} {:>9} {:>9}",
+        "{:<28} {:>10} {:>12} {:>9} {:>9} {:>9}",
         "reductions", "unique", "generated", "wall", "cpu", "peak-rss"
     );
     for off in std::iter::once(None).chain(REDUCTIONS.iter().map(Some)) {

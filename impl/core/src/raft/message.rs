@@ -92,6 +92,12 @@ pub enum AppendResult {
         /// The follower's last log index.
         last_log_index: LogIndex,
     },
+    /// The request's term was below the follower's. The reply says only that (its `term` is
+    /// the follower's), with no log position and no read round: it answers a leader of an
+    /// earlier term, and if that server leads the reply's term by the time it arrives, nothing
+    /// in it may pass for an answer to the new leader's requests (etcd's raft answers a stale
+    /// append with its term alone, likewise).
+    StaleTerm,
 }
 
 /// InstallSnapshot arguments: the whole snapshot in one message (the lab's simplification).

@@ -437,6 +437,13 @@ impl<C: Command> Raft<C> {
     ///   a candidate becomes leader, and becoming one increments the term; a restart makes a
     ///   follower of the same term).
     ///
+    /// * an [`AppendResult::StaleTerm`] reply of the current term (with no read round): it
+    ///   answers an earlier term's request, and `on_append_entries_reply` passes over it;
+    /// * an `AppendEntriesReply` of the current term to its leader that rejects an index
+    ///   below the follower's recorded match and acknowledges no newer read round: the
+    ///   leader passes over such a conflict, and while it leads the term the recorded match
+    ///   and read acknowledgment only grow (after, it never leads the term again).
+    ///
     /// Requests are never ignored (a stale one is answered), nor are other replies of the
     /// current term.
     ///
@@ -464,6 +471,17 @@ impl<C: Command> Raft<C> {
             (Message::RequestVoteReply(_), _) => true,
             (Message::AppendEntriesReply(_) | Message::InstallSnapshotReply(_), Role::Follower) => {
                 true
+            }
+            (Message::AppendEntriesReply(m), _) if m.result == AppendResult::StaleTerm => {
+                m.read_ctx == 0
+            }
+            (Message::AppendEntriesReply(m), Role::Leader { progress, .. }) => {
+                let Some(p) = self.config.position(from).and_then(|pos| progress.get(pos)) else {
+                    return false;
+                };
+                matches!(m.result, AppendResult::Conflict { rejected_index, .. }
+                    if rejected_index < p.match_index)
+                    && m.read_ctx <= p.read_ack
             }
             _ => false,
         }
@@ -515,6 +533,88 @@ impl<C: Command> Raft<C> {
             && self.voted_for().is_some_and(|v| v != sender.config.id)
     }
 
+    /// The class of deliveries that have the same effect as delivering `msg` from `from` to
+    /// this server, now and in every state this server can reach (a restart from its durable
+    /// state included), or `None` if this method does not place it. Two messages of one class
+    /// can stand for each other: a model checker may keep one of them in the network and
+    /// forget the rest. `may_lead(t)` must say whether this server could still be elected
+    /// in term `t` (see [`may_lead`]). Read off the handlers, under the correct protocol:
+    ///
+    /// * [`DeliveryClass::StaleRequest`]: a request of a term below this server's. Terms
+    ///   never fall, so it stays stale, and it is refused without a change: a RequestVote
+    ///   with `RequestVoteReply { term, granted: false }` (`on_request_vote` grants only in
+    ///   the current term), an AppendEntries with [`AppendResult::StaleTerm`]
+    ///   (`reject_stale_append`), an InstallSnapshot with `match_index` 0 (the stale branch
+    ///   of `on_install_snapshot`). The answer depends on this server's term alone, never
+    ///   on the request, so the requests of one kind from one sender are alike.
+    /// * [`DeliveryClass::TermNotice`]: an AppendEntries or InstallSnapshot reply, or a
+    ///   refused vote, of a term `t` that this server will never lead. Of a term below this
+    ///   server's it is ignored (`step` drops stale replies). Otherwise it at most moves this
+    ///   server to `t` as a follower with no leader (`step`, which names a leader only for
+    ///   AppendEntries and InstallSnapshot), and is then ignored: only a leader of `t` reads
+    ///   such replies (`on_append_entries_reply`, `on_install_snapshot_reply`) and a refused
+    ///   vote counts for nothing (`on_request_vote_reply`). Sender and content do not matter.
+    ///
+    /// * [`DeliveryClass::StaleAck`]: to a leader, a success of its term from one follower
+    ///   (with one read round) reporting no more than the match it has recorded (see
+    ///   `stale_ack`).
+    ///
+    /// `None` when this server runs any seeded bug: bugs change exactly this handling.
+    /// Callers must only rely on it when the disk holds exactly [`Raft::durable`].
+    pub fn delivery_class(
+        &self,
+        from: NodeId,
+        msg: &Message<C>,
+        may_lead: impl FnOnce(Term) -> bool,
+    ) -> Option<DeliveryClass> {
+        if self.config.bugs != Bugs::NONE {
+            return None;
+        }
+        let term = msg.term();
+        let kind = match msg {
+            Message::RequestVote(_) => Some(0),
+            Message::AppendEntries(_) => Some(1),
+            Message::InstallSnapshot(_) => Some(2),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            return (term < self.term()).then_some(DeliveryClass::StaleRequest(from, kind));
+        }
+        if let Some(class) = self.stale_ack(from, msg) {
+            return Some(class);
+        }
+        let notice = match msg {
+            Message::RequestVoteReply(m) => !m.granted,
+            _ => true,
+        };
+        (notice && !may_lead(term)).then_some(DeliveryClass::TermNotice(term))
+    }
+
+    /// The [`DeliveryClass::StaleAck`] of `msg`, if it is one: to this server, leading the
+    /// reply's term, a success reporting a match no greater than the one recorded for
+    /// `from`. `on_follower_matched` then leaves the match and next index as they are and
+    /// does only what any such reply does (replicating, unpaused, a commit check, an append
+    /// if `from` is behind), and an AppendEntries reply also acknowledges its read round; the
+    /// recorded match only grows while this server leads the term, and after that it ignores
+    /// replies of the term.
+    fn stale_ack(&self, from: NodeId, msg: &Message<C>) -> Option<DeliveryClass> {
+        let Role::Leader { progress, .. } = &self.role else {
+            return None;
+        };
+        let recorded = progress.get(self.config.position(from)?)?.match_index;
+        let (reported, round) = match msg {
+            Message::AppendEntriesReply(m) if m.term == self.term() => match m.result {
+                AppendResult::Success { match_index } => (match_index, Some(m.read_ctx)),
+                _ => return None,
+            },
+            Message::InstallSnapshotReply(m) if m.term == self.term() && m.match_index.0 > 0 => {
+                (m.match_index, None)
+            }
+            _ => return None,
+        };
+        (reported <= recorded).then_some(DeliveryClass::StaleAck(from, round))
+    }
+
     // ---- shared step ----------------------------------------------------------------------
 
     /// The term check every message goes through (§5.1), then dispatch by message.
@@ -544,7 +644,7 @@ impl<C: Command> Raft<C> {
             Message::RequestVoteReply(m) if !stale => self.on_request_vote_reply(from, m),
             Message::AppendEntries(m) => {
                 if stale && !self.config.bugs.has(Bug::AcceptStaleTerm) {
-                    self.reject_stale_append(from, &m);
+                    self.reject_stale_append(from);
                 } else {
                     self.on_append_entries(from, m);
                 }
@@ -674,6 +774,57 @@ impl<C: Command> contract::Core for Raft<C> {
     fn applies_follow_writes(&self) -> bool {
         Raft::applies_follow_writes(self)
     }
+}
+
+/// What [`Raft::delivery_class`] groups deliveries by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeliveryClass {
+    /// A request from this sender, of one kind (0 RequestVote, 1 AppendEntries, 2
+    /// InstallSnapshot), of a term below the receiver's.
+    StaleRequest(NodeId, u8),
+    /// A reply that can only tell the receiver of this term.
+    TermNotice(Term),
+    /// A success from this follower that the leader already knows of, with this read round
+    /// (`None` for an InstallSnapshot reply, which carries none).
+    StaleAck(NodeId, Option<u64>),
+}
+
+/// Whether `candidate` could still lead `term`, given every server of the cluster as it is
+/// and `grant_in_flight(voter)`: a vote `voter` granted
+/// `candidate` in `term` may still arrive. False only if `candidate` is not leading `term`
+/// and fewer than a quorum of servers could ever give it a vote there: a server could if its
+/// term is below `term`, if it is in `term` and voted for nobody or for `candidate`, if its
+/// grant may still arrive, or if `candidate`, a candidate of `term`, has counted it. Each
+/// of these can only stop holding (terms never fall, a vote in a term is durable and final,
+/// a server in a later term grants nothing in `term`), so once false it stays false. Under
+/// the correct protocol only; callers check for bugs as [`Raft::delivery_class`] does.
+pub fn may_lead<C: Command>(
+    cluster: &[&Raft<C>],
+    candidate: NodeId,
+    term: Term,
+    grant_in_flight: impl Fn(NodeId) -> bool,
+) -> bool {
+    let Some(me) = cluster.iter().find(|r| r.id() == candidate) else {
+        return false;
+    };
+    let counted = match me.role() {
+        Role::Leader { .. } if me.term() == term => return true,
+        Role::Candidate { votes } if me.term() == term => *votes,
+        _ => 0,
+    };
+    let could_grant = cluster
+        .iter()
+        .filter(|r| {
+            r.term() < term
+                || r.term() == term && r.voted_for().is_none_or(|v| v == candidate)
+                || me
+                    .config
+                    .position(r.id())
+                    .is_some_and(|p| counted & (1 << p) != 0)
+                || grant_in_flight(r.id())
+        })
+        .count();
+    could_grant >= me.config.quorum()
 }
 
 #[cfg(test)]

@@ -116,6 +116,8 @@ impl<C: Command> Raft<C> {
         }
         match m.result {
             AppendResult::Success { match_index } => self.on_follower_matched(from, match_index),
+            // Answers a request of an earlier term of ours: nothing to learn at this one.
+            AppendResult::StaleTerm => {}
             AppendResult::Conflict {
                 rejected_index,
                 conflict_term,
@@ -226,17 +228,11 @@ impl<C: Command> Raft<C> {
     // ---- follower side --------------------------------------------------------------------
 
     /// Answers an AppendEntries from an older term so its sender learns ours and steps down.
-    pub(super) fn reject_stale_append(&mut self, from: NodeId, m: &AppendEntries<C>) {
-        let result = AppendResult::Conflict {
-            rejected_index: m.prev_log_index,
-            conflict_term: None,
-            conflict_index: LogIndex(0),
-            last_log_index: self.durable.log.last_index(),
-        };
+    pub(super) fn reject_stale_append(&mut self, from: NodeId) {
         let reply = AppendEntriesReply {
             term: self.term(),
-            result,
-            read_ctx: m.read_ctx,
+            result: AppendResult::StaleTerm,
+            read_ctx: 0,
         };
         self.send(from, Message::AppendEntriesReply(reply));
     }

@@ -247,6 +247,131 @@ fn ignores_forever_is_a_no_op_that_stays_true() {
     assert!(dead.iter().any(|d| !*d), "and live ones");
 }
 
+/// `delivery_class`: messages the audit ever saw in one class, to one server, have the same
+/// effect there — the same server state and the same outputs — at that point and at every
+/// later one, through elections, a split vote, a restart and the redelivery of everything
+/// ever sent.
+#[test]
+fn delivery_classes_have_one_effect_forever() {
+    type Pairs = Vec<(usize, usize, DeliveryClass)>;
+    fn effect(node: &Raft<u32>, from: NodeId, m: &Message<u32>) -> (Raft<u32>, RaftReady<u32>) {
+        let mut probe = node.clone();
+        probe.on_message(from, m.clone());
+        let ready = probe.take_ready();
+        (probe, ready)
+    }
+    fn audit(c: &Cluster, pairs: &mut Pairs) {
+        let nodes: Vec<&Raft<u32>> = c.nodes.iter().collect();
+        let classes: Vec<Option<DeliveryClass>> = c
+            .sent
+            .iter()
+            .map(|(from, to, m)| {
+                nodes[to.0 as usize].delivery_class(*from, m, |t| {
+                    // Any vote ever granted may still be in flight on a duplicating network.
+                    may_lead(&nodes, *to, t, |voter| {
+                        c.sent.iter().any(|(f, d, o)| {
+                            *f == voter
+                                && d == to
+                                && matches!(o, Message::RequestVoteReply(r) if r.granted && r.term == t)
+                        })
+                    })
+                })
+            })
+            .collect();
+        for a in 0..c.sent.len() {
+            for b in a + 1..c.sent.len() {
+                let same =
+                    classes[a].is_some() && classes[a] == classes[b] && c.sent[a].1 == c.sent[b].1;
+                if same && !pairs.iter().any(|p| (p.0, p.1) == (a, b)) {
+                    pairs.push((a, b, classes[a].expect("same class")));
+                }
+            }
+        }
+        for &(a, b, _) in pairs.iter() {
+            let ((fa, to, ma), (fb, _, mb)) = (&c.sent[a], &c.sent[b]);
+            let node = &c.nodes[to.0 as usize];
+            assert_eq!(
+                effect(node, *fa, ma),
+                effect(node, *fb, mb),
+                "{ma:?} from {fa} and {mb:?} from {fb} to {to} differ"
+            );
+        }
+    }
+    fn deliver_all(c: &mut Cluster, pairs: &mut Pairs) {
+        while let Some((from, to, m)) = c.queue.pop_front() {
+            let j = to.0 as usize;
+            c.nodes[j].on_message(from, m);
+            c.drain(j);
+            audit(c, pairs);
+        }
+    }
+    let mut c = Cluster::new(3);
+    let mut pairs = Vec::new();
+    c.timeout(0, Timer::Election);
+    deliver_all(&mut c, &mut pairs);
+    c.nodes[0].propose(10).unwrap();
+    c.drain(0);
+    deliver_all(&mut c, &mut pairs);
+    c.timeout(0, Timer::Heartbeat);
+    deliver_all(&mut c, &mut pairs);
+    // A split vote in term 2, then term 3, while server 0's old requests are redelivered.
+    c.timeout(1, Timer::Election);
+    c.timeout(2, Timer::Election);
+    deliver_all(&mut c, &mut pairs);
+    c.restart(0);
+    audit(&c, &mut pairs);
+    c.timeout(2, Timer::Election);
+    deliver_all(&mut c, &mut pairs);
+    c.nodes[2].propose(11).unwrap();
+    c.drain(2);
+    deliver_all(&mut c, &mut pairs);
+    let old = c.sent.clone();
+    c.queue.extend(old);
+    deliver_all(&mut c, &mut pairs);
+    let saw = |kind: fn(&DeliveryClass) -> bool| pairs.iter().filter(|p| kind(&p.2)).count();
+    let counts = [
+        saw(|c| matches!(c, DeliveryClass::StaleRequest(..))),
+        saw(|c| matches!(c, DeliveryClass::TermNotice(_))),
+        saw(|c| matches!(c, DeliveryClass::StaleAck(..))),
+    ];
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "the audit saw every kind of class: {counts:?}"
+    );
+}
+
+/// A request of an earlier term is answered with the term alone: the answer echoes neither
+/// the request's log position nor its read round, which the old leader, if it leads the
+/// answer's term by the time the answer arrives, must not take for a fresh acknowledgment.
+#[test]
+fn a_stale_append_is_answered_with_the_term_alone() {
+    let mut c = cluster_with_leader_0();
+    c.nodes[0].propose(5).unwrap();
+    c.drain(0);
+    c.deliver_all();
+    c.nodes[0].read_index(ReadId(1)).unwrap();
+    c.drain(0);
+    let stale = c.queue.iter().find_map(|(_, _, m)| match m {
+        Message::AppendEntries(a) if a.read_ctx > 0 => Some(a.clone()),
+        _ => None,
+    });
+    let stale = stale.expect("the leader sent a read round");
+    c.queue.clear();
+    c.timeout(1, Timer::Election); // server 1 moves to term 2
+    c.queue.clear();
+    c.nodes[1].on_message(NodeId(0), Message::AppendEntries(stale));
+    let ready = c.nodes[1].take_ready();
+    let reply = AppendEntriesReply {
+        term: Term(2),
+        result: AppendResult::StaleTerm,
+        read_ctx: 0,
+    };
+    assert_eq!(
+        ready.messages,
+        vec![(NodeId(0), Message::AppendEntriesReply(reply))]
+    );
+}
+
 fn cluster_with_leader_0() -> Cluster {
     let mut c = Cluster::new(3);
     c.timeout(0, Timer::Election);

@@ -106,13 +106,14 @@ pub struct RaftModelCfg {
     /// `max_term` (a sound reduction of the bounded model, see
     /// `RaftState::dead_within_bound`; on by default, off only to compare).
     pub collect_stale_requests: bool,
-    /// On networks that keep every message sent, keep one message of each class of
-    /// deliveries that have the same effect forever, by the core's
+    /// On networks that keep every message sent and with covering, count the messages of
+    /// one class of deliveries that have the same effect forever, by the core's
     /// `Raft::delivery_class` (stale requests of one kind from one sender; replies that can
-    /// only tell their receiver of a term it will never lead), and forget the others: they
-    /// can stand for each other, so the states with and without them have the same futures
-    /// (a sound reduction, see `RaftModel::merge_equivalent_messages`; on by default, off
-    /// only to compare). Only for the correct protocol.
+    /// only tell their receiver of a term it will never lead; successes a leader already
+    /// has; AppendEntries of its term a follower already holds), as one: the search keys a
+    /// state by its classes and the model delivers one member per class (a sound reduction,
+    /// see `RaftState::delivery_classes`; on by default, off only to compare). Only for the
+    /// correct protocol.
     pub merge_equivalent_messages: bool,
     /// Whether each server checks its own step and node invariants (RAFT-2, 6, 8, 9, 10)
     /// after every input, and the model checks them as properties. Off, only the cluster's
@@ -199,7 +200,7 @@ impl Limits {
 
 impl RaftModelCfg {
     /// The exhaustive CI configuration: 3 servers, duplicating network, snapshots, terms ≤ 1,
-    /// logs ≤ 1 entry, no crashes (1,437 states kept by a one-thread DFS with every reduction,
+    /// logs ≤ 1 entry, no crashes (1,163 states kept by a one-thread DFS with every reduction,
     /// under a second; 232,988 distinct states without symmetry and covering, 1,965,698 without
     /// dead-message collection too). [`RaftModelCfg::ci_crash`] adds crashes;
     /// [`RaftModelCfg::ci_terms2`] two terms with entries and a crash;
@@ -226,7 +227,7 @@ impl RaftModelCfg {
 
     /// The second exhaustive CI configuration: [`RaftModelCfg::ci`] with one crash (and
     /// recovery from storage) instead of snapshots — terms ≤ 1, logs ≤ 1 entry, duplicating
-    /// network (3,860 states kept, 6,976 without `forget_on_crash`; 366,876 distinct states without
+    /// network (2,462 states kept, 6,976 without `forget_on_crash`; 366,876 distinct states without
     /// symmetry, covering and forgetting).
     pub fn ci_crash() -> RaftModelCfg {
         RaftModelCfg {
@@ -238,7 +239,7 @@ impl RaftModelCfg {
 
     /// The deepest exhaustive CI configuration with logs: [`RaftModelCfg::ci`] with one crash
     /// *and* snapshots, so a server may restart from a snapshot — terms ≤ 1, logs ≤ 1 entry,
-    /// duplicating network (20,375 states kept, 38,177 without `forget_on_crash`; 3,304,512
+    /// duplicating network (11,172 states kept, 38,177 without `forget_on_crash`; 3,304,512
     /// distinct states without symmetry, covering and forgetting). Its paths include those of `ci` and `ci_crash`,
     /// which stay as fast first checks.
     pub fn ci_crash_snapshots() -> RaftModelCfg {
@@ -250,7 +251,7 @@ impl RaftModelCfg {
 
     /// The third exhaustive CI configuration: elections only — two terms, one crash, empty
     /// logs, duplicating network — deep enough for a leader to crash and another to be
-    /// elected in the next term (2,139 states kept; 3,510 without `collect_stale_requests`,
+    /// elected in the next term (2,919 states kept; 5,064 without `collect_stale_requests`,
     /// 5,635 without `forget_on_crash` too; 237,032 distinct states without symmetry,
     /// covering and forgetting).
     pub fn ci_reelect() -> RaftModelCfg {
@@ -266,7 +267,7 @@ impl RaftModelCfg {
     /// A leader change *with* log entries: terms ≤ 2, logs ≤ 1 entry, one crash with
     /// recovery, no snapshots, duplicating network — so conflicting entries are truncated,
     /// votes compare logs (§5.4.1) and a second leader replicates over a first one's entries
-    /// (51,134 states kept by a one-thread DFS, about 3 s of CPU; 74,462 without
+    /// (45,043 states kept by a one-thread DFS, about 2 s of CPU; 74,462 without
     /// `merge_equivalent_messages`; 187,861 without
     /// `collect_stale_requests`, 325,441 without `forget_on_crash` too; unfinished after 7.9M
     /// states before symmetry and covering).
@@ -282,8 +283,8 @@ impl RaftModelCfg {
     /// A leader change with log entries *and* snapshots: [`RaftModelCfg::ci_terms2`] with
     /// compaction — terms ≤ 2, logs ≤ 1 entry, one crash with recovery, snapshots,
     /// duplicating network — so a second leader sends a snapshot to a follower that missed
-    /// the entry, and a server restarts from a snapshot after a leader change (215,471 states
-    /// kept by a one-thread DFS, about 12 s of CPU; 340,774 without `merge_equivalent_messages`).
+    /// the entry, and a server restarts from a snapshot after a leader change (172,387 states
+    /// kept by a one-thread DFS, about 11 s of CPU; 340,774 without `merge_equivalent_messages`).
     /// Its paths include those of `ci_terms2`,
     /// which stays as a fast first check.
     pub fn ci_terms2_snapshots() -> RaftModelCfg {

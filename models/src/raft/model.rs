@@ -3,7 +3,7 @@
 use super::actor::{self, Input, command};
 use super::config::{NetworkKind, RaftModelCfg};
 use super::properties::{PROPERTIES, RaftProperty};
-use super::state::{Env, Events, RaftState, Shared, Spent};
+use super::state::{Env, Events, Fault, Leaders, RaftState, Shared, Spent};
 use super::trace::describe_msg;
 use aver_core::NodeId;
 use aver_core::raft::{Bugs, Config, Durable, Role, Term, Timer};
@@ -298,6 +298,26 @@ impl RaftModel {
     }
 }
 
+/// Records in the ghost [`Leaders`] that `actor` was just elected (it leads now and did not
+/// in `last`); an election into a term already led is an Election Safety violation (RAFT-1
+/// over the whole run), recorded as the state's fault unless one is recorded already.
+fn record_election(last: &RaftState, state: &mut RaftState, actor: NodeId) {
+    let i = actor.0 as usize;
+    let s = &state.servers[i];
+    if s.down || !s.raft.is_leader() || last.servers[i].raft.is_leader() {
+        return;
+    }
+    let term = s.raft.term();
+    if !state.leaders.led(term) {
+        state.leaders.record(term);
+    } else if state.fault.is_none() {
+        state.fault = Some(Fault {
+            id: aver_core::raft::invariants::ELECTION_SAFETY,
+            detail: format!("a second server was elected in term {}", term.0),
+        });
+    }
+}
+
 /// `spent` is below `limit`, or there is no limit.
 fn below(spent: u8, limit: Option<u8>) -> bool {
     limit.is_none_or(|l| spent < l)
@@ -315,6 +335,7 @@ impl Model for RaftModel {
             fault: None,
             events: Events::default(),
             spent: Spent::default(),
+            leaders: Leaders::default(),
             shared: Arc::clone(&self.shared),
         };
         for (i, config) in self.shared.configs.iter().enumerate() {
@@ -351,6 +372,7 @@ impl Model for RaftModel {
         let limited = self.cfg.limits.any().then(|| action.clone());
         self.apply(&mut next, action);
         if let Some(actor) = actor {
+            record_election(last, &mut next, actor);
             self.collect_dead_messages(&mut next, actor);
         }
         if next == *last {

@@ -87,6 +87,7 @@ const fn sometimes(
 pub const PROPERTIES: &[RaftProperty] = &[
     always("RAFT-1 Election Safety", false, |_, s| {
         holds(s, invariants::ELECTION_SAFETY, invariants::election_safety)
+            && no_fault(s, invariants::ELECTION_SAFETY)
     }),
     always("RAFT-2 Leader Append-Only", true, |_, s| {
         holds(s, invariants::LEADER_APPEND_ONLY, nothing)

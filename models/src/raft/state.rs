@@ -316,6 +316,10 @@ pub struct RaftState {
     /// The behaviour budgets spent so far (see `RaftModelCfg::limits`); all zero, and so
     /// hashing to nothing, in a model without limits.
     pub spent: Spent,
+    /// Ghost state: the terms some server has led, ever (a crash does not erase it), so
+    /// that RAFT-1 is checked over the whole run: a second election in one term is a
+    /// violation even if the first leader crashed before the second was elected.
+    pub leaders: Leaders,
     /// Shared by every state of the model.
     pub shared: Arc<Shared>,
 }
@@ -345,6 +349,25 @@ impl Hash for Spent {
     }
 }
 
+/// The terms some server has led so far, ever, as a bitset (bit `t` for term `t`, terms
+/// below 64). Which server led is not kept: no server can be elected twice in one term (it
+/// campaigns into a new term each time), so any election into a term already led is a
+/// second leader of that term.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Leaders(pub u64);
+
+impl Leaders {
+    /// True if some server has led `term`.
+    pub fn led(self, term: Term) -> bool {
+        self.0 & (1 << term.0) != 0
+    }
+
+    /// Records that `term` has been led.
+    pub fn record(&mut self, term: Term) {
+        self.0 |= 1 << term.0;
+    }
+}
+
 /// A state's identity: everything but `events` (what the last step did) and `shared`.
 impl Hash for RaftState {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -353,6 +376,7 @@ impl Hash for RaftState {
         self.applied.hash(state);
         self.fault.hash(state);
         self.spent.hash(state);
+        self.leaders.hash(state);
     }
 }
 
@@ -363,6 +387,7 @@ impl PartialEq for RaftState {
             && self.applied == other.applied
             && self.fault == other.fault
             && self.spent == other.spent
+            && self.leaders == other.leaders
     }
 }
 
@@ -414,8 +439,12 @@ impl RaftState {
     /// state with several of them and a state with just one have the same futures step for
     /// step. The search therefore identifies a state by its classes rather than their members
     /// (`super::symmetry`), and the model delivers one member per class. Every property reads
-    /// the servers and the apply record only, so every verdict is unchanged; the test suite
-    /// compares the reachable server states with and without. `None` when the reduction is
+    /// the servers and the ghost records only, so every verdict is unchanged; the test suite
+    /// compares the reachable server states with and without. One class, AppendEntries a
+    /// follower already holds, stays a class only while no second server leads the term: the
+    /// ghost [`Leaders`] makes RAFT-1 fail at the first election into a term already led,
+    /// which the search reaches exactly (everything before it is exact), so nothing that
+    /// class could hide goes unreported. `None` when the reduction is
     /// off (see `RaftModelCfg::merge_equivalent_messages`) or a server's disk differs from
     /// its core's record.
     pub fn delivery_classes(&self) -> Option<Vec<Option<DeliveryClass>>> {

@@ -136,6 +136,7 @@ pub fn renamed(state: &RaftState, perm: &[u32]) -> RaftState {
         fault: state.fault.clone(),
         events: state.events,
         spent: state.spent,
+        leaders: state.leaders,
         shared: Arc::clone(&state.shared),
     }
 }
@@ -243,7 +244,13 @@ fn key_of(state: &RaftState, covering: bool) -> Key {
     }
     let pool = merged_pool(state);
     Key {
-        core: stable_hash(&(&state.servers, &state.applied, &state.fault, &state.spent)),
+        core: stable_hash(&(
+            &state.servers,
+            &state.applied,
+            &state.fault,
+            &state.spent,
+            &state.leaders,
+        )),
         pool,
     }
 }
@@ -273,6 +280,17 @@ fn class_hash(dst: NodeId, class: DeliveryClass, perm: Option<&[u32]>) -> u64 {
     let class = match class {
         DeliveryClass::StaleRequest(src, kind) => DeliveryClass::StaleRequest(id(src), kind),
         DeliveryClass::StaleAck(src, round) => DeliveryClass::StaleAck(id(src), round),
+        DeliveryClass::HeldAppend {
+            from,
+            end,
+            commit,
+            read_ctx,
+        } => DeliveryClass::HeldAppend {
+            from: id(from),
+            end,
+            commit,
+            read_ctx,
+        },
         notice @ DeliveryClass::TermNotice(_) => notice,
     };
     stable_hash(&("delivery class", id(dst), class))
@@ -333,12 +351,25 @@ fn assembled_key(
     let applied: Vec<Cmd> = state.applied.iter().map(|&c| rename_cmd(perm, c)).collect();
     if covering {
         pool.dedup();
-        let core = stable_hash(&(&servers, &applied, &state.fault, &state.spent));
+        let core = stable_hash(&(
+            &servers,
+            &applied,
+            &state.fault,
+            &state.spent,
+            &state.leaders,
+        ));
         return Key { core, pool };
     }
     let network: Vec<PartHash> = pool.into_iter().map(PartHash).collect();
     Key {
-        core: stable_hash(&(&servers, &network, &applied, &state.fault, &state.spent)),
+        core: stable_hash(&(
+            &servers,
+            &network,
+            &applied,
+            &state.fault,
+            &state.spent,
+            &state.leaders,
+        )),
         pool: Vec::new(),
     }
 }
@@ -381,6 +412,7 @@ pub fn pool_growth(_: &RaftModel, last: &RaftState, next: &RaftState) -> bool {
     next.network.len() > last.network.len()
         && next.servers == last.servers
         && next.applied == last.applied
+        && next.leaders == last.leaders
         && next.fault == last.fault
         && next.spent == last.spent
         && (!next.shared.merge_equivalent || merged_pool(next).len() > merged_pool(last).len())

@@ -98,7 +98,8 @@ pub struct Bounds {
     /// Keep every message in flight distinct, even those whose deliveries have the same
     /// effect forever (stale requests of one kind from one sender, replies that can only
     /// announce a term their receiver will never lead, acknowledgments a leader already
-    /// has); turns off a sound reduction, for comparing state counts.
+    /// has, AppendEntries a follower already holds); turns off a sound reduction, for
+    /// comparing state counts.
     #[arg(long)]
     pub keep_equivalent_messages: bool,
     /// Visit every state, not one per renaming of the servers (turns off symmetry

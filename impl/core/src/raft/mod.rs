@@ -555,6 +555,12 @@ impl<C: Command> Raft<C> {
     ///   such replies (`on_append_entries_reply`, `on_install_snapshot_reply`) and a refused
     ///   vote counts for nothing (`on_request_vote_reply`). Sender and content do not matter.
     ///
+    /// * [`DeliveryClass::HeldAppend`]: an AppendEntries of this server's term from one
+    ///   sender whose entries this server already holds, by where it ends, the commit index
+    ///   it can bring and its read round (see `held_append`). Unlike the others, it stays a
+    ///   class only **while no second server leads the term** (Election Safety): a caller
+    ///   must check that over the whole history, so that the first run breaking it is found
+    ///   before anything it could hide.
     /// * [`DeliveryClass::StaleAck`]: to a leader, a success of its term from one follower
     ///   (with one read round) reporting no more than the match it has recorded (see
     ///   `stale_ack`).
@@ -578,7 +584,13 @@ impl<C: Command> Raft<C> {
             _ => None,
         };
         if let Some(kind) = kind {
-            return (term < self.term()).then_some(DeliveryClass::StaleRequest(from, kind));
+            if term < self.term() {
+                return Some(DeliveryClass::StaleRequest(from, kind));
+            }
+            return match msg {
+                Message::AppendEntries(m) => self.held_append(from, m),
+                _ => None,
+            };
         }
         if let Some(class) = self.stale_ack(from, msg) {
             return Some(class);
@@ -588,6 +600,41 @@ impl<C: Command> Raft<C> {
             _ => true,
         };
         (notice && !may_lead(term)).then_some(DeliveryClass::TermNotice(term))
+    }
+
+    /// The [`DeliveryClass::HeldAppend`] of `m`, if it is one: an AppendEntries of this
+    /// server's term, to a follower or candidate, whose entries beyond this server's snapshot
+    /// it holds exactly and whose previous entry (unless under the snapshot) it holds with
+    /// the same term. Delivered, it changes no entry (`store_entries` skips held entries; a
+    /// request that ends under the snapshot is answered at once), takes `from` as leader,
+    /// moves the commit index to `max(commit, min(leader_commit, end))` (none when it ends
+    /// under the snapshot, which depends on `end` alone), and answers `Success { end }` with
+    /// its read round: a function of `(from, end, min(leader_commit, end), read_ctx)`. It
+    /// stays one while no second server leads the term: only the term's leader sends
+    /// AppendEntries of it, from a log that only grows while it leads, so no entry it sends
+    /// conflicts with a held one; a restart keeps the log (and starts from a lower commit
+    /// index, which `min(leader_commit, end)` still decides); a snapshot of the term's
+    /// leader, or of this server, keeps the entries after it.
+    fn held_append(&self, from: NodeId, m: &AppendEntries<C>) -> Option<DeliveryClass> {
+        if m.term != self.term() || self.is_leader() {
+            return None;
+        }
+        let log = &self.durable.log;
+        let base = log.base().index;
+        if m.prev_log_index >= base && log.term_at(m.prev_log_index) != Some(m.prev_log_term) {
+            return None;
+        }
+        let held = m.entries.iter().enumerate().all(|(k, e)| {
+            let index = LogIndex(m.prev_log_index.0 + 1 + k as u64);
+            index <= base || log.entry(index) == Some(e)
+        });
+        let end = LogIndex(m.prev_log_index.0 + m.entries.len() as u64);
+        held.then_some(DeliveryClass::HeldAppend {
+            from,
+            end,
+            commit: m.leader_commit.min(end),
+            read_ctx: m.read_ctx,
+        })
     }
 
     /// The [`DeliveryClass::StaleAck`] of `msg`, if it is one: to this server, leading the
@@ -787,6 +834,17 @@ pub enum DeliveryClass {
     /// A success from this follower that the leader already knows of, with this read round
     /// (`None` for an InstallSnapshot reply, which carries none).
     StaleAck(NodeId, Option<u64>),
+    /// An AppendEntries of the receiver's term whose entries it already holds.
+    HeldAppend {
+        /// The sender (the term's leader).
+        from: NodeId,
+        /// `prev_log_index + entries.len()`.
+        end: LogIndex,
+        /// `min(leader_commit, end)`: the commit index it can bring.
+        commit: LogIndex,
+        /// The read round it carries.
+        read_ctx: u64,
+    },
 }
 
 /// Whether `candidate` could still lead `term`, given every server of the cluster as it is

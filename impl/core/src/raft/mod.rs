@@ -536,8 +536,8 @@ impl<C: Command> Raft<C> {
     /// The class of deliveries that have the same effect as delivering `msg` from `from` to
     /// this server, now and in every state this server can reach (a restart from its durable
     /// state included), or `None` if this method does not place it. Two messages of one class
-    /// can stand for each other: a model checker may keep one of them in the network and
-    /// forget the rest. `may_lead(t)` must say whether this server could still be elected
+    /// can stand for each other: a model checker may treat them as one (for `HeldAppend`,
+    /// under the condition below). `may_lead(t)` must say whether this server could still be elected
     /// in term `t` (see [`may_lead`]). Read off the handlers, under the correct protocol:
     ///
     /// * [`DeliveryClass::StaleRequest`]: a request of a term below this server's. Terms
@@ -554,7 +554,6 @@ impl<C: Command> Raft<C> {
     ///   AppendEntries and InstallSnapshot), and is then ignored: only a leader of `t` reads
     ///   such replies (`on_append_entries_reply`, `on_install_snapshot_reply`) and a refused
     ///   vote counts for nothing (`on_request_vote_reply`). Sender and content do not matter.
-    ///
     /// * [`DeliveryClass::HeldAppend`]: an AppendEntries of this server's term from one
     ///   sender whose entries this server already holds, by where it ends, the commit index
     ///   it can bring and its read round (see `held_append`). Unlike the others, it stays a

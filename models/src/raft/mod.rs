@@ -37,6 +37,15 @@
 //!   a stale request whose sender is at `max_term` already, so the refusal it would bring back
 //!   tells the sender nothing, and a RequestVote at `max_term` to a server that voted for
 //!   another then — sound for the bounded model, also tested against the unreduced search.
+//!   Messages whose deliveries have the same effect forever (the core's
+//!   [`aver_core::raft::Raft::delivery_class`]: stale requests, replies that can only announce
+//!   a term their receiver can no longer win, acknowledgments a leader already has,
+//!   AppendEntries a follower already holds) count as one: the search keys a state by its
+//!   classes and one member per class is delivered ([`RaftState::delivery_classes`]; tested
+//!   against the search that keeps them apart).
+//! * **Ghost records.** Besides the apply record, the terms some server has led, ever
+//!   ([`state::Leaders`]): an election into a term already led fails RAFT-1 even when the
+//!   first leader crashed before it, which a check of each state alone would miss.
 //!
 //! ## Bounds
 //!

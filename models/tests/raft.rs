@@ -82,7 +82,7 @@ fn witness_leader_backs_up_by_the_conflict_hint() {
     )
     .deliver(1, 0, "AppendEntriesReply");
     assert!(w.holds("leader backs up by the conflict hint"));
-    assert_eq!(w.steps, 12);
+    assert_eq!(w.steps, 11);
 }
 
 /// As above, then n0 appends an entry of term 2 and commits both: the term-1 entry is
@@ -173,8 +173,9 @@ fn ci_crash_config_is_exhaustive_and_safe() {
     let (found, unique) = exhaustive(RaftModelCfg::ci_crash(), 1);
     assert!(found.contains(&"follower applies an entry"), "{found:?}");
     // 6,976 before a crash forgot the server's memory (`forget_on_crash`); 3,860 before
-    // `merge_equivalent_messages` classed AppendEntries a follower already holds.
-    assert_eq!(unique, 2_462);
+    // `merge_equivalent_messages` classed AppendEntries a follower already holds; 2,462
+    // before a crash and its recovery became one step (`restart_at_crash`).
+    assert_eq!(unique, 1_110);
 }
 
 /// `ci_reelect`: terms ≤ 2, empty logs, one crash: a leader crashes and another is elected.
@@ -188,13 +189,14 @@ fn ci_reelect_config_is_exhaustive_and_safe() {
     // that reduction off; 2,231 before `merge_equivalent_messages`, 2,139 before the ghost
     // record of the terms led (RAFT-1 over the whole run), which tells apart runs in which
     // a term was led from runs in which it was not (with both, 5,064 without
-    // `collect_stale_requests`):
-    assert_eq!(unique, 2_919);
+    // `collect_stale_requests`); 2,919 before a crash and its recovery became one step
+    // (`restart_at_crash`), 5,064 then without `collect_stale_requests`:
+    assert_eq!(unique, 1_146);
     let keeping = RaftModelCfg {
         collect_stale_requests: false,
         ..RaftModelCfg::ci_reelect()
     };
-    assert_eq!(exhaustive(keeping, 1).1, 5_064);
+    assert_eq!(exhaustive(keeping, 1).1, 2_142);
 }
 
 /// `ci_crash_snapshots`: terms ≤ 1, logs ≤ 1, one crash, snapshots: restart from a snapshot.
@@ -203,8 +205,9 @@ fn ci_crash_snapshots_config_is_exhaustive_and_safe() {
     let (found, unique) = exhaustive(RaftModelCfg::ci_crash_snapshots(), 1);
     assert!(found.contains(&"follower installs a snapshot"), "{found:?}");
     // 38,177 before `forget_on_crash`; 20,374 before `merge_equivalent_messages`, 20,375
-    // before AppendEntries a follower already holds joined its classes.
-    assert_eq!(unique, 11_172);
+    // before AppendEntries a follower already holds joined its classes; 11,172 before a
+    // crash and its recovery became one step (`restart_at_crash`).
+    assert_eq!(unique, 4_935);
 }
 
 /// `ci_terms2`: a leader change with log entries (terms ≤ 2, logs ≤ 1, one crash): a
@@ -222,8 +225,9 @@ fn ci_terms2_config_is_exhaustive_and_safe() {
     assert!(found.contains(&"new leader after crash"), "{found:?}");
     // 325,441 before `forget_on_crash`; 187,861 before `collect_stale_requests` (the same
     // search with `--keep-stale-requests` still keeps 187,861); 74,462 before
-    // `merge_equivalent_messages`, 51,134 before it classed AppendEntries a follower holds.
-    assert_eq!(unique, 45_043);
+    // `merge_equivalent_messages`, 51,134 before it classed AppendEntries a follower holds;
+    // 45,043 before a crash and its recovery became one step (`restart_at_crash`).
+    assert_eq!(unique, 19_191);
 }
 
 /// `ci_terms2_snapshots`: `ci_terms2` with snapshots (terms ≤ 2, logs ≤ 1, one crash): a
@@ -242,8 +246,9 @@ fn ci_terms2_snapshots_config_is_exhaustive_and_safe() {
         assert!(found.contains(&p), "{p}: {found:?}");
     }
     // 340,774 before `merge_equivalent_messages`, 215,471 before it classed AppendEntries a
-    // follower already holds.
-    assert_eq!(unique, 172_387);
+    // follower already holds; 172,387 before a crash and its recovery became one step
+    // (`restart_at_crash`).
+    assert_eq!(unique, 76_194);
 }
 
 /// The deep target: terms ≤ 2, logs ≤ 2, snapshots, one crash. Every kind of progress has an
@@ -632,6 +637,11 @@ fn equivalent_message_merging_keeps_every_server_state() {
 #[test]
 fn forgetting_on_crash_keeps_every_state_up_to_lost_memory() {
     for cfg in small_configs().into_iter().filter(|c| c.max_crashes > 0) {
+        // Forgetting is about down servers, so crash and recovery are two steps here.
+        let cfg = RaftModelCfg {
+            restart_at_crash: false,
+            ..cfg
+        };
         let plain = RaftModelCfg {
             symmetry: false,
             covering: false,
@@ -665,23 +675,92 @@ fn forgetting_on_crash_keeps_every_state_up_to_lost_memory() {
     }
 }
 
+/// Restarting a server at its crash, in one step, merges states but loses none: the
+/// reachable states with crash and recovery as two steps, each with its down servers
+/// restarted, are exactly the reachable states with one `Restart` step — up to the ghost
+/// `crashed_leading`, which marks a restarted leader until its next step with the reduction
+/// and a down one without — and every property has the same verdict (small configurations
+/// with a crash, one with a seeded bug whose disk differs from memory, one with two servers
+/// and snapshots).
+#[test]
+fn restarting_at_crash_keeps_every_state_up_to_downtime() {
+    let unflagged = |s: &RaftState| {
+        let mut s = s.clone();
+        for server in &mut s.servers {
+            if server.crashed_leading {
+                let mut up = (***server).clone();
+                up.crashed_leading = false;
+                *server = std::sync::Arc::new(raft::state::Hashed::new(up));
+            }
+        }
+        s
+    };
+    for cfg in small_configs().into_iter().filter(|c| c.max_crashes > 0) {
+        let plain = RaftModelCfg {
+            symmetry: false,
+            covering: false,
+            ..cfg.clone()
+        };
+        let two_steps = RaftModelCfg {
+            restart_at_crash: false,
+            ..plain.clone()
+        };
+        let model = two_steps.clone().into_model();
+        let with = reachable(&plain);
+        let without = reachable(&two_steps);
+        assert!(with.iter().all(|s| s.down() == 0), "no server is ever down");
+        let a: HashSet<RaftState> = with.iter().map(unflagged).collect();
+        let b: HashSet<RaftState> = without
+            .iter()
+            .map(|s| unflagged(&model.restarted(s)))
+            .collect();
+        println!(
+            "{cfg:?}: {} states restarting at the crash, {} with a down interval",
+            with.len(),
+            without.len()
+        );
+        assert!(with.len() < without.len(), "restarting merges states");
+        let (only_a, only_b) = (a.difference(&b).count(), b.difference(&a).count());
+        assert_eq!((only_a, only_b), (0, 0), "the same states up to downtime");
+        assert_eq!(
+            verdicts(&cfg, &explored(&cfg).1),
+            verdicts(&two_steps, &explored(&two_steps).1)
+        );
+    }
+}
+
 /// The canonical key assembled from cached renamed hashes (`symmetry::canonical_key`, what
 /// the search uses) is bit for bit the key of the canonical representative built by renaming
 /// whole states (`symmetry::canonical`), on every reachable state of the small configurations
-/// (with and without covering's split key; a crash, a seeded bug whose disk differs, two
+/// (with and without covering's split key; a crash, with and without a down interval, a
+/// seeded bug whose disk differs, two
 /// servers) and along a walk at the deep bounds with snapshots and a crash.
 #[test]
 fn assembled_keys_equal_renamed_states_keys() {
     let mut states = Vec::new();
     for cfg in small_configs() {
-        states.extend(reachable(&RaftModelCfg {
-            symmetry: false,
-            covering: false,
-            ..cfg
-        }));
+        // Down servers too: crash and recovery as two steps where there are crashes.
+        let variants: &[bool] = if cfg.max_crashes > 0 {
+            &[true, false]
+        } else {
+            &[true]
+        };
+        for &restart_at_crash in variants {
+            states.extend(reachable(&RaftModelCfg {
+                symmetry: false,
+                covering: false,
+                restart_at_crash,
+                ..cfg.clone()
+            }));
+        }
     }
-    let mut w = Walk::new(RaftModelCfg::deep());
+    // A down server too: crash and recovery as two steps.
+    let mut w = Walk::new(RaftModelCfg {
+        restart_at_crash: false,
+        ..RaftModelCfg::deep()
+    });
     w.elect(0, 1).commit_one(0, 1).compact(0).crash(2);
+    assert!(w.state.servers[2].down);
     states.push(w.state.clone());
     for s in &states {
         for covering in [false, true] {
@@ -697,7 +776,10 @@ fn assembled_keys_equal_renamed_states_keys() {
 /// Keys never mix a state's naming: renaming a state by any permutation gives the same key.
 #[test]
 fn keys_are_invariant_under_renaming() {
-    let cfg = RaftModelCfg::deep();
+    let cfg = RaftModelCfg {
+        restart_at_crash: false,
+        ..RaftModelCfg::deep()
+    };
     let model = cfg.clone().into_model();
     let mut w = Walk::new(cfg);
     w.elect(0, 1).commit_one(0, 1).compact(0).crash(2);

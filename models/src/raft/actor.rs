@@ -245,15 +245,18 @@ pub fn step(state: &mut RaftState, i: usize, input: Input) {
     };
     let me = raft.id();
     let (timers, service, sent) = (env.timers, env.service, env.sent);
-    let server = Server {
+    let mut server = Server {
         raft,
         disk,
         timers,
         down: false,
-        crashed_leading: false,
+        crashed_leading: before.crashed_leading,
         service,
     };
     if server != **before {
+        // A restarted leader's mark lasts until a step of its own changes it (see
+        // `RaftModel::restart`).
+        server.crashed_leading = false;
         state.servers[i] = Arc::new(Hashed::new(server));
     }
     for (dst, msg) in sent {

@@ -131,6 +131,12 @@ pub struct RaftModelCfg {
     /// down server held in memory are one state (see `RaftModel::crash`; on by default, off
     /// only to compare).
     pub forget_on_crash: bool,
+    /// A crash and the recovery are one step, `Restart`: the server restarts from its disk
+    /// at once, and the time it would stay down is time it takes no input. No state has a
+    /// down server, and `max_crashes` only says whether servers crash (see
+    /// `RaftModel::restart`; on by default, off only to compare, and off whenever
+    /// `forget_on_crash` is, which is about down servers).
+    pub restart_at_crash: bool,
     /// Bounds on behaviour (none by default): each removes behaviours from the model, so a
     /// search with them is an under-approximation — a violation it finds is real, a pass
     /// says nothing about what they cut (see [`Limits`]).
@@ -221,14 +227,16 @@ impl RaftModelCfg {
             symmetry: true,
             covering: true,
             forget_on_crash: true,
+            restart_at_crash: true,
             limits: Limits::NONE,
         }
     }
 
     /// The second exhaustive CI configuration: [`RaftModelCfg::ci`] with one crash (and
     /// recovery from storage) instead of snapshots — terms ≤ 1, logs ≤ 1 entry, duplicating
-    /// network (2,462 states kept, 6,976 without `forget_on_crash`; 366,876 distinct states without
-    /// symmetry, covering and forgetting).
+    /// network (1,110 states kept; 2,462 with a down interval, `restart_at_crash` off, 6,976
+    /// without `forget_on_crash` too; 366,876 distinct states without symmetry, covering,
+    /// forgetting and restarting at the crash).
     pub fn ci_crash() -> RaftModelCfg {
         RaftModelCfg {
             max_crashes: 1,
@@ -239,9 +247,10 @@ impl RaftModelCfg {
 
     /// The deepest exhaustive CI configuration with logs: [`RaftModelCfg::ci`] with one crash
     /// *and* snapshots, so a server may restart from a snapshot — terms ≤ 1, logs ≤ 1 entry,
-    /// duplicating network (11,172 states kept, 38,177 without `forget_on_crash`; 3,304,512
-    /// distinct states without symmetry, covering and forgetting). Its paths include those of `ci` and `ci_crash`,
-    /// which stay as fast first checks.
+    /// duplicating network (4,935 states kept; 11,172 without `restart_at_crash`, 38,177
+    /// without `forget_on_crash` too; 3,304,512 distinct states without symmetry, covering,
+    /// forgetting and restarting at the crash). Its paths include those of `ci` and
+    /// `ci_crash`, which stay as fast first checks.
     pub fn ci_crash_snapshots() -> RaftModelCfg {
         RaftModelCfg {
             max_crashes: 1,
@@ -251,9 +260,9 @@ impl RaftModelCfg {
 
     /// The third exhaustive CI configuration: elections only — two terms, one crash, empty
     /// logs, duplicating network — deep enough for a leader to crash and another to be
-    /// elected in the next term (2,919 states kept; 5,064 without `collect_stale_requests`,
-    /// 5,635 without `forget_on_crash` too; 237,032 distinct states without symmetry,
-    /// covering and forgetting).
+    /// elected in the next term (1,146 states kept; 2,919 without `restart_at_crash`, 5,064
+    /// without `collect_stale_requests` too, 5,635 without `forget_on_crash` as well; 237,032
+    /// distinct states without symmetry, covering, forgetting and restarting at the crash).
     pub fn ci_reelect() -> RaftModelCfg {
         RaftModelCfg {
             max_term: 2,
@@ -267,10 +276,10 @@ impl RaftModelCfg {
     /// A leader change *with* log entries: terms ≤ 2, logs ≤ 1 entry, one crash with
     /// recovery, no snapshots, duplicating network — so conflicting entries are truncated,
     /// votes compare logs (§5.4.1) and a second leader replicates over a first one's entries
-    /// (45,043 states kept by a one-thread DFS, about 2 s of CPU; 74,462 without
-    /// `merge_equivalent_messages`; 187,861 without
-    /// `collect_stale_requests`, 325,441 without `forget_on_crash` too; unfinished after 7.9M
-    /// states before symmetry and covering).
+    /// (19,191 states kept by a one-thread DFS, about 1 s of CPU; 45,043 without
+    /// `restart_at_crash`, 74,462 without `merge_equivalent_messages` too; 187,861 without
+    /// `collect_stale_requests` as well, 325,441 without `forget_on_crash` too; unfinished
+    /// after 7.9M states before symmetry and covering).
     pub fn ci_terms2() -> RaftModelCfg {
         RaftModelCfg {
             max_term: 2,
@@ -283,10 +292,10 @@ impl RaftModelCfg {
     /// A leader change with log entries *and* snapshots: [`RaftModelCfg::ci_terms2`] with
     /// compaction — terms ≤ 2, logs ≤ 1 entry, one crash with recovery, snapshots,
     /// duplicating network — so a second leader sends a snapshot to a follower that missed
-    /// the entry, and a server restarts from a snapshot after a leader change (172,387 states
-    /// kept by a one-thread DFS, about 11 s of CPU; 340,774 without `merge_equivalent_messages`).
-    /// Its paths include those of `ci_terms2`,
-    /// which stays as a fast first check.
+    /// the entry, and a server restarts from a snapshot after a leader change (76,194 states
+    /// kept by a one-thread DFS, about 4.5 s of CPU; 172,387 without `restart_at_crash`,
+    /// 340,774 without `merge_equivalent_messages` too). Its paths include those of
+    /// `ci_terms2`, which stays as a fast first check.
     pub fn ci_terms2_snapshots() -> RaftModelCfg {
         RaftModelCfg {
             compaction: true,

@@ -8,7 +8,8 @@
 //!
 //! ## What is modelled
 //!
-//! * **Servers.** Each [`Server`] is a `Raft<u8>`, its set timers, whether it is down, the
+//! * **Servers.** Each [`Server`] is a `Raft<u8>`, its set timers, whether it is down (only
+//!   with `restart_at_crash` off), the
 //!   service's applied commands, and what its disk holds when that differs from the core's
 //!   `durable()` (only under a seeded bug that skips a write). The adapter ([`actor`]) makes no
 //!   protocol decision: it feeds one input to the core and carries out the `Ready` through the
@@ -17,9 +18,12 @@
 //!   timer may fire at any moment), then applies into the service.
 //! * **Crash and recover.** A crash keeps only the disk. Recovery restarts the core with
 //!   `Raft::new(config, disk)`, so a seeded bug that forgets to persist (`vote-not-persisted`)
-//!   really loses the write. The down server's core is that restarted core from the crash on
-//!   (`forget_on_crash`: its lost memory would only split states), so properties read a
-//!   crashed server as its disk has it.
+//!   really loses the write. The two are one step, `Restart` (`restart_at_crash`): a down
+//!   server is, to everyone else, a server that takes no input, and messages to it wait in
+//!   the network either way, so the time it would stay down is time it is not scheduled
+//!   (`RaftModel::restart`). With that off, a crash and the recovery are two steps; the down
+//!   server's core is the restarted core from the crash on (`forget_on_crash`: its lost
+//!   memory would only split states), so properties read a crashed server as its disk has it.
 //! * **Clients and the service.** `Propose` asks a leader to `propose` one command (its term
 //!   and id) while its log is shorter than `max_log`; `Compact` asks a server that applied
 //!   entries beyond its snapshot to `snapshot(applied, data)`, where `data` is the applied
@@ -52,7 +56,9 @@
 //! Bounds are on the state, never on path depth (a depth bound makes DFS incomplete): every
 //! server's term ≤ `max_term` ([`RaftModelCfg::within_boundary`]); a leader proposes only while
 //! its log is shorter than `max_log`, so every log holds ≤ `max_log` entries and the number of
-//! proposals is ≤ `max_term × max_log`; at most `max_crashes` servers are down at once.
+//! proposals is ≤ `max_term × max_log`; servers crash only if `max_crashes` ≥ 1 (with a down
+//! interval, `restart_at_crash` off: at most `max_crashes` servers are down at once — the same
+//! runs, since servers down together are servers restarted one after another and kept idle).
 //!
 //! [`Limits`] (none by default; `aver check raft --max-campaigns N --max-heartbeats N
 //! --max-proposals N --one-candidate`) bound what a run *does* instead: budgets of election

@@ -40,6 +40,9 @@ pub enum RaftAction {
     Crash(NodeId),
     /// A crashed server restarts from its disk.
     Recover(NodeId),
+    /// A running server crashes and restarts from its disk in one step (with
+    /// `restart_at_crash`, instead of `Crash` and `Recover`; see `RaftModel::restart`).
+    Restart(NodeId),
 }
 
 impl fmt::Debug for RaftAction {
@@ -52,6 +55,7 @@ impl fmt::Debug for RaftAction {
             RaftAction::Compact(n) => write!(f, "{n} compact"),
             RaftAction::Crash(n) => write!(f, "{n} crash"),
             RaftAction::Recover(n) => write!(f, "{n} recover"),
+            RaftAction::Restart(n) => write!(f, "{n} restart"),
         }
     }
 }
@@ -66,7 +70,8 @@ impl RaftAction {
             | RaftAction::Propose(n)
             | RaftAction::Compact(n)
             | RaftAction::Crash(n)
-            | RaftAction::Recover(n) => Some(*n),
+            | RaftAction::Recover(n)
+            | RaftAction::Restart(n) => Some(*n),
         }
     }
 }
@@ -101,6 +106,11 @@ impl RaftModel {
                 && cfg.bugs == Bugs::NONE,
         });
         RaftModel { cfg, shared }
+    }
+
+    /// Whether a crash is modelled as one `Restart` step (see [`RaftModel::restart`]).
+    fn restarts(&self) -> bool {
+        self.cfg.restart_at_crash && self.cfg.forget_on_crash && self.cfg.max_crashes > 0
     }
 
     /// The properties this model checks: all of [`PROPERTIES`], but without the servers' own
@@ -149,7 +159,9 @@ impl RaftModel {
         if self.cfg.compaction && s.raft.applied_index() > s.raft.log().base().index {
             out.push(RaftAction::Compact(id));
         }
-        if crashes_left {
+        if self.restarts() {
+            out.push(RaftAction::Restart(id));
+        } else if crashes_left {
             out.push(RaftAction::Crash(id));
         }
         debug_assert_eq!(i, id.0 as usize);
@@ -248,6 +260,51 @@ impl RaftModel {
         }
     }
 
+    /// Crashes server `i` and restarts it from its disk in one step (`restart_at_crash`).
+    ///
+    /// A down server takes no input and its timers do not fire, but nothing else in the
+    /// model depends on it being down: messages to it stay in the network (every network
+    /// kind keeps them until delivered or dropped), properties read it as it will come back,
+    /// and the dead-message rules and delivery classes read its restart core. So a server
+    /// down from one step to a later one behaves exactly like one restarted at the first
+    /// step and given no input until the second — in an asynchronous model a down server
+    /// is a slow one. The states where a server is down are therefore not needed: each has
+    /// the same futures as its restarted twin, which the search reaches instead, and the
+    /// two model the same runs whatever the bound on servers down at once (`max_crashes` ≥ 1;
+    /// servers down together are servers restarted one after the other and kept idle).
+    /// What remains of the down interval is `crashed_leading`, the ghost the `sometimes`
+    /// property "new leader after crash" reads: set when a leader restarts, it lasts until
+    /// the server's own next step that changes it (`actor::step`). The test
+    /// suite compares reachable states and verdicts with the reduction off.
+    fn restart(&self, state: &mut RaftState, i: usize) {
+        let s = &state.servers[i];
+        let crashed_leading = s.raft.is_leader() || s.crashed_leading;
+        let disk = s.disk().clone();
+        actor::start(state, i, &self.shared.configs[i], disk);
+        if crashed_leading {
+            let mut up = (**state.servers[i]).clone();
+            up.crashed_leading = true;
+            state.servers[i] = Arc::new(super::state::Hashed::new(up));
+        }
+    }
+
+    /// `state` with every down server restarted (as `Recover` does, its `crashed_leading`
+    /// kept), for comparing the search with `restart_at_crash` to the one without.
+    pub fn restarted(&self, state: &RaftState) -> RaftState {
+        let mut out = state.clone();
+        for i in 0..out.servers.len() {
+            if out.servers[i].down {
+                let crashed_leading = out.servers[i].crashed_leading;
+                self.apply(&mut out, RaftAction::Recover(NodeId(i as u32)));
+                let mut up = (**out.servers[i]).clone();
+                up.crashed_leading = crashed_leading;
+                out.servers[i] = Arc::new(super::state::Hashed::new(up));
+                self.collect_dead_messages(&mut out, NodeId(i as u32));
+            }
+        }
+        out
+    }
+
     /// Replaces down server `i`'s core by the one it restarts with (see [`RaftModel::crash`]).
     fn forget(&self, state: &mut RaftState, i: usize) {
         let before = Arc::clone(&state.servers[i]);
@@ -294,6 +351,7 @@ impl RaftModel {
                 let disk = state.servers[i].disk().clone();
                 actor::start(state, i, &self.shared.configs[i], disk);
             }
+            RaftAction::Restart(n) => self.restart(state, n.0 as usize),
         }
     }
 }

@@ -125,6 +125,7 @@ fn describe_action(action: &RaftAction) -> (String, String) {
         RaftAction::Compact(n) => (n.to_string(), "the service snapshots".into()),
         RaftAction::Crash(n) => (n.to_string(), "crash".into()),
         RaftAction::Recover(n) => (n.to_string(), "recover from its disk".into()),
+        RaftAction::Restart(n) => (n.to_string(), "crash, restart from its disk".into()),
     }
 }
 

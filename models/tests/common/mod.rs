@@ -67,11 +67,18 @@ impl Walk {
         })
     }
 
+    /// `i` crashes: with `restart_at_crash` (the default) it restarts from its disk in the
+    /// same step, and [`Walk::recover`] takes no step.
     pub fn crash(&mut self, i: usize) -> &mut Walk {
-        self.take(&format!("crash n{i}"), |a| *a == RaftAction::Crash(n(i)))
+        self.take(&format!("crash n{i}"), |a| {
+            *a == RaftAction::Crash(n(i)) || *a == RaftAction::Restart(n(i))
+        })
     }
 
     pub fn recover(&mut self, i: usize) -> &mut Walk {
+        if !self.state.servers[i].down {
+            return self;
+        }
         self.take(&format!("recover n{i}"), |a| {
             *a == RaftAction::Recover(n(i))
         })

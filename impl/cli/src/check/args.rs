@@ -115,6 +115,11 @@ pub struct Bounds {
     /// state counts).
     #[arg(long)]
     pub no_forget_on_crash: bool,
+    /// Model a crash and the recovery as two steps with the server down in between, instead
+    /// of one step that restarts it from its disk (turns off a sound reduction; for
+    /// comparing state counts). `--no-forget-on-crash` implies it.
+    #[arg(long)]
+    pub no_restart_at_crash: bool,
     /// Turn off the servers' own step and node checks (RAFT-2, 6, 8, 9, 10), so only what a
     /// user would lose can fail: RAFT-1, 3, 4, 5, 7 and the apply stream's RAFT-A1, A2.
     #[arg(long)]
@@ -185,6 +190,8 @@ impl Bounds {
             (self.keep_equivalent_messages, " --keep-equivalent-messages"),
             (self.no_symmetry, " --no-symmetry"),
             (self.no_covering, " --no-covering"),
+            (self.no_forget_on_crash, " --no-forget-on-crash"),
+            (self.no_restart_at_crash, " --no-restart-at-crash"),
             (self.no_step_checks, " --no-step-checks"),
             (self.one_candidate, " --one-candidate"),
         ];
@@ -246,6 +253,7 @@ impl Bounds {
         cfg.symmetry &= !self.no_symmetry;
         cfg.covering &= !self.no_covering;
         cfg.forget_on_crash &= !self.no_forget_on_crash;
+        cfg.restart_at_crash &= !self.no_restart_at_crash && !self.no_forget_on_crash;
         cfg.step_checks &= !self.no_step_checks;
         let limits = &mut cfg.limits;
         limits.campaigns = self.max_campaigns.or(limits.campaigns);

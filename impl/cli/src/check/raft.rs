@@ -96,6 +96,7 @@ fn describe_cfg(cfg: &RaftModelCfg) -> String {
             (!cfg.step_checks, " no-step-checks"),
             (!cfg.covering, " no-covering"),
             (!cfg.forget_on_crash, " no-forget-on-crash"),
+            (!cfg.restart_at_crash, " no-restart-at-crash"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -341,9 +342,10 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
 }
 
 /// The reductions `aver bench check --compare` switches off one at a time, by flag.
-const REDUCTIONS: [&str; 6] = [
+const REDUCTIONS: [&str; 7] = [
     "--no-symmetry",
     "--no-covering",
+    "--no-restart-at-crash",
     "--no-forget-on-crash",
     "--keep-dead-messages",
     "--keep-stale-requests",

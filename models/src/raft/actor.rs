@@ -214,7 +214,10 @@ pub fn step(state: &mut RaftState, i: usize, input: Input) {
         env.fault(PANIC, detail);
         return;
     }
-    let raft = driver.into_core();
+    let mut raft = driver.into_core();
+    if state.shared.forget_leader_hint {
+        raft.forget_leader_hint();
+    }
     let mut events = 0;
     if env.entries_applied && !raft.is_leader() {
         events |= Events::FOLLOWER_APPLIED;

@@ -137,6 +137,12 @@ pub struct RaftModelCfg {
     /// `RaftModel::restart`; on by default, off only to compare, and off whenever
     /// `forget_on_crash` is, which is about down servers).
     pub restart_at_crash: bool,
+    /// Servers forget the leader hint after every input (`Raft::forget_leader_hint`): it only
+    /// answers a client that asks a server that does not lead, which the model's clients
+    /// never do (`Propose` goes to leaders), and no protocol decision reads it, so states
+    /// that differ only in it have the same futures and the same verdicts (on by default,
+    /// off only to compare).
+    pub forget_leader_hint: bool,
     /// Bounds on behaviour (none by default): each removes behaviours from the model, so a
     /// search with them is an under-approximation — a violation it finds is real, a pass
     /// says nothing about what they cut (see [`Limits`]).
@@ -206,8 +212,9 @@ impl Limits {
 
 impl RaftModelCfg {
     /// The exhaustive CI configuration: 3 servers, duplicating network, snapshots, terms ≤ 1,
-    /// logs ≤ 1 entry, no crashes (1,163 states kept by a one-thread DFS with every reduction,
-    /// under a second; 232,988 distinct states without symmetry and covering, 1,965,698 without
+    /// logs ≤ 1 entry, no crashes (517 states kept by a one-thread DFS with every reduction,
+    /// under a second; 1,163 before servers forgot the leader hint and passed over conflicts
+    /// at the recorded match; 232,988 distinct states without symmetry and covering, 1,965,698 without
     /// dead-message collection too). [`RaftModelCfg::ci_crash`] adds crashes;
     /// [`RaftModelCfg::ci_terms2`] two terms with entries and a crash;
     /// [`RaftModelCfg::ci_terms2_snapshots`] snapshots too.
@@ -228,13 +235,15 @@ impl RaftModelCfg {
             covering: true,
             forget_on_crash: true,
             restart_at_crash: true,
+            forget_leader_hint: true,
             limits: Limits::NONE,
         }
     }
 
     /// The second exhaustive CI configuration: [`RaftModelCfg::ci`] with one crash (and
     /// recovery from storage) instead of snapshots — terms ≤ 1, logs ≤ 1 entry, duplicating
-    /// network (1,110 states kept; 2,462 with a down interval, `restart_at_crash` off, 6,976
+    /// network (233 states kept; 1,110 before the leader hint and the stale conflict, 2,462
+    /// then with a down interval, `restart_at_crash` off, 6,976
     /// without `forget_on_crash` too; 366,876 distinct states without symmetry, covering,
     /// forgetting and restarting at the crash).
     pub fn ci_crash() -> RaftModelCfg {
@@ -245,9 +254,10 @@ impl RaftModelCfg {
         }
     }
 
-    /// The deepest exhaustive CI configuration with logs: [`RaftModelCfg::ci`] with one crash
+    /// An exhaustive CI configuration with logs: [`RaftModelCfg::ci`] with one crash
     /// *and* snapshots, so a server may restart from a snapshot — terms ≤ 1, logs ≤ 1 entry,
-    /// duplicating network (4,935 states kept; 11,172 without `restart_at_crash`, 38,177
+    /// duplicating network (700 states kept; 4,935 before the leader hint and the stale
+    /// conflict, 11,172 then without `restart_at_crash`, 38,177
     /// without `forget_on_crash` too; 3,304,512 distinct states without symmetry, covering,
     /// forgetting and restarting at the crash). Its paths include those of `ci` and
     /// `ci_crash`, which stay as fast first checks.
@@ -260,7 +270,8 @@ impl RaftModelCfg {
 
     /// The third exhaustive CI configuration: elections only — two terms, one crash, empty
     /// logs, duplicating network — deep enough for a leader to crash and another to be
-    /// elected in the next term (1,146 states kept; 2,919 without `restart_at_crash`, 5,064
+    /// elected in the next term (618 states kept; 1,146 before the leader hint and the stale
+    /// conflict, 2,919 then without `restart_at_crash`, 5,064
     /// without `collect_stale_requests` too, 5,635 without `forget_on_crash` as well; 237,032
     /// distinct states without symmetry, covering, forgetting and restarting at the crash).
     pub fn ci_reelect() -> RaftModelCfg {
@@ -276,8 +287,9 @@ impl RaftModelCfg {
     /// A leader change *with* log entries: terms ≤ 2, logs ≤ 1 entry, one crash with
     /// recovery, no snapshots, duplicating network — so conflicting entries are truncated,
     /// votes compare logs (§5.4.1) and a second leader replicates over a first one's entries
-    /// (19,191 states kept by a one-thread DFS, about 1 s of CPU; 45,043 without
-    /// `restart_at_crash`, 74,462 without `merge_equivalent_messages` too; 187,861 without
+    /// (6,393 states kept by a one-thread DFS, about 0.4 s of CPU; 19,191 before servers forgot
+    /// the leader hint and passed over conflicts at the recorded match, 45,043 without
+    /// `restart_at_crash` too, 74,462 without `merge_equivalent_messages` as well; 187,861 without
     /// `collect_stale_requests` as well, 325,441 without `forget_on_crash` too; unfinished
     /// after 7.9M states before symmetry and covering).
     pub fn ci_terms2() -> RaftModelCfg {
@@ -292,10 +304,11 @@ impl RaftModelCfg {
     /// A leader change with log entries *and* snapshots: [`RaftModelCfg::ci_terms2`] with
     /// compaction — terms ≤ 2, logs ≤ 1 entry, one crash with recovery, snapshots,
     /// duplicating network — so a second leader sends a snapshot to a follower that missed
-    /// the entry, and a server restarts from a snapshot after a leader change (76,194 states
-    /// kept by a one-thread DFS, about 4.5 s of CPU; 172,387 without `restart_at_crash`,
-    /// 340,774 without `merge_equivalent_messages` too). Its paths include those of
-    /// `ci_terms2`, which stays as a fast first check.
+    /// the entry, and a server restarts from a snapshot after a leader change (19,701 states
+    /// kept by a one-thread DFS, about 1 s of CPU; 76,194 before servers forgot the leader
+    /// hint and passed over conflicts at the recorded match, 172,387 without
+    /// `restart_at_crash` too, 340,774 without `merge_equivalent_messages` as well). Its paths
+    /// include those of `ci_terms2`, which stays as a fast first check.
     pub fn ci_terms2_snapshots() -> RaftModelCfg {
         RaftModelCfg {
             compaction: true,
@@ -303,13 +316,14 @@ impl RaftModelCfg {
         }
     }
 
-    /// The target of deep exhaustive search: two terms of elections with two-entry logs,
-    /// snapshots and one crash with recovery — 3 servers, terms ≤ 2, logs ≤ 2 entries,
-    /// duplicating network (`aver check raft --max-term 2 --max-log 2 --crashes 1`). Beyond CI's
-    /// budget, so it is not in `aver check`: a two-thread DFS with every reduction had kept over 9.8
-    /// million states without finishing (specs/bugs.md). Every kind of progress is reachable: a second leader replicates
-    /// over a first one's entries, a follower truncates them, a leader backs up by the
-    /// conflict hint, an entry of term 1 commits in term 2, a follower installs a snapshot.
+    /// The deepest configuration `aver check` runs: two terms of elections with two-entry
+    /// logs, snapshots and one crash with recovery — 3 servers, terms ≤ 2, logs ≤ 2 entries,
+    /// duplicating network (`aver check raft --max-term 2 --max-log 2 --crashes 1`; 1,603,774
+    /// states kept by a two-thread DFS with every reduction, about 90 s on 2 cores; see
+    /// specs/bugs.md for how it came within reach). Every kind of progress is reachable: a
+    /// second leader replicates over a first one's entries, a follower truncates them, a
+    /// leader backs up by the conflict hint, an entry of term 1 commits in term 2, a follower
+    /// installs a snapshot.
     pub fn terms2_logs2() -> RaftModelCfg {
         RaftModelCfg {
             max_term: 2,
@@ -338,6 +352,7 @@ impl RaftModelCfg {
             ("ci_crash_snapshots", RaftModelCfg::ci_crash_snapshots()),
             ("ci_terms2", RaftModelCfg::ci_terms2()),
             ("ci_terms2_snapshots", RaftModelCfg::ci_terms2_snapshots()),
+            ("terms2_logs2", RaftModelCfg::terms2_logs2()),
         ]
     }
 

@@ -104,6 +104,7 @@ impl RaftModel {
                 && cfg.covering
                 && cfg.network.duplicating()
                 && cfg.bugs == Bugs::NONE,
+            forget_leader_hint: cfg.forget_leader_hint,
         });
         RaftModel { cfg, shared }
     }

@@ -293,6 +293,9 @@ pub struct Shared {
     /// Whether messages whose deliveries have the same effect forever are one message to the
     /// search (see [`RaftState::delivery_classes`]).
     pub merge_equivalent: bool,
+    /// Whether servers forget the leader hint after every input (see
+    /// `RaftModelCfg::forget_leader_hint`).
+    pub forget_leader_hint: bool,
 }
 
 /// One state of the Raft model.

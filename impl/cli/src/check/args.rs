@@ -57,7 +57,9 @@ pub struct Bounds {
     /// Longest log a leader appends to.
     #[arg(long)]
     pub max_log: Option<u64>,
-    /// Servers that may be crashed at the same time (each recovers from its storage).
+    /// Crashes, each with recovery from storage. raft: 0 for none; from 1, any server may
+    /// crash and restart at any step (with --no-restart-at-crash: how many may be down at
+    /// once). kv-dedup: restarts in a run.
     #[arg(long)]
     pub crashes: Option<usize>,
     /// Network. raft: reliable, lossy, duplicating, lossy-duplicating, ordered. kvsrv, lock:
@@ -120,6 +122,11 @@ pub struct Bounds {
     /// comparing state counts). `--no-forget-on-crash` implies it.
     #[arg(long)]
     pub no_restart_at_crash: bool,
+    /// Keep each server's leader hint (whom it last heard from as leader) in the state,
+    /// instead of forgetting it after every input: the model's clients ask only leaders, so
+    /// the hint is never read (turns off a sound reduction; for comparing state counts).
+    #[arg(long)]
+    pub keep_leader_hint: bool,
     /// Turn off the servers' own step and node checks (RAFT-2, 6, 8, 9, 10), so only what a
     /// user would lose can fail: RAFT-1, 3, 4, 5, 7 and the apply stream's RAFT-A1, A2.
     #[arg(long)]
@@ -192,6 +199,7 @@ impl Bounds {
             (self.no_covering, " --no-covering"),
             (self.no_forget_on_crash, " --no-forget-on-crash"),
             (self.no_restart_at_crash, " --no-restart-at-crash"),
+            (self.keep_leader_hint, " --keep-leader-hint"),
             (self.no_step_checks, " --no-step-checks"),
             (self.one_candidate, " --one-candidate"),
         ];
@@ -254,6 +262,7 @@ impl Bounds {
         cfg.covering &= !self.no_covering;
         cfg.forget_on_crash &= !self.no_forget_on_crash;
         cfg.restart_at_crash &= !self.no_restart_at_crash && !self.no_forget_on_crash;
+        cfg.forget_leader_hint &= !self.keep_leader_hint;
         cfg.step_checks &= !self.no_step_checks;
         let limits = &mut cfg.limits;
         limits.campaigns = self.max_campaigns.or(limits.campaigns);

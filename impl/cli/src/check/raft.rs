@@ -97,6 +97,7 @@ fn describe_cfg(cfg: &RaftModelCfg) -> String {
             (!cfg.covering, " no-covering"),
             (!cfg.forget_on_crash, " no-forget-on-crash"),
             (!cfg.restart_at_crash, " no-restart-at-crash"),
+            (!cfg.forget_leader_hint, " keep-leader-hint"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -342,7 +343,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
 }
 
 /// The reductions `aver bench check --compare` switches off one at a time, by flag.
-const REDUCTIONS: [&str; 7] = [
+const REDUCTIONS: [&str; 8] = [
     "--no-symmetry",
     "--no-covering",
     "--no-restart-at-crash",
@@ -350,6 +351,7 @@ const REDUCTIONS: [&str; 7] = [
     "--keep-dead-messages",
     "--keep-stale-requests",
     "--keep-equivalent-messages",
+    "--keep-leader-hint",
 ];
 
 /// `aver bench check --compare`: reruns this command (without `--compare`) once with every

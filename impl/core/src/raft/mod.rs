@@ -397,6 +397,14 @@ impl<C: Command> Raft<C> {
     pub fn leader_hint(&self) -> Option<NodeId> {
         self.leader
     }
+    /// Forgets the leader of the current term (as if it were not known). The hint only
+    /// answers a client that asked a server that does not lead (`NotLeader`); no protocol
+    /// decision reads it. A model checker whose clients ask only leaders calls this after
+    /// every input, so that states that differ only in whom a follower last heard from are
+    /// one state.
+    pub fn forget_leader_hint(&mut self) {
+        self.leader = None;
+    }
     /// Commit index.
     pub fn commit_index(&self) -> LogIndex {
         self.commit
@@ -439,8 +447,8 @@ impl<C: Command> Raft<C> {
     ///
     /// * an [`AppendResult::StaleTerm`] reply of the current term (with no read round): it
     ///   answers an earlier term's request, and `on_append_entries_reply` passes over it;
-    /// * an `AppendEntriesReply` of the current term to its leader that rejects an index
-    ///   below the follower's recorded match and acknowledges no newer read round: the
+    /// * an `AppendEntriesReply` of the current term to its leader that rejects an index at
+    ///   or below the follower's recorded match and acknowledges no newer read round: the
     ///   leader passes over such a conflict, and while it leads the term the recorded match
     ///   and read acknowledgment only grow (after, it never leads the term again).
     ///
@@ -480,7 +488,7 @@ impl<C: Command> Raft<C> {
                     return false;
                 };
                 matches!(m.result, AppendResult::Conflict { rejected_index, .. }
-                    if rejected_index < p.match_index)
+                    if rejected_index <= p.match_index)
                     && m.read_ctx <= p.read_ack
             }
             _ => false,

@@ -127,8 +127,12 @@ impl<C: Command> Raft<C> {
                 let Some(&p) = self.progress(from) else {
                     return;
                 };
-                if rejected_index < p.match_index || rejected_index >= p.next_index {
-                    return; // stale: we already know better
+                // Stale: the follower's log matches ours through `match_index`, so a rejection
+                // of a `prev_log_index` at or below it answers a request from before that
+                // match (as etcd's `MaybeDecrTo` reads it); one at or past `next_index`
+                // answers a request we have since moved past.
+                if rejected_index <= p.match_index || rejected_index >= p.next_index {
+                    return;
                 }
                 let log = &self.durable.log;
                 let hinted = match conflict_term {

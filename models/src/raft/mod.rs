@@ -15,7 +15,9 @@
 //!   protocol decision: it feeds one input to the core and carries out the `Ready` through the
 //!   runtime's shared `Driver` loop, in the contract's order — persist operations folded into
 //!   the disk with the core's own [`aver_core::raft::Durable::apply`], then messages, then timers (any set
-//!   timer may fire at any moment), then applies into the service.
+//!   timer may fire at any moment), then applies into the service. After every input the
+//!   server forgets its leader hint (`forget_leader_hint`): only a client that asks a
+//!   follower reads it, and the model's clients ask leaders.
 //! * **Crash and recover.** A crash keeps only the disk. Recovery restarts the core with
 //!   `Raft::new(config, disk)`, so a seeded bug that forgets to persist (`vote-not-persisted`)
 //!   really loses the write. The two are one step, `Restart` (`restart_at_crash`): a down

@@ -363,8 +363,10 @@ fn compare_reductions() -> anyhow::Result<u8> {
         .skip(1)
         .filter(|a| a != "--compare")
         .collect();
+    // One column wide enough for the longest flag, for the header and every row.
+    let width = REDUCTIONS.iter().map(|f| f.len()).max().unwrap_or(0);
     println!(
-        "{:<28} {:>10} {:>12} {:>9} {:>9} {:>9}",
+        "{:<width$} {:>10} {:>12} {:>9} {:>9} {:>9}",
         "reductions", "unique", "generated", "wall", "cpu", "peak-rss"
     );
     for off in std::iter::once(None).chain(REDUCTIONS.iter().map(Some)) {
@@ -386,7 +388,7 @@ fn compare_reductions() -> anyhow::Result<u8> {
         };
         let label = off.map_or("all on".to_string(), |f| f.to_string());
         println!(
-            "{label:<22} {:>10} {:>12} {:>9} {:>9} {:>9}",
+            "{label:<width$} {:>10} {:>12} {:>9} {:>9} {:>9}",
             field("unique="),
             field("states="),
             field("wall="),

@@ -653,6 +653,57 @@ fn equivalent_message_merging_keeps_every_server_state() {
     assert!(totals.0 < totals.1, "merging merges states: {totals:?}");
 }
 
+/// A reduction of the model is exact: with it (`cfg`, no reduction of the engine's) and without
+/// it (`off(cfg)`), the reachable states are the same once each side is mapped (`on_side` for
+/// the states with it, `off_side` for those without, which gets the model without it), and
+/// every property has the same verdict (with the engine's reductions on both sides). Returns
+/// the states reached with it, and how many were reached without it.
+fn assert_reduction_exact(
+    cfg: &RaftModelCfg,
+    off: impl Fn(RaftModelCfg) -> RaftModelCfg,
+    on_side: impl Fn(&RaftState) -> RaftState,
+    off_side: impl Fn(&raft::RaftModel, &RaftState) -> RaftState,
+    what: &str,
+) -> (Vec<RaftState>, usize) {
+    let plain = RaftModelCfg {
+        symmetry: false,
+        covering: false,
+        ..cfg.clone()
+    };
+    let plain_off = off(plain.clone());
+    let model_off = plain_off.clone().into_model();
+    let with = reachable(&plain);
+    let without = reachable(&plain_off);
+    let a: HashSet<RaftState> = with.iter().map(&on_side).collect();
+    let b: HashSet<RaftState> = without.iter().map(|s| off_side(&model_off, s)).collect();
+    println!(
+        "{cfg:?}: {} states with {what}, {} without",
+        with.len(),
+        without.len()
+    );
+    let (only_a, only_b) = (a.difference(&b).count(), b.difference(&a).count());
+    assert_eq!((only_a, only_b), (0, 0), "the same states, {what} aside");
+    let cfg_off = off(cfg.clone());
+    assert_eq!(
+        verdicts(cfg, &explored(cfg).1),
+        verdicts(&cfg_off, &explored(&cfg_off).1)
+    );
+    (with, without.len())
+}
+
+/// `s` with every server's `crashed_leading` ghost cleared.
+fn unflagged(s: &RaftState) -> RaftState {
+    let mut s = s.clone();
+    for server in &mut s.servers {
+        if server.crashed_leading {
+            let mut up = (***server).clone();
+            up.crashed_leading = false;
+            *server = std::sync::Arc::new(raft::state::Hashed::new(up));
+        }
+    }
+    s
+}
+
 /// Forgetting a crashed server's memory at the crash merges states but loses none: the
 /// reachable states without the reduction, each with its down servers' memory forgotten, are
 /// exactly the reachable states with it, and every property has the same verdict (small
@@ -665,36 +716,17 @@ fn forgetting_on_crash_keeps_every_state_up_to_lost_memory() {
             restart_at_crash: false,
             ..cfg
         };
-        let plain = RaftModelCfg {
-            symmetry: false,
-            covering: false,
-            ..cfg.clone()
-        };
-        let remembering = RaftModelCfg {
-            forget_on_crash: false,
-            ..plain.clone()
-        };
-        let model = remembering.clone().into_model();
-        let with = reachable(&plain);
-        let without = reachable(&remembering);
-        let a: HashSet<RaftState> = with.into_iter().collect();
-        let b: HashSet<RaftState> = without.iter().map(|s| model.forgotten(s)).collect();
-        println!(
-            "{cfg:?}: {} states forgetting, {} remembering",
-            a.len(),
-            without.len()
+        let (with, without) = assert_reduction_exact(
+            &cfg,
+            |c| RaftModelCfg {
+                forget_on_crash: false,
+                ..c
+            },
+            RaftState::clone,
+            |model, s| model.forgotten(s),
+            "a crashed server's memory forgotten",
         );
-        assert!(a.len() < without.len(), "forgetting merges states");
-        let (only_a, only_b) = (a.difference(&b).count(), b.difference(&a).count());
-        assert_eq!(
-            (only_a, only_b),
-            (0, 0),
-            "the same states up to lost memory"
-        );
-        assert_eq!(
-            verdicts(&cfg, &explored(&cfg).1),
-            verdicts(&remembering, &explored(&remembering).1)
-        );
+        assert!(with.len() < without, "forgetting merges states");
     }
 }
 
@@ -707,48 +739,19 @@ fn forgetting_on_crash_keeps_every_state_up_to_lost_memory() {
 /// and snapshots).
 #[test]
 fn restarting_at_crash_keeps_every_state_up_to_downtime() {
-    let unflagged = |s: &RaftState| {
-        let mut s = s.clone();
-        for server in &mut s.servers {
-            if server.crashed_leading {
-                let mut up = (***server).clone();
-                up.crashed_leading = false;
-                *server = std::sync::Arc::new(raft::state::Hashed::new(up));
-            }
-        }
-        s
-    };
     for cfg in small_configs().into_iter().filter(|c| c.max_crashes > 0) {
-        let plain = RaftModelCfg {
-            symmetry: false,
-            covering: false,
-            ..cfg.clone()
-        };
-        let two_steps = RaftModelCfg {
-            restart_at_crash: false,
-            ..plain.clone()
-        };
-        let model = two_steps.clone().into_model();
-        let with = reachable(&plain);
-        let without = reachable(&two_steps);
+        let (with, without) = assert_reduction_exact(
+            &cfg,
+            |c| RaftModelCfg {
+                restart_at_crash: false,
+                ..c
+            },
+            unflagged,
+            |model, s| unflagged(&model.restarted(s)),
+            "a crash and its recovery as one step",
+        );
         assert!(with.iter().all(|s| s.down() == 0), "no server is ever down");
-        let a: HashSet<RaftState> = with.iter().map(unflagged).collect();
-        let b: HashSet<RaftState> = without
-            .iter()
-            .map(|s| unflagged(&model.restarted(s)))
-            .collect();
-        println!(
-            "{cfg:?}: {} states restarting at the crash, {} with a down interval",
-            with.len(),
-            without.len()
-        );
-        assert!(with.len() < without.len(), "restarting merges states");
-        let (only_a, only_b) = (a.difference(&b).count(), b.difference(&a).count());
-        assert_eq!((only_a, only_b), (0, 0), "the same states up to downtime");
-        assert_eq!(
-            verdicts(&cfg, &explored(&cfg).1),
-            verdicts(&two_steps, &explored(&two_steps).1)
-        );
+        assert!(with.len() < without, "restarting merges states");
     }
 }
 
@@ -761,48 +764,29 @@ fn restarting_at_crash_keeps_every_state_up_to_downtime() {
 #[test]
 fn forgetting_the_leader_hint_keeps_every_state_up_to_the_hint() {
     let forgotten = |s: &RaftState| {
-        let mut s = s.clone();
+        let mut s = unflagged(s);
         for server in &mut s.servers {
             let mut up = (***server).clone();
             up.raft.forget_leader_hint();
-            up.crashed_leading = false;
             *server = std::sync::Arc::new(raft::state::Hashed::new(up));
         }
         s
     };
     let mut totals = (0, 0);
     for cfg in small_configs() {
-        let plain = RaftModelCfg {
-            symmetry: false,
-            covering: false,
-            ..cfg.clone()
-        };
-        let keeping = RaftModelCfg {
-            forget_leader_hint: false,
-            ..plain.clone()
-        };
-        let with = reachable(&plain);
-        let without = reachable(&keeping);
-        let a: HashSet<RaftState> = with.iter().map(forgotten).collect();
-        let b: HashSet<RaftState> = without.iter().map(forgotten).collect();
-        println!(
-            "{cfg:?}: {} states forgetting the hint, {} keeping it",
-            with.len(),
-            without.len()
+        let (with, without) = assert_reduction_exact(
+            &cfg,
+            |c| RaftModelCfg {
+                forget_leader_hint: false,
+                ..c
+            },
+            forgotten,
+            |_, s| forgotten(s),
+            "the leader hint forgotten",
         );
         // One term and no crash: every follower that hears from the leader also learns
-        // something else, so there is nothing to merge there.
-        totals = (totals.0 + with.len(), totals.1 + without.len());
-        let (only_a, only_b) = (a.difference(&b).count(), b.difference(&a).count());
-        assert_eq!((only_a, only_b), (0, 0), "the same states up to the hint");
-        let keeping = RaftModelCfg {
-            forget_leader_hint: false,
-            ..cfg.clone()
-        };
-        assert_eq!(
-            verdicts(&cfg, &explored(&cfg).1),
-            verdicts(&keeping, &explored(&keeping).1)
-        );
+        // something else, so there is nothing to merge there; the others merge.
+        totals = (totals.0 + with.len(), totals.1 + without);
     }
     assert!(totals.0 < totals.1, "forgetting merges states: {totals:?}");
 }
